@@ -128,8 +128,12 @@ int ig_req_respond(ig_req_t *req, int status, const ig_header_t *hdrs, size_t nh
 int ig_req_error(ig_req_t *req, int status, const char *reason, const char *msg,
                  const ig_header_t *hdrs, size_t nhdrs);
 
-/* Starts a streamed response. content_length < 0 means chunked (for
- * HTTP/1.1 clients) or close-delimited (HTTP/1.0). */
+/* Starts a streamed response. content_length >= 0 is sent as Content-Length;
+ * IG_REQ_CHUNKED uses chunked encoding (close-delimited for HTTP/1.0
+ * clients); IG_REQ_CLOSE_DELIMITED sends no framing and closes the
+ * connection after the body. */
+#define IG_REQ_CHUNKED (-1)
+#define IG_REQ_CLOSE_DELIMITED (-2)
 int ig_req_start(ig_req_t *req, int status, const ig_header_t *hdrs, size_t nhdrs,
                  int64_t content_length);
 

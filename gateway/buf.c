@@ -1,0 +1,201 @@
+/*
+ * buf.c: capped growing buffers and the allocation helpers that abort on
+ * out-of-memory (which is outside any configured cap, so not recoverable).
+ */
+#include "infergate/buf.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "infergate/error.h"
+
+static void oom(size_t n)
+{
+    fprintf(stderr, "{\"level\":\"error\",\"msg\":\"out of memory allocating %zu bytes\"}\n", n);
+    abort();
+}
+
+void *ig_xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        oom(n);
+    return p;
+}
+
+void *ig_xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        oom(n * size);
+    return p;
+}
+
+void *ig_xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q)
+        oom(n);
+    return q;
+}
+
+char *ig_xstrdup(const char *s)
+{
+    return ig_xstrndup(s, strlen(s));
+}
+
+char *ig_xstrndup(const char *s, size_t n)
+{
+    char *p = ig_xmalloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+void ig_buf_init(ig_buf_t *b, size_t max)
+{
+    b->base = NULL;
+    b->len = 0;
+    b->cap = 0;
+    b->max = max;
+}
+
+void ig_buf_dispose(ig_buf_t *b)
+{
+    free(b->base);
+    b->base = NULL;
+    b->len = 0;
+    b->cap = 0;
+}
+
+int ig_buf_reserve(ig_buf_t *b, size_t extra)
+{
+    if (extra > SIZE_MAX / 2 - b->len)
+        return IG_ETOOLARGE;
+    size_t need = b->len + extra;
+    if (b->max && need > b->max)
+        return IG_ETOOLARGE;
+    if (need + 1 <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need + 1)
+        cap *= 2;
+    if (b->max && cap > b->max + 1)
+        cap = b->max + 1;
+    b->base = ig_xrealloc(b->base, cap);
+    b->cap = cap;
+    return 0;
+}
+
+int ig_buf_append(ig_buf_t *b, const void *data, size_t len)
+{
+    int r = ig_buf_reserve(b, len);
+    if (r)
+        return r;
+    if (len)
+        memcpy(b->base + b->len, data, len);
+    b->len += len;
+    b->base[b->len] = '\0';
+    return 0;
+}
+
+int ig_buf_append_str(ig_buf_t *b, const char *s)
+{
+    return ig_buf_append(b, s, strlen(s));
+}
+
+int ig_buf_append_slice(ig_buf_t *b, ig_slice_t s)
+{
+    return ig_buf_append(b, s.base, s.len);
+}
+
+int ig_buf_vprintf(ig_buf_t *b, const char *fmt, va_list ap)
+{
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    if (n < 0)
+        return IG_EINVAL;
+    int r = ig_buf_reserve(b, (size_t)n);
+    if (r)
+        return r;
+    vsnprintf(b->base + b->len, (size_t)n + 1, fmt, ap);
+    b->len += (size_t)n;
+    return 0;
+}
+
+int ig_buf_printf(ig_buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int r = ig_buf_vprintf(b, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+int ig_buf_append_json_str(ig_buf_t *b, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    int r = ig_buf_reserve(b, len + 2);
+    if (r)
+        return r;
+    b->base[b->len++] = '"';
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[7];
+        size_t n = 0;
+        switch (c) {
+        case '"':
+            esc[n++] = '\\', esc[n++] = '"';
+            break;
+        case '\\':
+            esc[n++] = '\\', esc[n++] = '\\';
+            break;
+        case '\n':
+            esc[n++] = '\\', esc[n++] = 'n';
+            break;
+        case '\r':
+            esc[n++] = '\\', esc[n++] = 'r';
+            break;
+        case '\t':
+            esc[n++] = '\\', esc[n++] = 't';
+            break;
+        default:
+            if (c < 0x20 || c == 0x7f) {
+                esc[n++] = '\\', esc[n++] = 'u', esc[n++] = '0', esc[n++] = '0';
+                esc[n++] = hex[c >> 4], esc[n++] = hex[c & 15];
+            } else {
+                esc[n++] = (char)c;
+            }
+        }
+        if ((r = ig_buf_append(b, esc, n)))
+            return r;
+    }
+    return ig_buf_append(b, "\"", 1);
+}
+
+void ig_buf_consume(ig_buf_t *b, size_t n)
+{
+    if (n >= b->len) {
+        ig_buf_reset(b);
+        return;
+    }
+    memmove(b->base, b->base + n, b->len - n);
+    b->len -= n;
+    b->base[b->len] = '\0';
+}
+
+char *ig_buf_take(ig_buf_t *b, size_t *len)
+{
+    char *p = b->base;
+    if (len)
+        *len = b->len;
+    if (!p)
+        p = ig_xstrdup("");
+    b->base = NULL;
+    b->len = b->cap = 0;
+    return p;
+}

@@ -1,0 +1,988 @@
+/*
+ * server.c: listeners, client connections, llhttp request parsing and
+ * response writing.
+ *
+ * A connection handles one request at a time. Bytes that arrive while a
+ * request is with the handler (pipelined requests, or a client closing) are
+ * kept in `in` and parsed once the response has finished, so responses
+ * always leave in request order. The request object is embedded in its
+ * connection and reused, so a keep-alive connection allocates nothing per
+ * request once its buffers have grown.
+ *
+ * What this module is not: it does not route, queue or proxy. It hands a
+ * complete request to one callback and offers functions to answer it.
+ */
+#include "infergate/server.h"
+
+#include <arpa/inet.h>
+#include <llhttp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "infergate/buf.h"
+#include "infergate/error.h"
+#include "infergate/log.h"
+
+/* Bytes a connection keeps from the client while a request is being
+ * handled, before it stops reading. */
+#define PENDING_CAP (1024 * 1024)
+
+typedef enum {
+    C_IDLE,     /* waiting for the first byte of a request */
+    C_HEAD,     /* reading request line and headers */
+    C_BODY,     /* reading the body */
+    C_HANDLER,  /* request handed over, no response yet */
+    C_RESPONSE, /* response started (streaming) */
+} conn_state_t;
+
+typedef struct {
+    size_t off, len;
+} span_t;
+
+typedef struct {
+    ig_req_t pub;
+    ig_conn_t *conn;
+    ig_buf_t head; /* url and header bytes, capped at max_header_bytes */
+    span_t url;
+    span_t hname[IG_SERVER_MAX_HEADERS];
+    span_t hval[IG_SERVER_MAX_HEADERS];
+    ig_header_t headers[IG_SERVER_MAX_HEADERS];
+    size_t nheaders;
+    bool in_value;
+    ig_buf_t body;
+    bool started;       /* response head sent */
+    bool chunked;       /* response uses chunked encoding */
+    bool no_body;       /* HEAD request or 1xx/204/304 response */
+    bool close_after;   /* close the connection once the response is out */
+    bool want_writable; /* the handler waits for on_writable */
+    int status;
+    uint64_t bytes_out;
+    char reqid[24];
+} req_impl_t;
+
+struct ig_conn {
+    uv_tcp_t tcp; /* first: handle pointer is the conn pointer */
+    uv_timer_t timer;
+    int handles_open;
+    ig_server_t *srv;
+    ig_conn_t *prev, *next;
+    llhttp_t parser;
+    conn_state_t state;
+    ig_buf_t in; /* unparsed bytes */
+    bool reading;
+    bool closing;
+    bool eof;          /* client half-closed or went away */
+    bool in_feed;      /* feed() is on the stack */
+    bool resume_feed;  /* a response finished during feed() */
+    int err_status;    /* status to answer a parse error with */
+    const char *err_msg;
+    char peer_ip[INET6_ADDRSTRLEN];
+    bool loopback;
+    req_impl_t req;
+};
+
+typedef struct {
+    uv_tcp_t tcp;
+    ig_server_t *srv;
+} listener_t;
+
+struct ig_server {
+    uv_loop_t *loop;
+    ig_server_opts_t opts;
+    llhttp_settings_t settings;
+    listener_t *listeners[8];
+    size_t nlisteners;
+    int port;
+    ig_conn_t *conns; /* doubly linked list of every open connection */
+    size_t nconns;
+    size_t active;
+    bool stopping;
+    bool closing;
+    int open_handles;
+    void (*close_cb)(void *);
+    void *close_arg;
+    uint64_t reqid_seed;
+    uint64_t reqid_counter;
+    char readbuf[64 * 1024];
+};
+
+static void conn_close(ig_conn_t *c);
+static void feed(ig_conn_t *c);
+static void send_error(ig_conn_t *c, int status, const char *reason, const char *msg);
+
+/* ---- request id ------------------------------------------------------ */
+
+static uint64_t splitmix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static void make_reqid(ig_server_t *s, char out[24])
+{
+    uint64_t v = splitmix64(s->reqid_seed + ++s->reqid_counter);
+    snprintf(out, 24, "%016llx", (unsigned long long)v);
+}
+
+/* ---- writing --------------------------------------------------------- */
+
+typedef struct {
+    uv_write_t w;
+    ig_conn_t *conn;
+    size_t len;
+    char data[];
+} wreq_t;
+
+static void maybe_writable(ig_conn_t *c)
+{
+    req_impl_t *r = &c->req;
+    if (r->want_writable && c->state == C_RESPONSE &&
+        uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < IG_SERVER_LOW_WATER) {
+        r->want_writable = false;
+        if (r->pub.on_writable)
+            r->pub.on_writable(&r->pub);
+    }
+}
+
+static void on_write(uv_write_t *w, int status)
+{
+    wreq_t *wr = (wreq_t *)w;
+    ig_conn_t *c = wr->conn;
+    free(wr);
+    if (status < 0) {
+        if (!c->closing)
+            conn_close(c);
+        return;
+    }
+    if (!c->closing)
+        maybe_writable(c);
+}
+
+/* Sends bytes, trying a direct write first so that the common small
+ * response costs no copy. The bytes are copied when they must be queued. */
+static int conn_send(ig_conn_t *c, const char *data, size_t len)
+{
+    if (c->closing || len == 0)
+        return 0;
+    uv_stream_t *st = (uv_stream_t *)&c->tcp;
+    if (uv_stream_get_write_queue_size(st) == 0) {
+        uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+        int n = uv_try_write(st, &b, 1);
+        if (n == (int)len)
+            return 0;
+        if (n > 0) {
+            data += n;
+            len -= (size_t)n;
+        } else if (n != UV_EAGAIN && n != UV_ENOSYS) {
+            return ig_error_from_uv(n);
+        }
+    }
+    wreq_t *wr = ig_xmalloc(sizeof(*wr) + len);
+    wr->conn = c;
+    wr->len = len;
+    memcpy(wr->data, data, len);
+    uv_buf_t b = uv_buf_init(wr->data, (unsigned)len);
+    int r = uv_write(&wr->w, st, &b, 1, on_write);
+    if (r < 0) {
+        free(wr);
+        return ig_error_from_uv(r);
+    }
+    return 0;
+}
+
+/* ---- connection lifecycle --------------------------------------------- */
+
+static void maybe_free_server(ig_server_t *s)
+{
+    if (s->closing && s->open_handles == 0 && s->nconns == 0) {
+        void (*cb)(void *) = s->close_cb;
+        void *arg = s->close_arg;
+        free(s);
+        if (cb)
+            cb(arg);
+    }
+}
+
+static void on_conn_handle_closed(uv_handle_t *h)
+{
+    ig_conn_t *c = h->data;
+    if (--c->handles_open > 0)
+        return;
+    ig_server_t *s = c->srv;
+    ig_buf_dispose(&c->in);
+    ig_buf_dispose(&c->req.head);
+    ig_buf_dispose(&c->req.body);
+    free(c);
+    s->nconns--;
+    maybe_free_server(s);
+}
+
+static void request_done(ig_conn_t *c, int status)
+{
+    ig_server_t *s = c->srv;
+    req_impl_t *r = &c->req;
+    s->active--;
+    if (s->opts.on_complete)
+        s->opts.on_complete(&r->pub, status, r->bytes_out, s->opts.ud);
+}
+
+static void conn_close(ig_conn_t *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    ig_server_t *s = c->srv;
+    if (c->state == C_HANDLER || c->state == C_RESPONSE) {
+        req_impl_t *r = &c->req;
+        void (*abort_cb)(ig_req_t *) = r->pub.on_abort;
+        r->pub.on_abort = NULL;
+        r->pub.on_writable = NULL;
+        if (abort_cb)
+            abort_cb(&r->pub);
+        request_done(c, r->started ? r->status : 0);
+        c->state = C_IDLE;
+    }
+    /* unlink */
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+    uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
+}
+
+static void on_shutdown(uv_shutdown_t *sr, int status)
+{
+    (void)status;
+    ig_conn_t *c = sr->data;
+    free(sr);
+    conn_close(c);
+}
+
+/* Closes after everything queued has been written. */
+static void conn_close_after_write(ig_conn_t *c)
+{
+    if (c->closing)
+        return;
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+    uv_timer_stop(&c->timer);
+    uv_shutdown_t *sr = ig_xmalloc(sizeof(*sr));
+    sr->data = c;
+    if (uv_shutdown(sr, (uv_stream_t *)&c->tcp, on_shutdown) < 0) {
+        free(sr);
+        conn_close(c);
+    }
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    ig_conn_t *c = t->data;
+    switch (c->state) {
+    case C_IDLE:
+        conn_close(c);
+        break;
+    case C_HEAD:
+        send_error(c, 408, "header_timeout", "request headers not received in time");
+        break;
+    case C_BODY:
+        send_error(c, 408, "body_timeout", "request body not received in time");
+        break;
+    default:
+        break;
+    }
+}
+
+static void arm_timer(ig_conn_t *c)
+{
+    const ig_server_limits_t *l = &c->srv->opts.limits;
+    uint64_t ms = 0;
+    if (c->state == C_IDLE)
+        ms = l->idle_timeout_ms;
+    else if (c->state == C_HEAD)
+        ms = l->header_timeout_ms;
+    else if (c->state == C_BODY)
+        ms = l->idle_timeout_ms;
+    if (ms)
+        uv_timer_start(&c->timer, on_timer, ms, 0);
+    else
+        uv_timer_stop(&c->timer);
+}
+
+/* ---- reading and parsing ----------------------------------------------- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    ig_conn_t *c = h->data;
+    buf->base = c->srv->readbuf;
+    buf->len = sizeof(c->srv->readbuf);
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    ig_conn_t *c = st->data;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        /* A client that goes away mid-request aborts it; at EOF between
+         * requests we are simply done. */
+        c->eof = true;
+        conn_close(c);
+        return;
+    }
+    if (ig_buf_append(&c->in, buf->base, (size_t)nread) != 0) {
+        conn_close(c);
+        return;
+    }
+    if (c->state == C_HANDLER || c->state == C_RESPONSE) {
+        /* Pipelined bytes wait; stop reading when too many pile up. */
+        if (c->in.len > PENDING_CAP && c->reading) {
+            uv_read_stop(st);
+            c->reading = false;
+        }
+        return;
+    }
+    feed(c);
+}
+
+static void req_reset(ig_conn_t *c)
+{
+    req_impl_t *r = &c->req;
+    ig_buf_t head = r->head, body = r->body;
+    ig_buf_reset(&head);
+    ig_buf_reset(&body);
+    memset(r, 0, sizeof(*r));
+    r->head = head;
+    r->body = body;
+    r->conn = c;
+    r->pub.server = c->srv;
+    r->pub.peer_ip = c->peer_ip;
+    r->pub.peer_is_loopback = c->loopback;
+}
+
+static ig_conn_t *conn_of(llhttp_t *p)
+{
+    return p->data;
+}
+
+static int on_message_begin(llhttp_t *p)
+{
+    ig_conn_t *c = conn_of(p);
+    req_reset(c);
+    c->req.pub.start_ns = uv_hrtime();
+    c->state = C_HEAD;
+    arm_timer(c);
+    return 0;
+}
+
+static int head_append(ig_conn_t *c, const char *at, size_t len)
+{
+    if (ig_buf_append(&c->req.head, at, len) != 0) {
+        c->err_status = 431;
+        c->err_msg = "request headers exceed limits.max_header_bytes";
+        return -1;
+    }
+    return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+    ig_conn_t *c = conn_of(p);
+    req_impl_t *r = &c->req;
+    if (r->url.len == 0)
+        r->url.off = r->head.len;
+    r->url.len += len;
+    return head_append(c, at, len);
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    ig_conn_t *c = conn_of(p);
+    req_impl_t *r = &c->req;
+    if (r->in_value || r->nheaders == 0) {
+        if (r->nheaders == IG_SERVER_MAX_HEADERS) {
+            c->err_status = 431;
+            c->err_msg = "too many request headers";
+            return -1;
+        }
+        r->in_value = false;
+        r->hname[r->nheaders].off = r->head.len;
+        r->hname[r->nheaders].len = 0;
+        r->hval[r->nheaders].off = r->head.len;
+        r->hval[r->nheaders].len = 0;
+        r->nheaders++;
+    }
+    r->hname[r->nheaders - 1].len += len;
+    return head_append(c, at, len);
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    ig_conn_t *c = conn_of(p);
+    req_impl_t *r = &c->req;
+    if (!r->in_value) {
+        r->in_value = true;
+        r->hval[r->nheaders - 1].off = r->head.len;
+    }
+    r->hval[r->nheaders - 1].len += len;
+    return head_append(c, at, len);
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    ig_conn_t *c = conn_of(p);
+    req_impl_t *r = &c->req;
+    ig_server_t *s = c->srv;
+    const char *base = r->head.base ? r->head.base : "";
+
+    for (size_t i = 0; i < r->nheaders; i++) {
+        r->headers[i].name = ig_slice(base + r->hname[i].off, r->hname[i].len);
+        r->headers[i].value = ig_slice(base + r->hval[i].off, r->hval[i].len);
+    }
+    ig_req_t *q = &r->pub;
+    q->headers = r->headers;
+    q->nheaders = r->nheaders;
+    q->method = llhttp_get_method(p);
+    const char *mname = llhttp_method_name((llhttp_method_t)q->method);
+    q->method_name = ig_slice_cstr(mname);
+    q->target = ig_slice(base + r->url.off, r->url.len);
+    const char *qm = memchr(q->target.base, '?', q->target.len);
+    if (qm) {
+        q->path = ig_slice(q->target.base, (size_t)(qm - q->target.base));
+        q->query = ig_slice(qm + 1, q->target.len - q->path.len - 1);
+    } else {
+        q->path = q->target;
+        q->query = ig_slice("", 0);
+    }
+    q->http_major = llhttp_get_http_major(p);
+    q->http_minor = llhttp_get_http_minor(p);
+    q->keep_alive = llhttp_should_keep_alive(p);
+    r->no_body = q->method == HTTP_HEAD;
+
+    ig_slice_t id = ig_req_header(q, "x-request-id");
+    if (id.base && id.len > 0 && id.len <= 200) {
+        q->request_id = id;
+    } else {
+        make_reqid(s, r->reqid);
+        q->request_id = ig_slice(r->reqid, 16);
+    }
+
+    if (q->target.len == 0 || (q->target.base[0] != '/' && q->method != HTTP_OPTIONS &&
+                               q->method != HTTP_CONNECT)) {
+        c->err_status = 400;
+        c->err_msg = "request target must be an absolute path";
+        return -1;
+    }
+    if (q->method == HTTP_CONNECT || llhttp_get_upgrade(p)) {
+        /* Neither tunnels nor protocol upgrades are proxied. */
+        c->err_status = 400;
+        c->err_msg = "CONNECT and protocol upgrades are not supported";
+        return -1;
+    }
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > s->opts.limits.max_body_bytes) {
+        c->err_status = 413;
+        c->err_msg = "request body exceeds limits.max_body_bytes";
+        return -1;
+    }
+    ig_buf_reset(&r->body);
+    r->body.max = s->opts.limits.max_body_bytes;
+    ig_slice_t expect = ig_req_header(q, "expect");
+    if (expect.base && ig_slice_ieq(expect, "100-continue") && q->http_minor >= 1)
+        conn_send(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    c->state = C_BODY;
+    arm_timer(c);
+    return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+    ig_conn_t *c = conn_of(p);
+    if (ig_buf_append(&c->req.body, at, len) != 0) {
+        c->err_status = 413;
+        c->err_msg = "request body exceeds limits.max_body_bytes";
+        return -1;
+    }
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    ig_conn_t *c = conn_of(p);
+    req_impl_t *r = &c->req;
+    r->pub.body = ig_slice(r->body.base ? r->body.base : "", r->body.len);
+    c->state = C_HANDLER;
+    uv_timer_stop(&c->timer);
+    /* Hand the request over outside the parser: pause here. */
+    return HPE_PAUSED;
+}
+
+static void dispatch(ig_conn_t *c)
+{
+    ig_server_t *s = c->srv;
+    s->active++;
+    s->opts.on_request(&c->req.pub, s->opts.ud);
+}
+
+/* Parses what is in c->in, handing complete requests to the handler one at
+ * a time. Runs until it needs more bytes, a request is with the handler,
+ * or the connection closes. */
+static void feed(ig_conn_t *c)
+{
+    if (c->in_feed) {
+        c->resume_feed = true;
+        return;
+    }
+    c->in_feed = true;
+    while (!c->closing && c->in.len > 0 && c->state != C_HANDLER && c->state != C_RESPONSE) {
+        llhttp_errno_t e = llhttp_execute(&c->parser, c->in.base, c->in.len);
+        if (e == HPE_OK) {
+            ig_buf_reset(&c->in);
+            break;
+        }
+        if (e == HPE_PAUSED) {
+            size_t used = (size_t)(llhttp_get_error_pos(&c->parser) - c->in.base);
+            llhttp_resume(&c->parser);
+            ig_buf_consume(&c->in, used);
+            c->resume_feed = false;
+            dispatch(c);
+            /* If the handler answered synchronously, the state is back to
+             * idle and the loop continues with the next pipelined request. */
+            if (c->resume_feed)
+                c->resume_feed = false;
+            continue;
+        }
+        /* A parse error or one of our limits. */
+        int status = c->err_status ? c->err_status : 400;
+        const char *msg = c->err_msg;
+        char why[160];
+        if (!msg) {
+            snprintf(why, sizeof(why), "malformed HTTP request: %s",
+                     llhttp_get_error_reason(&c->parser) ? llhttp_get_error_reason(&c->parser)
+                                                         : llhttp_errno_name(e));
+            msg = why;
+        }
+        const char *reason = status == 431   ? "headers_too_large"
+                             : status == 413 ? "body_too_large"
+                                             : "bad_request";
+        ig_buf_reset(&c->in);
+        send_error(c, status, reason, msg);
+        break;
+    }
+    c->in_feed = false;
+    if (!c->closing && !c->reading && c->in.len < PENDING_CAP && c->state != C_HANDLER &&
+        c->state != C_RESPONSE) {
+        if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+            c->reading = true;
+    }
+}
+
+/* Answers a request the parser could not finish (the handler never saw it)
+ * and closes the connection afterwards. */
+static void send_error(ig_conn_t *c, int status, const char *reason, const char *msg)
+{
+    if (c->closing)
+        return;
+    req_impl_t *r = &c->req;
+    if (c->state == C_IDLE || r->pub.request_id.len == 0) {
+        if (c->state == C_IDLE)
+            req_reset(c);
+        make_reqid(c->srv, r->reqid);
+        r->pub.request_id = ig_slice(r->reqid, 16);
+        if (!r->pub.start_ns)
+            r->pub.start_ns = uv_hrtime();
+    }
+    r->no_body = false;
+    c->srv->active++;
+    c->state = C_HANDLER;
+    ig_req_set_close(&r->pub);
+    ig_req_error(&r->pub, status, reason, msg, NULL, 0);
+}
+
+/* ---- responding ------------------------------------------------------- */
+
+static req_impl_t *impl(ig_req_t *q)
+{
+    return (req_impl_t *)q;
+}
+
+ig_slice_t ig_req_header(const ig_req_t *req, const char *name)
+{
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (ig_slice_ieq(req->headers[i].name, name))
+            return req->headers[i].value;
+    return (ig_slice_t){NULL, 0};
+}
+
+void ig_req_set_close(ig_req_t *req)
+{
+    impl(req)->close_after = true;
+}
+
+static bool status_has_body(int status)
+{
+    return !(status < 200 || status == 204 || status == 304);
+}
+
+static int write_head(req_impl_t *r, int status, const ig_header_t *hdrs, size_t n,
+                      int64_t content_length, ig_buf_t *out)
+{
+    ig_conn_t *c = r->conn;
+    ig_req_t *q = &r->pub;
+    if (r->started)
+        return IG_EINVAL;
+    r->started = true;
+    r->status = status;
+    if (!status_has_body(status))
+        r->no_body = true;
+    if (!q->keep_alive || c->srv->stopping)
+        r->close_after = true;
+    if (content_length == IG_REQ_CHUNKED && !r->no_body) {
+        if (q->http_major == 1 && q->http_minor == 0)
+            content_length = IG_REQ_CLOSE_DELIMITED;
+        else
+            r->chunked = true;
+    }
+    if (content_length == IG_REQ_CLOSE_DELIMITED)
+        r->close_after = true;
+
+    ig_buf_printf(out, "HTTP/1.1 %d %s\r\n", status, ig_http_status_text(status));
+    if (c->srv->opts.server_name)
+        ig_buf_printf(out, "Server: %s\r\n", c->srv->opts.server_name);
+    for (size_t i = 0; i < n; i++) {
+        ig_buf_append_slice(out, hdrs[i].name);
+        ig_buf_append(out, ": ", 2);
+        ig_buf_append_slice(out, hdrs[i].value);
+        ig_buf_append(out, "\r\n", 2);
+    }
+    ig_buf_append(out, "X-Request-Id: ", 14);
+    ig_buf_append_slice(out, q->request_id);
+    ig_buf_append(out, "\r\n", 2);
+    if (r->chunked)
+        ig_buf_append_str(out, "Transfer-Encoding: chunked\r\n");
+    else if (content_length >= 0 && (status_has_body(status) || q->method == HTTP_HEAD))
+        ig_buf_printf(out, "Content-Length: %lld\r\n", (long long)content_length);
+    if (r->close_after)
+        ig_buf_append_str(out, "Connection: close\r\n");
+    else if (q->http_minor == 0)
+        ig_buf_append_str(out, "Connection: keep-alive\r\n");
+    ig_buf_append(out, "\r\n", 2);
+    return 0;
+}
+
+/* After the last byte of a response was handed to libuv: count it, then
+ * close or go on with the next request. */
+static void response_finished(req_impl_t *r)
+{
+    ig_conn_t *c = r->conn;
+    r->pub.on_abort = NULL;
+    r->pub.on_writable = NULL;
+    request_done(c, r->status);
+    c->state = C_IDLE;
+    if (r->close_after || (c->srv->stopping && c->in.len == 0)) {
+        conn_close_after_write(c);
+        return;
+    }
+    arm_timer(c);
+    if (c->in.len > 0)
+        feed(c);
+    else if (!c->reading && !c->closing &&
+             uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+        c->reading = true;
+}
+
+int ig_req_respond(ig_req_t *req, int status, const ig_header_t *hdrs, size_t nhdrs,
+                   const char *body, size_t len)
+{
+    req_impl_t *r = impl(req);
+    ig_conn_t *c = r->conn;
+    if (r->started)
+        return IG_EINVAL;
+    r->pub.on_abort = NULL;
+    ig_buf_t heap;
+    ig_buf_init(&heap, 0);
+    write_head(r, status, hdrs, nhdrs, (int64_t)len, &heap);
+    if (!r->no_body && len)
+        ig_buf_append(&heap, body, len);
+    r->bytes_out = heap.len;
+    c->state = C_RESPONSE;
+    int err = conn_send(c, heap.base, heap.len);
+    ig_buf_dispose(&heap);
+    if (err) {
+        conn_close(c);
+        return 0;
+    }
+    response_finished(r);
+    return 0;
+}
+
+int ig_req_error(ig_req_t *req, int status, const char *reason, const char *msg,
+                 const ig_header_t *hdrs, size_t nhdrs)
+{
+    ig_buf_t b;
+    ig_buf_init(&b, 0);
+    ig_buf_append_str(&b, "{\"error\":");
+    ig_buf_append_json_str(&b, msg ? msg : ig_http_status_text(status),
+                           strlen(msg ? msg : ig_http_status_text(status)));
+    if (reason) {
+        ig_buf_append_str(&b, ",\"reason\":");
+        ig_buf_append_json_str(&b, reason, strlen(reason));
+    }
+    ig_buf_append_str(&b, "}\n");
+    ig_header_t h[16];
+    size_t n = 0;
+    h[n++] = (ig_header_t){IG_SLICE_LIT("Content-Type"), IG_SLICE_LIT("application/json")};
+    for (size_t i = 0; i < nhdrs && n < 16; i++)
+        h[n++] = hdrs[i];
+    int r = ig_req_respond(req, status, h, n, b.base, b.len);
+    ig_buf_dispose(&b);
+    return r;
+}
+
+int ig_req_start(ig_req_t *req, int status, const ig_header_t *hdrs, size_t nhdrs,
+                 int64_t content_length)
+{
+    req_impl_t *r = impl(req);
+    ig_conn_t *c = r->conn;
+    if (r->started)
+        return IG_EINVAL;
+    ig_buf_t head;
+    ig_buf_init(&head, 0);
+    write_head(r, status, hdrs, nhdrs, content_length, &head);
+    r->bytes_out = head.len;
+    c->state = C_RESPONSE;
+    int err = conn_send(c, head.base, head.len);
+    ig_buf_dispose(&head);
+    if (err)
+        conn_close_after_write(c);
+    return 0;
+}
+
+int64_t ig_req_write(ig_req_t *req, const char *data, size_t len)
+{
+    req_impl_t *r = impl(req);
+    ig_conn_t *c = r->conn;
+    if (c->closing || !r->started)
+        return 0;
+    if (!r->no_body && len) {
+        if (r->chunked) {
+            char sz[24];
+            int n = snprintf(sz, sizeof(sz), "%zx\r\n", len);
+            conn_send(c, sz, (size_t)n);
+            conn_send(c, data, len);
+            conn_send(c, "\r\n", 2);
+            r->bytes_out += (size_t)n + len + 2;
+        } else {
+            conn_send(c, data, len);
+            r->bytes_out += len;
+        }
+    }
+    size_t q = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+    if (q >= IG_SERVER_HIGH_WATER)
+        r->want_writable = true;
+    return (int64_t)q;
+}
+
+void ig_req_finish(ig_req_t *req)
+{
+    req_impl_t *r = impl(req);
+    ig_conn_t *c = r->conn;
+    if (!r->started) {
+        ig_req_respond(req, 200, NULL, 0, NULL, 0);
+        return;
+    }
+    if (r->chunked && !r->no_body && !c->closing) {
+        conn_send(c, "0\r\n\r\n", 5);
+        r->bytes_out += 5;
+    }
+    if (c->closing)
+        return;
+    response_finished(r);
+}
+
+void ig_req_abort(ig_req_t *req)
+{
+    req_impl_t *r = impl(req);
+    ig_conn_t *c = r->conn;
+    r->pub.on_abort = NULL;
+    r->pub.on_writable = NULL;
+    if (c->closing)
+        return;
+    /* conn_close reports the request done with the status it had. */
+    conn_close(c);
+}
+
+/* ---- listeners and the server ----------------------------------------- */
+
+static bool is_loopback(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        if (IN6_IS_ADDR_LOOPBACK(&a->sin6_addr))
+            return true;
+        if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr))
+            return a->sin6_addr.s6_addr[12] == 127;
+    }
+    return false;
+}
+
+static void on_connection(uv_stream_t *ls, int status)
+{
+    listener_t *l = ls->data;
+    ig_server_t *s = l->srv;
+    if (status < 0)
+        return;
+    ig_conn_t *c = ig_xcalloc(1, sizeof(*c));
+    c->srv = s;
+    uv_tcp_init(s->loop, &c->tcp);
+    uv_timer_init(s->loop, &c->timer);
+    c->tcp.data = c;
+    c->timer.data = c;
+    c->handles_open = 2;
+    s->nconns++;
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    if (uv_accept(ls, (uv_stream_t *)&c->tcp) < 0 || s->stopping ||
+        (s->opts.limits.max_connections && s->nconns > s->opts.limits.max_connections)) {
+        conn_close(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET)
+            uv_ip4_name((struct sockaddr_in *)&ss, c->peer_ip, sizeof(c->peer_ip));
+        else
+            uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer_ip, sizeof(c->peer_ip));
+        c->loopback = is_loopback(&ss);
+        /* Report IPv4-mapped peers in their IPv4 form. */
+        if (strncmp(c->peer_ip, "::ffff:", 7) == 0 && strchr(c->peer_ip + 7, '.'))
+            memmove(c->peer_ip, c->peer_ip + 7, strlen(c->peer_ip + 7) + 1);
+    }
+    ig_buf_init(&c->in, 0);
+    ig_buf_init(&c->req.head, s->opts.limits.max_header_bytes);
+    ig_buf_init(&c->req.body, s->opts.limits.max_body_bytes);
+    llhttp_init(&c->parser, HTTP_REQUEST, &s->settings);
+    c->parser.data = c;
+    req_reset(c);
+    c->state = C_IDLE;
+    arm_timer(c);
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+        c->reading = true;
+    else
+        conn_close(c);
+}
+
+ig_server_t *ig_server_new(uv_loop_t *loop, const ig_server_opts_t *opts)
+{
+    ig_server_t *s = ig_xcalloc(1, sizeof(*s));
+    s->loop = loop;
+    s->opts = *opts;
+    llhttp_settings_init(&s->settings);
+    s->settings.on_message_begin = on_message_begin;
+    s->settings.on_url = on_url;
+    s->settings.on_header_field = on_header_field;
+    s->settings.on_header_value = on_header_value;
+    s->settings.on_headers_complete = on_headers_complete;
+    s->settings.on_body = on_body;
+    s->settings.on_message_complete = on_message_complete;
+    s->reqid_seed = uv_hrtime() ^ ((uint64_t)uv_os_getpid() << 32) ^ (uint64_t)(uintptr_t)s;
+    return s;
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    listener_t *l = h->data;
+    ig_server_t *s = l->srv;
+    free(l);
+    s->open_handles--;
+    maybe_free_server(s);
+}
+
+int ig_server_listen(ig_server_t *s, const char *addr)
+{
+    struct sockaddr_storage ss;
+    if (ig_addr_parse(addr, &ss) != 0)
+        return IG_EADDR;
+    if (s->nlisteners == sizeof(s->listeners) / sizeof(s->listeners[0]))
+        return IG_EINVAL;
+    listener_t *l = ig_xcalloc(1, sizeof(*l));
+    l->srv = s;
+    uv_tcp_init(s->loop, &l->tcp);
+    l->tcp.data = l;
+    s->open_handles++;
+    int r = uv_tcp_bind(&l->tcp, (struct sockaddr *)&ss, 0);
+    if (r == 0)
+        r = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);
+    if (r < 0) {
+        uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
+        return ig_error_from_uv(r);
+    }
+    if (s->nlisteners == 0) {
+        struct sockaddr_storage bound;
+        int bl = sizeof(bound);
+        if (uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&bound, &bl) == 0)
+            s->port = ntohs(bound.ss_family == AF_INET
+                                ? ((struct sockaddr_in *)&bound)->sin_port
+                                : ((struct sockaddr_in6 *)&bound)->sin6_port);
+    }
+    s->listeners[s->nlisteners++] = l;
+    return 0;
+}
+
+int ig_server_port(const ig_server_t *s)
+{
+    return s->port;
+}
+
+void ig_server_stop_accepting(ig_server_t *s)
+{
+    if (s->stopping)
+        return;
+    s->stopping = true;
+    for (size_t i = 0; i < s->nlisteners; i++)
+        uv_close((uv_handle_t *)&s->listeners[i]->tcp, on_listener_closed);
+    s->nlisteners = 0;
+    ig_conn_t *next;
+    for (ig_conn_t *c = s->conns; c; c = next) {
+        next = c->next;
+        if (c->state == C_IDLE && c->in.len == 0)
+            conn_close(c);
+    }
+}
+
+void ig_server_close(ig_server_t *s, void (*cb)(void *arg), void *arg)
+{
+    ig_server_stop_accepting(s);
+    s->closing = true;
+    s->close_cb = cb;
+    s->close_arg = arg;
+    while (s->conns)
+        conn_close(s->conns);
+    maybe_free_server(s);
+}
+
+size_t ig_server_active_requests(const ig_server_t *s)
+{
+    return s->active;
+}
+
+size_t ig_server_connections(const ig_server_t *s)
+{
+    return s->nconns;
+}
