@@ -64,7 +64,7 @@ struct ig_ucall {
     void *prev_;
     bool retried_;
     bool paused_;
-    uv_timer_t *timer_;
+    ig_upstream_t *pool_;
 };
 
 /* Creates a pool. Resolves the URL's host synchronously (at start-up only).
