@@ -34,7 +34,7 @@ typedef struct {
 } ig_batch_conf_t;
 
 typedef struct {
-    char *match; /* owned; "/v1/models/{model}:predict", "/*" */
+    char *match; /* owned pattern, e.g. "/v1/models/{model}:predict"; see router.h */
     ig_protocol_t protocol;
     ig_batch_conf_t batch;     /* meaningful for kserve-v1 and oip-v2 */
     uint64_t queue_timeout_ms; /* default per-request deadline */
@@ -111,14 +111,18 @@ int ig_config_validate(const ig_config_t *c, char *err, size_t errlen);
  * subcommand): -c/--config FILE (or INFERGATE_CONFIG), then env, then flags
  * --listen, --admin-listen, --upstream URL, --max-concurrency N, --max-queue N,
  * --log-level L, --set key.path=value (repeatable). Validates at the end.
- * Returns 0, or IG_ECONFIG/IG_EPARSE/IG_EIO/IG_EINVAL with `err` filled;
+ * `c` must already hold the defaults (ig_config_init); whatever happens it
+ * stays valid for ig_config_dispose. Values in the config file for keys
+ * given by env or flags are still checked. Returns 0, or
+ * IG_ECONFIG/IG_EPARSE/IG_EIO/IG_EINVAL with `err` filled;
  * `-h/--help` returns IG_EAGAIN after printing usage to stdout. */
 int ig_config_from_args(ig_config_t *c, int argc, char **argv, char *const *envp, char *err,
                         size_t errlen);
 
 /* The effective configuration as pretty JSON (caller frees); with `redact`,
- * secrets (credentials in URLs, anything named *token*, *secret*, *password*)
- * are replaced by "<redacted>". */
+ * secrets (credentials in URLs, anything named *token*, *secret*, *password*,
+ * *key_id*) are replaced by "<redacted>". The output, fed back as a config
+ * file, gives the same configuration. */
 char *ig_config_to_json(const ig_config_t *c, bool redact);
 
 const char *ig_protocol_name(ig_protocol_t p);
