@@ -1,0 +1,132 @@
+/*
+ * admission.c: bounded FIFO queue, concurrency limit and deadline
+ * prediction. See admission.h for the contract.
+ *
+ * The prediction is Little's law on one queue with `max_concurrency`
+ * servers: slots free up at a rate of max_concurrency / hold, so an item
+ * with k items ahead waits about (k + 1) * hold / max_concurrency before it
+ * gets one, then holds it for about `hold` itself.
+ */
+#include "infergate/admission.h"
+
+#include <math.h>
+
+#include "infergate/error.h"
+
+/* Weight of the newest sample in the moving average of hold times. */
+#define EWMA_ALPHA 0.2
+
+void ig_admission_init(ig_admission_t *a, size_t max_queue, size_t max_concurrency)
+{
+    a->max_queue = max_queue;
+    a->max_concurrency = max_concurrency ? max_concurrency : 1;
+    a->depth = 0;
+    a->inflight = 0;
+    a->head = a->tail = NULL;
+    a->hold_us_ewma = 0;
+    a->hold_samples = 0;
+}
+
+static void link_tail(ig_admission_t *a, ig_adm_item_t *it)
+{
+    it->next = NULL;
+    it->prev = a->tail;
+    if (a->tail)
+        a->tail->next = it;
+    else
+        a->head = it;
+    a->tail = it;
+    it->queued = true;
+    a->depth++;
+}
+
+static void unlink_item(ig_admission_t *a, ig_adm_item_t *it)
+{
+    if (it->prev)
+        it->prev->next = it->next;
+    else
+        a->head = it->next;
+    if (it->next)
+        it->next->prev = it->prev;
+    else
+        a->tail = it->prev;
+    it->prev = it->next = NULL;
+    it->queued = false;
+    a->depth--;
+}
+
+uint64_t ig_admission_predict_wait_us(const ig_admission_t *a, size_t ahead)
+{
+    if (a->inflight < a->max_concurrency && ahead == 0)
+        return 0;
+    if (a->hold_samples < IG_ADMISSION_MIN_SAMPLES)
+        return 0;
+    return (uint64_t)((double)(ahead + 1) * a->hold_us_ewma / (double)a->max_concurrency);
+}
+
+int ig_admission_arrive(ig_admission_t *a, ig_adm_item_t *it, uint64_t budget_us)
+{
+    it->queued = false;
+    it->prev = it->next = NULL;
+    if (a->inflight < a->max_concurrency && a->depth == 0) {
+        a->inflight++;
+        return IG_ADMIT_RUN;
+    }
+    if (a->depth >= a->max_queue)
+        return IG_EQUEUEFULL;
+    if (budget_us && a->hold_samples >= IG_ADMISSION_MIN_SAMPLES) {
+        uint64_t need = ig_admission_predict_wait_us(a, a->depth) + (uint64_t)a->hold_us_ewma;
+        if (need > budget_us)
+            return IG_EUNMEETABLE;
+    }
+    link_tail(a, it);
+    return IG_ADMIT_QUEUED;
+}
+
+void ig_admission_remove(ig_admission_t *a, ig_adm_item_t *it)
+{
+    if (it->queued)
+        unlink_item(a, it);
+}
+
+ig_adm_item_t *ig_admission_pop(ig_admission_t *a)
+{
+    if (!a->head || a->inflight >= a->max_concurrency)
+        return NULL;
+    ig_adm_item_t *it = a->head;
+    unlink_item(a, it);
+    a->inflight++;
+    return it;
+}
+
+ig_adm_item_t *ig_admission_pop_rider(ig_admission_t *a)
+{
+    ig_adm_item_t *it = a->head;
+    if (it)
+        unlink_item(a, it);
+    return it;
+}
+
+void ig_admission_release(ig_admission_t *a, uint64_t held_us)
+{
+    if (a->inflight > 0)
+        a->inflight--;
+    if (held_us) {
+        if (a->hold_samples == 0)
+            a->hold_us_ewma = (double)held_us;
+        else
+            a->hold_us_ewma += EWMA_ALPHA * ((double)held_us - a->hold_us_ewma);
+        a->hold_samples++;
+    }
+}
+
+uint32_t ig_admission_retry_after_s(const ig_admission_t *a)
+{
+    double us = (double)ig_admission_predict_wait_us(a, a->depth);
+    double s = ceil(us / 1e6);
+    if (s < 1)
+        return 1;
+    if (s > 3600)
+        return 3600;
+    return (uint32_t)s;
+}
