@@ -1,0 +1,144 @@
+"""Graceful drain: SIGTERM under load loses no request, and the admin drain
+endpoints work.
+
+The load case keeps 32 keep-alive connections busy through the gateway
+(model cost 1 ms per call, gateway max_concurrency 8), sends SIGTERM once
+10,000 requests have been answered, and then checks, request by request (see
+harness.LoadClient): every request sent on an accepted connection got a
+response, 200 or (only after drain.timeout_ms) 503 draining; none was lost;
+/readyz turned 503 during the grace period; once the listener closed, new
+connections were refused while a slow request was still being served; the
+gateway exited 0.
+"""
+
+import json
+import signal
+import socket
+import time
+
+import harness as h
+
+suite = h.Suite("drain")
+
+V1_PATH = "/v1/models/iris:predict"
+V1_BODY = json.dumps({"instances": [[5.1, 3.5, 1.4, 0.2]]}).encode()
+JSON_HDR = {"Content-Type": "application/json"}
+
+
+def connect_refused(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(5)
+    try:
+        s.connect(("127.0.0.1", port))
+        return False
+    except ConnectionRefusedError:
+        return True
+    finally:
+        s.close()
+
+
+@suite.case
+def sigterm_under_load_loses_nothing():
+    with h.Env("drain-load") as env:
+        model = env.model("--quiet", "--cost-base-us", "1000", "--max-concurrency", "0")
+        grace_ms, timeout_ms = 500, 10000
+        gw = env.gateway(model.url, {
+            "routes": h.PASSTHROUGH_ONLY,
+            "upstream": {"max_concurrency": 8},
+            "drain": {"grace_ms": grace_ms, "timeout_ms": timeout_ms},
+            "log": {"level": "warn", "access_log": False},
+        })
+        req = h.http_req("POST", V1_PATH, body=V1_BODY, headers=JSON_HDR)
+        load = h.LoadClient("127.0.0.1", gw.port, req, connections=32, max_requests=400000)
+        load.start()
+        deadline = time.monotonic() + 120
+        while load.responses < 10000 and time.monotonic() < deadline and load.thread.is_alive():
+            time.sleep(0.05)
+        h.check(load.responses >= 10000, "load reached only %d responses before SIGTERM (%r)"
+                % (load.responses, load.by_status))
+        h.check_eq(gw.admin("GET", "/readyz").status, 200, "/readyz before SIGTERM")
+
+        # A slow request in flight across the drain: while it is unanswered
+        # the gateway is still running, so a refused connect then proves the
+        # listener was closed (not merely that the process was gone). It is
+        # written before SIGTERM, so it arrives within the grace period.
+        slow = h.RawConn(gw.port, timeout=60)
+        slow.send(h.http_req("GET", "/slow?ms=6000"))
+
+        t_term = time.monotonic()
+        gw.signal(signal.SIGTERM)
+
+        ready_seen = []
+        while time.monotonic() < t_term + 30:
+            try:
+                s = gw.admin("GET", "/readyz", timeout=2).status
+            except OSError:
+                s = "closed"
+            if not ready_seen or ready_seen[-1] != s:
+                ready_seen.append(s)
+            if s != 200:
+                break
+            time.sleep(0.01)
+        h.check(503 in ready_seen, "/readyz never answered 503 after SIGTERM: %r" % ready_seen)
+
+        refused = False
+        while time.monotonic() < t_term + 30 and not slow.readable_now():
+            if connect_refused(gw.port):
+                refused = True
+                break
+            time.sleep(0.02)
+        slow_pending = not slow.readable_now()
+        h.check(refused, "new connections were never refused while the gateway drained")
+        h.check(slow_pending, "the slow request was answered before the listener closed, cannot "
+                "tell a closed listener from an exited gateway")
+
+        h.check(load.join(60), "load client did not stop after the drain")
+        r = slow.read_response()
+        slow.close()
+        h.check(r is not None, "slow request in flight during the drain got no response")
+        h.check_eq(r.status, 200, "slow request in flight during the drain")
+        code = gw.wait(30)
+        h.check_eq(code, 0, "gateway exit code after SIGTERM drain")
+
+        summary = ("sent %d, responses %d %r, refused %d, unaccepted %d, lost %d, "
+                   "connect errors %r" % (load.sent, load.responses, load.by_status,
+                                           load.refused, load.unaccepted, load.lost,
+                                           load.connect_errors[:3]))
+        print("load: " + summary)
+        h.check_eq(load.lost, 0, "LOST requests (%s; %r)" % (summary, load.lost_details[:5]))
+        h.check_eq(load.sent, load.responses + load.unaccepted,
+                   "every sent request accounted for (%s)" % summary)
+        h.check(load.sent >= 10000, "fewer than 10,000 requests in the load (%s)" % summary)
+        other = {k: v for k, v in load.by_status.items() if k not in ("200", "503 draining")}
+        h.check(not other, "unexpected responses during the drain: %r" % other)
+        early = [t for t in load.late_draining if t < t_term + timeout_ms / 1000.0]
+        h.check(not early, "%d responses were 503 draining before drain.timeout_ms passed"
+                % len(early))
+        h.check(load.refused >= 1, "no load connection was refused after the listener closed")
+
+
+@suite.case
+def admin_drain_post_and_wait():
+    with h.Env("drain-admin") as env:
+        model = env.model("--quiet")
+        gw = env.gateway(model.url, {"drain": {"grace_ms": 200, "timeout_ms": 10000}})
+        slow = h.RawConn(gw.port, timeout=60)
+        slow.send(h.http_req("GET", "/slow?ms=2000"))
+        r = gw.admin("POST", "/admin/drain", body=b"")
+        h.check_eq(r.status, 202, "POST /admin/drain from loopback")
+        w = gw.admin("GET", "/admin/drain?wait=1", timeout=60)
+        h.check_eq(w.status, 200, "GET /admin/drain?wait=1 after the drain")
+        # The slow response was written before the drain completed, so it is
+        # already here when the wait returns.
+        h.check(slow.readable_now(), "drain?wait=1 returned before the in-flight request was "
+                "answered")
+        r = slow.read_response()
+        slow.close()
+        h.check(r is not None and r.status == 200, "request in flight during the admin drain: %r"
+                % r)
+        code = gw.wait(30)
+        h.check_eq(code, 0, "gateway exit code after POST /admin/drain")
+
+
+if __name__ == "__main__":
+    suite.run()
