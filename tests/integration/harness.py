@@ -154,7 +154,7 @@ class Proc:
     def running(self):
         return self.p.poll() is None
 
-    def signal(self, sig):
+    def send_signal(self, sig):
         if self.p.poll() is None:
             os.kill(self.pid, sig)
 

@@ -66,7 +66,7 @@ def sigterm_under_load_loses_nothing():
         slow.send(h.http_req("GET", "/slow?ms=6000"))
 
         t_term = time.monotonic()
-        gw.signal(signal.SIGTERM)
+        gw.send_signal(signal.SIGTERM)
 
         ready_seen = []
         while time.monotonic() < t_term + 30:
