@@ -86,6 +86,7 @@ struct ig_req {
     bool peer_is_loopback;
     ig_slice_t request_id;   /* X-Request-Id from the client, or a new one */
     ig_server_t *server;
+    uint64_t tag; /* the handler's small value, 0 at first, kept until on_complete */
 };
 
 #define IG_SERVER_HIGH_WATER (256 * 1024)
