@@ -261,7 +261,7 @@ static const conf_key_t keys[] = {
     {"upstream.probe_interval_ms", K_U64, F(upstream.probe_interval_ms), 1, 3600000, NULL},
     {"limits.max_queue", K_U64, F(limits.max_queue), 0, 10000000, NULL},
     {"limits.max_body_bytes", K_U64, F(limits.max_body_bytes), 1, 1073741824, NULL},
-    {"limits.max_header_bytes", K_U64, F(limits.max_header_bytes), 1024, 1048576, NULL},
+    {"limits.max_header_bytes", K_U64, F(limits.max_header_bytes), 256, 1048576, NULL},
     {"limits.header_timeout_ms", K_U64, F(limits.header_timeout_ms), 1, 3600000, NULL},
     {"limits.idle_timeout_ms", K_U64, F(limits.idle_timeout_ms), 1, 86400000, NULL},
     {"limits.max_connections", K_U64, F(limits.max_connections), 1, 1000000, NULL},
@@ -1118,17 +1118,17 @@ const char *ig_protocol_name(ig_protocol_t p)
  */
 
 static const struct {
-    const char *flag;
+    const char *flag; /* "--listen ADDR" */
     const char *keypath;
     const char *help;
 } flag_keys[] = {
-    {"--listen", "listen", "ADDR      data listener, host:port (listen)"},
-    {"--admin-listen", "admin_listen", "ADDR      admin listener (admin_listen)"},
-    {"--upstream", "upstream.url", "URL       the model server, http://host:port (upstream.url)"},
-    {"--max-concurrency", "upstream.max_concurrency",
-     "N         concurrent calls to the model (upstream.max_concurrency)"},
-    {"--max-queue", "limits.max_queue", "N         queued requests before 503 (limits.max_queue)"},
-    {"--log-level", "log.level", "LEVEL     debug|info|warn|error|off (log.level)"},
+    {"--listen ADDR", "listen", "data listener, host:port (listen)"},
+    {"--admin-listen ADDR", "admin_listen", "admin listener, host:port (admin_listen)"},
+    {"--upstream URL", "upstream.url", "the model server, http://host:port (upstream.url)"},
+    {"--max-concurrency N", "upstream.max_concurrency",
+     "concurrent calls to the model (upstream.max_concurrency)"},
+    {"--max-queue N", "limits.max_queue", "requests waiting before 503 (limits.max_queue)"},
+    {"--log-level LEVEL", "log.level", "debug|info|warn|error|off (log.level)"},
 };
 #define NFLAGS (sizeof flag_keys / sizeof flag_keys[0])
 
@@ -1137,7 +1137,7 @@ static void print_usage(const char *sub)
     printf("usage: infergate %s [-c FILE] [flags]\n\n", sub);
     printf("  -c, --config FILE   JSON configuration file (or INFERGATE_CONFIG)\n");
     for (size_t i = 0; i < NFLAGS; i++)
-        printf("  %s %s\n", flag_keys[i].flag, flag_keys[i].help);
+        printf("  %-19s %s\n", flag_keys[i].flag, flag_keys[i].help);
     printf("  --set KEY=VALUE     set any key path, e.g. --set upstream.timeout_ms=5000 or\n"
            "                      --set 'routes=[{\"match\":\"/*\"}]' (repeatable)\n");
     printf("  -h, --help          this text\n\n");
@@ -1165,7 +1165,8 @@ static int next_flag(int argc, char **argv, int *i, const char **name, size_t *n
     else if (n == 5 && memcmp(arg, "--set", 5) == 0)
         kind = FLAG_SET;
     for (size_t k = 0; k < NFLAGS && kind == IG_EINVAL; k++) {
-        if (strlen(flag_keys[k].flag) == n && memcmp(arg, flag_keys[k].flag, n) == 0)
+        /* The table's flag text carries its value's name after a space. */
+        if (strcspn(flag_keys[k].flag, " ") == n && memcmp(arg, flag_keys[k].flag, n) == 0)
             kind = (int)k;
     }
     if (kind == IG_EINVAL)
@@ -1290,17 +1291,31 @@ static bool is_secret_name(const char *name)
     return false;
 }
 
+/* Swaps `it` for a string, keeping its member name (cJSON's replace does not). */
+static void replace_with_string(cJSON *parent, cJSON *it, const char *s)
+{
+    cJSON *repl = cJSON_CreateString(s);
+    if (!repl) {
+        fprintf(stderr, "infergate: out of memory redacting the configuration\n");
+        abort();
+    }
+    repl->string = it->string;
+    repl->type |= it->type & cJSON_StringIsConst;
+    it->string = NULL;
+    cJSON_ReplaceItemViaPointer(parent, it, repl);
+}
+
 /* Redacts, in place, members named like secrets and credentials in URLs. */
 static void redact_tree(cJSON *node)
 {
     for (cJSON *it = node->child; it;) {
         cJSON *next = it->next;
         if (cJSON_IsObject(node) && is_secret_name(it->string) && !cJSON_IsNull(it)) {
-            cJSON_ReplaceItemViaPointer(node, it, cJSON_CreateString(REDACTED));
+            replace_with_string(node, it, REDACTED);
         } else if (cJSON_IsString(it) && strstr(it->valuestring, "://")) {
             char *r = redact_url(it->valuestring);
             if (strcmp(r, it->valuestring) != 0)
-                cJSON_ReplaceItemViaPointer(node, it, cJSON_CreateString(r));
+                replace_with_string(node, it, r);
             free(r);
         } else if (cJSON_IsObject(it) || cJSON_IsArray(it)) {
             redact_tree(it);
