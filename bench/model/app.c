@@ -52,6 +52,7 @@ typedef struct call {
     bool versioned;
     ig_kserve_input_t in;
     uint64_t arrival_ns;
+    uint64_t end_ns; /* when the simulated compute is done */
     size_t inst; /* instance index while running with instances */
     call_state_t state;
     uv_timer_t timer;
@@ -316,7 +317,14 @@ static void on_call_timer(uv_timer_t *h)
 {
     call_t *c = h->data;
     app_t *a = c->app;
+    uint64_t now = uv_hrtime();
 
+    /* libuv timers count whole milliseconds from a cached loop time, so they
+     * can fire a little early; a call never finishes before its cost. */
+    if (now < c->end_ns) {
+        uv_timer_start(&c->timer, on_call_timer, (c->end_ns - now + 999999) / 1000000, 0);
+        return;
+    }
     list_remove(&a->running, c);
     if (a->ninst > 0)
         a->busy[c->inst] = false;
@@ -345,12 +353,14 @@ static void call_start(app_t *a, call_t *c, size_t inst)
         a->free_at_ns[inst] = end;
     if (end > now)
         delay_ms = (end - now + 999999) / 1000000;
+    c->end_ns = end;
     c->inst = inst;
     c->state = CALL_RUNNING;
     list_push(&a->running, c);
     uv_timer_init(a->loop, &c->timer);
     c->timer.data = c;
     c->timer_live = true;
+    uv_update_time(a->loop);
     uv_timer_start(&c->timer, on_call_timer, delay_ms, 0);
 }
 
@@ -467,9 +477,10 @@ static bool is_ready(const app_t *a)
 static cJSON *tensor_meta(const char *name, const char *dtype, int d1)
 {
     cJSON *t = cJSON_CreateObject();
-    cJSON *shape = cJSON_AddArrayToObject(t, "shape");
+    cJSON *shape;
     cJSON_AddStringToObject(t, "name", name);
     cJSON_AddStringToObject(t, "datatype", dtype);
+    shape = cJSON_AddArrayToObject(t, "shape");
     cJSON_AddItemToArray(shape, cJSON_CreateNumber(-1));
     if (d1)
         cJSON_AddItemToArray(shape, cJSON_CreateNumber(d1));
@@ -479,12 +490,13 @@ static cJSON *tensor_meta(const char *name, const char *dtype, int d1)
 static void handle_model_meta(app_t *a, ig_req_t *req)
 {
     cJSON *root = cJSON_CreateObject();
-    cJSON *versions = cJSON_AddArrayToObject(root, "versions");
-    cJSON *inputs = cJSON_AddArrayToObject(root, "inputs");
-    cJSON *outputs = cJSON_AddArrayToObject(root, "outputs");
+    cJSON *versions, *inputs, *outputs;
     cJSON_AddStringToObject(root, "name", a->o->name);
+    versions = cJSON_AddArrayToObject(root, "versions");
     cJSON_AddItemToArray(versions, cJSON_CreateString(MODEL_VERSION));
     cJSON_AddStringToObject(root, "platform", "infergate-model");
+    inputs = cJSON_AddArrayToObject(root, "inputs");
+    outputs = cJSON_AddArrayToObject(root, "outputs");
     cJSON_AddItemToArray(inputs, tensor_meta("input", "FP32", IG_IRIS_FEATURES));
     cJSON_AddItemToArray(outputs, tensor_meta("label", "INT64", 0));
     cJSON_AddItemToArray(outputs, tensor_meta("probabilities", "FP32", IG_IRIS_CLASSES));
