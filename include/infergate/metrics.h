@@ -59,6 +59,12 @@ ig_metrics_t *ig_metrics_new(size_t nroutes, const char *const *route_names, uin
                              uint32_t max_concurrency);
 void ig_metrics_free(ig_metrics_t *m);
 
+/* Marks when the gateway started serving. Until a full window has passed,
+ * rates divide by the time since then (at least 1 s) rather than by
+ * window_s, so the load factor is right soon after start. Optional: without
+ * it, the first timestamp passed to any ig_metrics_* call is the start. */
+void ig_metrics_start(ig_metrics_t *m, uint64_t now_us);
+
 /* A request arrived on a route (arrival rate of the load factor). */
 void ig_metrics_arrival(ig_metrics_t *m, size_t route, uint64_t now_us);
 
