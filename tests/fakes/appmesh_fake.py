@@ -38,6 +38,7 @@ import re
 import sys
 import threading
 import time
+import traceback
 import urllib.parse
 import uuid
 
@@ -833,6 +834,13 @@ class Handler(fakecommon.BaseHandler):
             entry["error"] = e.type
             app.log.add(entry)
             self.send_error_json(e)
+        except Exception as e:  # a bug in the fake: answer 500 and say where
+            traceback.print_exc()
+            err = ApiError(500, "InternalServerErrorException", "fake internal error: %r" % e)
+            entry["status"] = 500
+            entry["error"] = err.type
+            app.log.add(entry)
+            self.send_error_json(err)
 
     def send_error_json(self, e):
         self.send_json(

@@ -21,6 +21,7 @@ import json
 import os
 import signal
 import socketserver
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -42,9 +43,30 @@ class FakeServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, handler_cls, app):
+    def __init__(self, handler_cls, app, tls_context=None):
         super().__init__(("127.0.0.1", 0), handler_cls)
         self.app = app
+        self.tls_context = tls_context
+
+    def finish_request(self, request, client_address):
+        # The TLS handshake runs here, in the connection's own thread, so a
+        # client that stalls or fails the handshake never blocks accept().
+        if self.tls_context is not None:
+            try:
+                request = self.tls_context.wrap_socket(request, server_side=True)
+            except (ssl.SSLError, OSError) as e:
+                if os.environ.get("FAKE_VERBOSE"):
+                    sys.stderr.write("fake: TLS handshake with %s failed: %s\n" % (client_address, e))
+                return
+        super().finish_request(request, client_address)
+
+    def handle_error(self, request, client_address):
+        # A client that hangs up mid-request is normal in tests; anything else
+        # is a bug in the fake and is printed.
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, ssl.SSLError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
 
     @property
     def port(self):
