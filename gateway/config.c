@@ -808,6 +808,12 @@ static int merge_object(ig_config_t *c, const cJSON *obj, const char *section, c
                             path, describe(it, got, sizeof got));
             rc = merge_object(c, it, it->string, origin, err, errlen);
         } else {
+            /* "upstream.url" is a key path, not a member name. */
+            if (strchr(it->string, '.'))
+                return fail(err, errlen, IG_ECONFIG,
+                            "%s: %s: unknown key (a file nests key paths: write "
+                            "{\"upstream\": {\"url\": …}}, not {\"upstream.url\": …})",
+                            origin, path);
             const conf_key_t *k = find_key(path);
             if (!k)
                 return unknown_key(origin, path, err, errlen);

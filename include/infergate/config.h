@@ -85,7 +85,9 @@ void ig_config_dispose(ig_config_t *c);
 
 /* Merges a JSON document over `c`. `origin` names it in errors (a path).
  * Returns 0, or IG_ECONFIG / IG_EPARSE with `err` set to e.g.
- * "config.json: upstream.max_concurrency: must be an integer >= 1, got -3". */
+ * "config.json: upstream.max_concurrency: must be an integer in 1..65535, got -3".
+ * Objects merge key by key; "routes" replaces the routes as a whole. On an
+ * error `c` may be partly merged (but stays valid for ig_config_dispose). */
 int ig_config_merge_json(ig_config_t *c, const char *text, size_t len, const char *origin,
                          char *err, size_t errlen);
 

@@ -160,6 +160,9 @@ static void test_unknown_keys(void **state)
                        "t.json: upstream.max_concurency: unknown key "
                        "(did you mean upstream.max_concurrency?)");
     expect_merge_error("{\"bogus_key\": 1}", IG_ECONFIG, "t.json: bogus_key: unknown key");
+    expect_merge_error("{\"upstream.url\": \"http://h:1\"}", IG_ECONFIG,
+                       "t.json: upstream.url: unknown key (a file nests key paths: write "
+                       "{\"upstream\": {\"url\": …}}, not {\"upstream.url\": …})");
     expect_merge_error("{\"limits\": {\"max_queue\": 1, \"nope\": 2}}", IG_ECONFIG,
                        "t.json: limits.nope: unknown key");
     expect_merge_error("{\"routes\": [{\"match\": \"/*\"}, {\"match\": \"/x\", \"prio\": 1}]}",
