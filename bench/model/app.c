@@ -53,7 +53,7 @@ typedef struct call {
     ig_kserve_input_t in;
     uint64_t arrival_ns;
     uint64_t end_ns; /* when the simulated compute is done */
-    size_t inst; /* instance index while running with instances */
+    size_t inst;     /* instance index while running with instances */
     call_state_t state;
     uv_timer_t timer;
     bool timer_live;
@@ -94,8 +94,7 @@ struct app {
     int exit_code;
 };
 
-static const ig_header_t json_ct = {IG_SLICE_LIT("Content-Type"),
-                                    IG_SLICE_LIT("application/json")};
+static const ig_header_t json_ct = {IG_SLICE_LIT("Content-Type"), IG_SLICE_LIT("application/json")};
 
 /* ---- lists ----------------------------------------------------------- */
 
@@ -302,7 +301,7 @@ static void crash_now(app_t *a)
     ig_log_fail("--crash-after %" PRIu64 ": %" PRIu64
                 " inference calls completed, exiting with status 3",
                 a->o->crash_after, a->completed);
-    exit(3);
+    _exit(3); /* like a crash: no atexit handlers, no leak checks */
 }
 
 static uint64_t call_cost_ns(const app_t *a, const call_t *c)
@@ -560,8 +559,7 @@ static bool model_known(app_t *a, ig_req_t *req, const ig_kserve_path_t *p)
     }
     if (p->version.base && !ig_slice_eq(p->version, MODEL_VERSION)) {
         snprintf(msg, sizeof(msg), "model '%s' has no version '%.*s' (versions: %s)", a->o->name,
-                 (int)(p->version.len > 32 ? 32 : p->version.len), p->version.base,
-                 MODEL_VERSION);
+                 (int)(p->version.len > 32 ? 32 : p->version.len), p->version.base, MODEL_VERSION);
         ig_req_error(req, 404, NULL, msg, NULL, 0);
         return false;
     }

@@ -244,8 +244,8 @@ void ig_extras_stream(uv_loop_t *loop, ig_req_t *req)
         return;
     }
     if (chunks * size > IG_EXTRAS_MAX_SIZE) {
-        ig_req_error(req, 400, NULL, "query parameters chunks*size: at most 64 MiB in total",
-                     NULL, 0);
+        ig_req_error(req, 400, NULL, "query parameters chunks*size: at most 64 MiB in total", NULL,
+                     0);
         return;
     }
     t = timed_new(loop, req);

@@ -17,8 +17,8 @@
 #include "infergate/slice.h"
 
 /* Limits on the query parameters, so a request cannot ask for unbounded work. */
-#define IG_EXTRAS_MAX_MS 600000u              /* /slow ms, /stream interval_ms */
-#define IG_EXTRAS_MAX_CHUNKS 1000000u         /* /stream chunks */
+#define IG_EXTRAS_MAX_MS 600000u               /* /slow ms, /stream interval_ms */
+#define IG_EXTRAS_MAX_CHUNKS 1000000u          /* /stream chunks */
 #define IG_EXTRAS_MAX_SIZE (64u * 1024 * 1024) /* /stream size, /close-delimited size */
 
 /* POST /echo: 200 with the request body and its Content-Type (none if absent). */

@@ -16,7 +16,7 @@
 #define IG_IRIS_CLASSES 3
 
 typedef struct {
-    int64_t label;                 /* argmax of probs: 0 setosa, 1 versicolor, 2 virginica */
+    int64_t label;                /* argmax of probs: 0 setosa, 1 versicolor, 2 virginica */
     float probs[IG_IRIS_CLASSES]; /* softmax output, sums to 1 */
 } ig_iris_pred_t;
 

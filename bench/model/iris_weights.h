@@ -10,6 +10,8 @@
 #ifndef INFERGATE_IRIS_WEIGHTS_H
 #define INFERGATE_IRIS_WEIGHTS_H
 
+/* Generated numbers, one array per line: not for clang-format. */
+/* clang-format off */
 #define IRIS_NUM_FEATURES 4
 #define IRIS_NUM_CLASSES 3
 #define IRIS_TRAIN_ROWS 150
@@ -27,5 +29,6 @@ static const double IRIS_W[IRIS_NUM_CLASSES][IRIS_NUM_FEATURES] = {
     {0.4706712807516025, -1.3885416338565875, 4.415947870116987, 4.366775615832021},
 };
 static const double IRIS_B[IRIS_NUM_CLASSES] = {-0.08394166050474546, 3.64604960711182, -3.562107946607088};
+/* clang-format on */
 
 #endif

@@ -128,8 +128,8 @@ int ig_kserve_v1_parse(const char *body, size_t len, ig_kserve_input_t *in, char
         }
         if (!ok) {
             free(x);
-            rc = fail(err, errlen, IG_EINVAL, "instances[%zu]: expected an array of %d numbers",
-                      i, IG_IRIS_FEATURES);
+            rc = fail(err, errlen, IG_EINVAL, "instances[%zu]: expected an array of %d numbers", i,
+                      IG_IRIS_FEATURES);
             goto out;
         }
         i++;
@@ -210,8 +210,8 @@ static int element(const cJSON *v, const dtype_t *dt, double *out, const char *w
         return fail(err, errlen, IG_EINVAL, "inputs[0].data%s: not a finite number", where);
     if (dt->integer) {
         if (d != floor(d) || d < dt->min || d > dt->max)
-            return fail(err, errlen, IG_EINVAL, "inputs[0].data%s: %g is not a valid %s value", where, d,
-                        dt->name);
+            return fail(err, errlen, IG_EINVAL, "inputs[0].data%s: %g is not a valid %s value",
+                        where, d, dt->name);
     } else if (strcmp(dt->name, "FP32") == 0) {
         if (fabs(d) > 3.4028234663852886e38)
             return fail(err, errlen, IG_EINVAL, "inputs[0].data%s: %g is out of FP32 range", where,

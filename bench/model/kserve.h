@@ -24,8 +24,8 @@ typedef enum {
 
 typedef struct {
     size_t rows;
-    double *x;   /* owned: rows * IG_IRIS_FEATURES values, row-major */
-    char *id;    /* owned: the V2 request "id", NULL if absent */
+    double *x; /* owned: rows * IG_IRIS_FEATURES values, row-major */
+    char *id;  /* owned: the V2 request "id", NULL if absent */
     /* V2 outputs to answer, in the order asked for (both when unasked). */
     ig_kserve_output_t outputs[2];
     size_t noutputs;

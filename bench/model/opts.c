@@ -29,7 +29,8 @@ static const char usage[] =
     "  --name NAME              model name served (default iris)\n"
     "  --cost-base-us N         each inference call takes N us of model time (default 0)\n"
     "  --cost-per-row-us N      plus N us per row (default 0)\n"
-    "  --max-concurrency N      model instances; calls beyond wait FIFO (0 = unlimited, default 1)\n"
+    "  --max-concurrency N      model instances; calls beyond wait FIFO (0 = unlimited, default "
+    "1)\n"
     "  --delay-ms N             extra delay added to every inference call (default 0)\n"
     "  --fail-every N           every Nth inference call answers 500 (default off)\n"
     "  --crash-after N          after N completed inference calls, the next exits the process\n"
@@ -47,7 +48,8 @@ const char *ig_opts_usage(void)
     return usage;
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -90,8 +92,8 @@ static int check_name(const char *s, char *err, size_t errlen)
         char c = s[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               c == '.' || c == '_' || c == '-'))
-            return fail(err, errlen, "--name: '%s' may only contain letters, digits, '.', '_' and '-'",
-                        s);
+            return fail(err, errlen,
+                        "--name: '%s' may only contain letters, digits, '.', '_' and '-'", s);
     }
     return 0;
 }

@@ -24,17 +24,17 @@ typedef enum {
 
 typedef struct {
     ig_opts_action_t action;
-    const char *listen;        /* borrowed from argv or a literal */
-    const char *name;          /* model name; [A-Za-z0-9._-]{1,64} */
+    const char *listen; /* borrowed from argv or a literal */
+    const char *name;   /* model name; [A-Za-z0-9._-]{1,64} */
     uint64_t cost_base_us;
     uint64_t cost_per_row_us;
-    uint64_t max_concurrency;  /* 0: unlimited */
+    uint64_t max_concurrency; /* 0: unlimited */
     uint64_t delay_ms;
-    uint64_t fail_every;       /* 0: off */
-    uint64_t crash_after;      /* IG_OPTS_OFF: off */
-    uint64_t hang_after;       /* IG_OPTS_OFF: off */
+    uint64_t fail_every;  /* 0: off */
+    uint64_t crash_after; /* IG_OPTS_OFF: off */
+    uint64_t hang_after;  /* IG_OPTS_OFF: off */
     uint64_t not_ready_ms;
-    const char *port_file;     /* NULL: none */
+    const char *port_file; /* NULL: none */
     ig_log_level_t log_level;
     bool quiet;
 } ig_opts_t;

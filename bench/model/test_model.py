@@ -27,6 +27,7 @@ SETOSA = [5.1, 3.5, 1.4, 0.2]
 VERSICOLOR = [7.0, 3.2, 4.7, 1.4]
 VIRGINICA = [6.7, 3.0, 5.2, 2.3]
 START_TIMEOUT = 20.0
+SANITIZER_MARK = "Sanitizer"
 
 
 class Model:
@@ -51,8 +52,9 @@ class Model:
                 break
             time.sleep(0.02)
         if self.port is None:
+            err = self.stderr()
             self.stop()
-            raise AssertionError(f"infergate-model did not start: {self.stderr()}")
+            raise AssertionError(f"infergate-model did not start: {err}")
 
     def stderr(self):
         with open(self.log_path, "rb") as f:
@@ -89,17 +91,32 @@ class Model:
             raise AssertionError(f"infergate-model pid {self.proc.pid} did not exit")
 
     def stop(self):
+        """Stops the server with SIGTERM (a clean shutdown, so a sanitized build checks
+        for leaks), SIGKILL if it does not exit; returns the sanitizer reports found."""
         if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
         self.log.close()
+        reports = [line for line in self.stderr().splitlines()
+                   if SANITIZER_MARK in line or "runtime error:" in line]
         shutil.rmtree(self.dir, ignore_errors=True)
+        return reports
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.stop()
+    def __exit__(self, exc_type, exc, tb):
+        code_before = self.proc.poll()
+        reports = self.stop()
+        if exc_type is None:
+            assert not reports, "sanitizer reports:\n" + "\n".join(reports)
+            if code_before is None:
+                assert self.proc.returncode == 0, \
+                    f"exit status {self.proc.returncode} after SIGTERM"
 
 
 def v1(rows):

@@ -33,12 +33,8 @@ static void test_iris_known_rows(void **state)
         double x[4];
         int64_t label;
     } rows[] = {
-        {{5.1, 3.5, 1.4, 0.2}, 0},
-        {{4.9, 3.0, 1.4, 0.2}, 0},
-        {{7.0, 3.2, 4.7, 1.4}, 1},
-        {{5.7, 2.8, 4.1, 1.3}, 1},
-        {{6.7, 3.0, 5.2, 2.3}, 2},
-        {{6.3, 3.3, 6.0, 2.5}, 2},
+        {{5.1, 3.5, 1.4, 0.2}, 0}, {{4.9, 3.0, 1.4, 0.2}, 0}, {{7.0, 3.2, 4.7, 1.4}, 1},
+        {{5.7, 2.8, 4.1, 1.3}, 1}, {{6.7, 3.0, 5.2, 2.3}, 2}, {{6.3, 3.3, 6.0, 2.5}, 2},
     };
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         ig_iris_pred_t p;
@@ -67,8 +63,7 @@ static void test_iris_accuracy_matches_training(void **state)
         ig_iris_pred_t p;
         if (line[0] == '#' || line[0] == 's')
             continue;
-        assert_int_equal(sscanf(line, "%lf,%lf,%lf,%lf,%d", &x[0], &x[1], &x[2], &x[3], &label),
-                         5);
+        assert_int_equal(sscanf(line, "%lf,%lf,%lf,%lf,%d", &x[0], &x[1], &x[2], &x[3], &label), 5);
         ig_iris_predict(x, &p);
         correct += p.label == label;
         n++;
@@ -103,9 +98,8 @@ static void test_v1_parse_ok(void **state)
     (void)state;
     ig_kserve_input_t in;
     char err[256];
-    assert_int_equal(v1("{\"instances\":[[5.1,3.5,1.4,0.2],[6.7,3,5.2,2.3]],\"parameters\":{}} ",
-                        &in, err),
-                     0);
+    assert_int_equal(
+        v1("{\"instances\":[[5.1,3.5,1.4,0.2],[6.7,3,5.2,2.3]],\"parameters\":{}} ", &in, err), 0);
     assert_int_equal(in.rows, 2);
     assert_true(in.x[4] == 6.7 && in.x[7] == 2.3);
     ig_kserve_input_dispose(&in);
@@ -350,9 +344,9 @@ static void test_query(void **state)
     assert_int_equal(ig_extras_query_u64(q, "interval_ms", 9, 100, &v), IG_EINVAL);
     assert_int_equal(ig_extras_query_u64(IG_SLICE_LIT("ms=-1"), "ms", 0, 100, &v), IG_EINVAL);
     assert_int_equal(ig_extras_query_u64(IG_SLICE_LIT("ms=101"), "ms", 0, 100, &v), IG_EINVAL);
-    assert_int_equal(ig_extras_query_u64(IG_SLICE_LIT("ms=99999999999999999999999"), "ms", 0,
-                                         100, &v),
-                     IG_EINVAL);
+    assert_int_equal(
+        ig_extras_query_u64(IG_SLICE_LIT("ms=99999999999999999999999"), "ms", 0, 100, &v),
+        IG_EINVAL);
     assert_int_equal(ig_extras_query_u64(ig_slice("", 0), "ms", 7, 100, &v), 0);
     assert_int_equal(v, 7);
 }
@@ -388,8 +382,8 @@ static void test_opts_defaults_and_values(void **state)
     assert_int_equal(parse(&o, err, "--listen", "127.0.0.1:0", "--name=m-1.x", "--cost-base-us",
                            "2000", "--cost-per-row-us=50", "--max-concurrency", "0", "--delay-ms",
                            "3", "--fail-every", "5", "--crash-after", "0", "--hang-after", "7",
-                           "--not-ready-ms", "100", "--port-file", "/tmp/p", "--log-level",
-                           "warn", "--quiet", NULL),
+                           "--not-ready-ms", "100", "--port-file", "/tmp/p", "--log-level", "warn",
+                           "--quiet", NULL),
                      0);
     assert_string_equal(o.listen, "127.0.0.1:0");
     assert_string_equal(o.name, "m-1.x");
@@ -426,8 +420,7 @@ static void test_opts_errors(void **state)
     expect_opts_error("--bogus: unknown flag (see --help)", "--bogus=1", NULL);
     expect_opts_error("'extra': unexpected argument (see --help)", "extra", NULL);
     expect_opts_error("--listen: missing value", "--listen", NULL);
-    expect_opts_error("--cost-base-us: 'x1' is not a non-negative integer", "--cost-base-us",
-                      "x1");
+    expect_opts_error("--cost-base-us: 'x1' is not a non-negative integer", "--cost-base-us", "x1");
     expect_opts_error("--delay-ms: '-1' is not a non-negative integer", "--delay-ms", "-1");
     expect_opts_error("--delay-ms: '5ms' is not a non-negative integer", "--delay-ms", "5ms");
     expect_opts_error("--delay-ms: 99999999999 is too large (at most 3600000000)", "--delay-ms",

@@ -113,6 +113,8 @@ def render(w, b, mean, std, accuracy, loss, n):
         "#ifndef INFERGATE_IRIS_WEIGHTS_H",
         "#define INFERGATE_IRIS_WEIGHTS_H",
         "",
+        "/* Generated numbers, one array per line: not for clang-format. */",
+        "/* clang-format off */",
         "#define IRIS_NUM_FEATURES 4",
         "#define IRIS_NUM_CLASSES 3",
         f"#define IRIS_TRAIN_ROWS {n}",
@@ -131,6 +133,7 @@ def render(w, b, mean, std, accuracy, loss, n):
     lines += [
         "};",
         f"static const double IRIS_B[IRIS_NUM_CLASSES] = {{{arr(b)}}};",
+        "/* clang-format on */",
         "",
         "#endif",
         "",
