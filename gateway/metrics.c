@@ -58,8 +58,8 @@ ig_reason_t ig_reason_parse(const char *s, size_t len)
  * are exact) and the same bounds as the text Prometheus shows, in seconds. */
 #define DUR_BOUNDS 14
 static const uint64_t dur_bound_us[DUR_BOUNDS] = {
-    500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
-    1000000, 2500000, 5000000, 10000000,
+    500,    1000,   2500,   5000,    10000,   25000,   50000,
+    100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000,
 };
 static const char *const dur_le[DUR_BOUNDS + 1] = {
     "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1",
@@ -151,9 +151,9 @@ struct ig_metrics {
 
     uint32_t window_s;
     uint32_t max_concurrency;
-    bool started; /* start_us is set by the first timestamp seen */
+    bool started; /* start_us set, by ig_metrics_start or the first timestamp seen */
     uint64_t start_us;
-    slot_t *slots; /* window_s of them */
+    slot_t *slots;     /* window_s of them */
     ig_hist_t scratch; /* merge target for quantiles at scrape time */
 };
 
@@ -433,8 +433,7 @@ static void put_seconds(out_t *o, uint64_t us)
     put(o, "%" PRIu64 ".%06" PRIu64, us / US_PER_S, us % US_PER_S);
 }
 
-static void render_dur_hist(out_t *o, const char *name, const char *label,
-                            const dur_hist_t *h)
+static void render_dur_hist(out_t *o, const char *name, const char *label, const dur_hist_t *h)
 {
     uint64_t cum = 0;
     for (unsigned i = 0; i <= DUR_BOUNDS; i++) {
@@ -446,8 +445,7 @@ static void render_dur_hist(out_t *o, const char *name, const char *label,
     put(o, "\n%s_count{route=\"%s\"} %" PRIu64 "\n", name, label, h->n);
 }
 
-static void render_batch_hist(out_t *o, const char *name, const char *label,
-                              const batch_hist_t *h)
+static void render_batch_hist(out_t *o, const char *name, const char *label, const batch_hist_t *h)
 {
     uint64_t cum = 0;
     for (unsigned i = 0; i <= BATCH_BOUNDS; i++) {
@@ -544,8 +542,8 @@ int ig_metrics_render_prometheus(ig_metrics_t *m, ig_buf_t *out, uint64_t now_us
            "Failed calls to the model, by reason.");
     for (unsigned k = 0; k < IG_REASON__COUNT; k++) {
         if (m->upstream_errors[k] || is_upstream_reason(k))
-            put(&o, "infergate_upstream_errors_total{reason=\"%s\"} %" PRIu64 "\n",
-                reason_names[k], m->upstream_errors[k]);
+            put(&o, "infergate_upstream_errors_total{reason=\"%s\"} %" PRIu64 "\n", reason_names[k],
+                m->upstream_errors[k]);
     }
 
     family(&o, "infergate_load_factor", "gauge",

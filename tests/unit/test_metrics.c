@@ -30,8 +30,8 @@
 
 extern char **environ;
 
-#define S(x) ((uint64_t)(x) * 1000000u)
-#define MS(x) ((uint64_t)(x) * 1000u)
+#define S(x) ((uint64_t)(x)*1000000u)
+#define MS(x) ((uint64_t)(x)*1000u)
 /* An arbitrary, second-aligned start so that slot arithmetic is exercised
  * away from zero. */
 #define T0 S(1700000000)
@@ -212,7 +212,7 @@ static void test_histogram_buckets_cumulative(void **state)
     const struct {
         const char *le;
         int count;
-    } bw[] = {{"1", 1},  {"2", 1},  {"4", 2},   {"8", 2},   {"16", 2},  {"32", 3},
+    } bw[] = {{"1", 1},  {"2", 1},   {"4", 2},   {"8", 2},   {"16", 2},  {"32", 3},
               {"64", 3}, {"128", 3}, {"256", 3}, {"512", 3}, {"+Inf", 4}};
     for (size_t i = 0; i < sizeof(bw) / sizeof(bw[0]); i++) {
         snprintf(line, sizeof(line), "infergate_batch_size_bucket{route=\"/*\",le=\"%s\"} %d",
@@ -582,8 +582,7 @@ static void test_promtool_accepts_rendering(void **state)
         ;
     unlink(path);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        fail_msg("promtool check metrics rejected the rendering (status %d):\n%s", status,
-                 b.base);
+        fail_msg("promtool check metrics rejected the rendering (status %d):\n%s", status, b.base);
     ig_buf_dispose(&b);
 }
 
