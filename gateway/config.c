@@ -323,9 +323,9 @@ static bool env_name_is(const char *name, size_t n, const char *path)
     if (n != plen + strlen(path) || memcmp(name, prefix, plen) != 0)
         return false;
     for (size_t i = 0; path[i]; i++) {
-        char want = path[i] == '.' ? '_' : (char)(path[i] >= 'a' && path[i] <= 'z'
-                                                      ? path[i] - 'a' + 'A'
-                                                      : path[i]);
+        char want = path[i] == '.'
+                        ? '_'
+                        : (char)(path[i] >= 'a' && path[i] <= 'z' ? path[i] - 'a' + 'A' : path[i]);
         if (name[plen + i] != want)
             return false;
     }
@@ -387,8 +387,8 @@ static int unknown_key(const char *origin, const char *path, char *err, size_t e
 {
     const char *hint = suggest_key(path);
     if (hint)
-        return fail(err, errlen, IG_ECONFIG, "%s: %s: unknown key (did you mean %s?)", origin,
-                    path, hint);
+        return fail(err, errlen, IG_ECONFIG, "%s: %s: unknown key (did you mean %s?)", origin, path,
+                    hint);
     return fail(err, errlen, IG_ECONFIG, "%s: %s: unknown key", origin, path);
 }
 
@@ -411,8 +411,9 @@ static int store_str(ig_config_t *c, const conf_key_t *k, const char *s, const c
 static int range_error(const conf_key_t *k, const char *where, const char *got, char *err,
                        size_t errlen)
 {
-    return fail(err, errlen, IG_ECONFIG, "%s: must be an integer in %" PRIu64 "..%" PRIu64
-                ", got %s", where, k->min, k->max, got);
+    return fail(err, errlen, IG_ECONFIG,
+                "%s: must be an integer in %" PRIu64 "..%" PRIu64 ", got %s", where, k->min, k->max,
+                got);
 }
 
 static bool json_uint(const cJSON *v, uint64_t min, uint64_t max, uint64_t *out)
@@ -504,8 +505,8 @@ static int set_from_string(ig_config_t *c, const conf_key_t *k, const char *s, c
         else if (strcmp(s, "false") == 0 || strcmp(s, "0") == 0)
             b = false;
         else
-            return fail(err, errlen, IG_ECONFIG, "%s: must be true, false, 1 or 0, got '%s'",
-                        where, s);
+            return fail(err, errlen, IG_ECONFIG, "%s: must be true, false, 1 or 0, got '%s'", where,
+                        s);
         *(bool *)((char *)c + k->off) = b;
         return 0;
     }
@@ -646,8 +647,8 @@ static int parse_route(const cJSON *obj, size_t idx, const char *origin, ig_rout
     for (const cJSON *it = obj->child; it; it = it->next) {
         if (strcmp(it->string, "match") == 0) {
             if (!cJSON_IsString(it))
-                return fail(err, errlen, IG_ECONFIG, "%s.match: must be a string, got %s",
-                            where, describe(it, got, sizeof got));
+                return fail(err, errlen, IG_ECONFIG, "%s.match: must be a string, got %s", where,
+                            describe(it, got, sizeof got));
             if (ig_router_check_pattern(it->valuestring, why, sizeof why) != 0)
                 return fail(err, errlen, IG_ECONFIG, "%s.match: %s", where, why);
             free(r->match);
@@ -859,8 +860,8 @@ int ig_config_merge_file(ig_config_t *c, const char *path, char *err, size_t err
         if (want == 0) {
             char probe;
             if (fread(&probe, 1, 1, f) == 1)
-                rc = fail(err, errlen, IG_EIO, "%s: the config file is larger than %u bytes",
-                          path, MAX_FILE_BYTES);
+                rc = fail(err, errlen, IG_EIO, "%s: the config file is larger than %u bytes", path,
+                          MAX_FILE_BYTES);
             break;
         }
         if (ig_buf_reserve(&b, want) != 0)
@@ -913,8 +914,7 @@ static int set_keypath(ig_config_t *c, const char *keypath, const char *value, c
     return set_from_string(c, k, value, where, err, errlen);
 }
 
-int ig_config_set(ig_config_t *c, const char *keypath, const char *value, char *err,
-                  size_t errlen)
+int ig_config_set(ig_config_t *c, const char *keypath, const char *value, char *err, size_t errlen)
 {
     return set_keypath(c, keypath, value, keypath, err, errlen);
 }
@@ -998,8 +998,8 @@ static int check_route(const ig_route_conf_t *r, size_t i, char *err, size_t err
                     (int)r->protocol);
     if (r->queue_timeout_ms < 1 || r->queue_timeout_ms > ROUTE_MAX_QUEUE_TIMEOUT_MS)
         return fail(err, errlen, IG_ECONFIG,
-                    "routes[%zu].queue_timeout_ms: must be an integer in 1..%llu, got %" PRIu64,
-                    i, ROUTE_MAX_QUEUE_TIMEOUT_MS, r->queue_timeout_ms);
+                    "routes[%zu].queue_timeout_ms: must be an integer in 1..%llu, got %" PRIu64, i,
+                    ROUTE_MAX_QUEUE_TIMEOUT_MS, r->queue_timeout_ms);
     if (r->protocol == IG_PROTO_PASSTHROUGH)
         return 0;
     snprintf(where, sizeof where, "routes[%zu].batch", i);

@@ -71,8 +71,8 @@ int ig_router_check_pattern(const char *pattern, char *err, size_t errlen)
             continue;
         }
         if (ch == '}')
-            return pattern_error(err, errlen, "pattern '%s': unmatched '}' at offset %zu",
-                                 pattern, i);
+            return pattern_error(err, errlen, "pattern '%s': unmatched '}' at offset %zu", pattern,
+                                 i);
         if (ch != '{') {
             if (is_bad_literal_char((unsigned char)ch))
                 return pattern_error(err, errlen,
@@ -87,9 +87,8 @@ int ig_router_check_pattern(const char *pattern, char *err, size_t errlen)
         while (pattern[j] && pattern[j] != '}') {
             if (!is_name_char(pattern[j])) {
                 if (pattern[j] == '{' || pattern[j] == '/' || pattern[j] == '*')
-                    return pattern_error(err, errlen,
-                                         "pattern '%s': unclosed '{' at offset %zu", pattern,
-                                         open);
+                    return pattern_error(err, errlen, "pattern '%s': unclosed '{' at offset %zu",
+                                         pattern, open);
                 return pattern_error(err, errlen,
                                      "pattern '%s': invalid character '%c' in capture name at "
                                      "offset %zu (use letters, digits, '_' or '-')",
@@ -98,8 +97,8 @@ int ig_router_check_pattern(const char *pattern, char *err, size_t errlen)
             j++;
         }
         if (!pattern[j])
-            return pattern_error(err, errlen, "pattern '%s': unclosed '{' at offset %zu",
-                                 pattern, open);
+            return pattern_error(err, errlen, "pattern '%s': unclosed '{' at offset %zu", pattern,
+                                 open);
         size_t namelen = j - open - 1;
         if (namelen == 0)
             return pattern_error(err, errlen, "pattern '%s': empty capture name at offset %zu",

@@ -74,8 +74,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    static const char *const written[] = {"partial.json", "broken.json", "prec.json",
-                                          "other.json"};
+    static const char *const written[] = {"partial.json", "broken.json", "prec.json", "other.json"};
     for (size_t i = 0; i < sizeof written / sizeof written[0]; i++) {
         char p[600];
         snprintf(p, sizeof p, "%s/%s", tmpdir, written[i]);
@@ -179,7 +178,8 @@ static void test_unknown_keys(void **state)
 static void test_wrong_types(void **state)
 {
     (void)state;
-    expect_merge_error("{\"listen\": 8080}", IG_ECONFIG, "t.json: listen: must be a string, got 8080");
+    expect_merge_error("{\"listen\": 8080}", IG_ECONFIG,
+                       "t.json: listen: must be a string, got 8080");
     expect_merge_error("{\"upstream\": {\"max_concurrency\": \"8\"}}", IG_ECONFIG,
                        "t.json: upstream.max_concurrency: must be an integer in 1..65535, "
                        "got the string '8'");
@@ -254,8 +254,7 @@ static void test_ranges(void **state)
     expect_merge_error("{\"routes\": []}", IG_ECONFIG,
                        "t.json: routes: must contain at least one route (e.g. {\"match\": "
                        "\"/*\"})");
-    expect_merge_error("{\"routes\": [{\"match\": \"/x\", \"queue_timeout_ms\": 0}]}",
-                       IG_ECONFIG,
+    expect_merge_error("{\"routes\": [{\"match\": \"/x\", \"queue_timeout_ms\": 0}]}", IG_ECONFIG,
                        "t.json: routes[0].queue_timeout_ms: must be an integer in 1..3600000, "
                        "got 0");
     expect_merge_error("{\"upstream\": {\"url\": \"https://127.0.0.1:8443\"}}", IG_ECONFIG,
@@ -317,8 +316,8 @@ static void test_cross_field_validation(void **state)
     assert_int_equal(merge(&c, "{\"listen\": \"127.0.0.1:0\", \"admin_listen\": \"127.0.0.1:0\"}"),
                      0);
     assert_int_equal(ig_config_validate(&c, err, sizeof err), 0);
-    assert_int_equal(merge(&c, "{\"listen\": \"127.0.0.1:80\", \"admin_listen\": \"127.0.0.2:80\"}"),
-                     0);
+    assert_int_equal(
+        merge(&c, "{\"listen\": \"127.0.0.1:80\", \"admin_listen\": \"127.0.0.2:80\"}"), 0);
     assert_int_equal(ig_config_validate(&c, err, sizeof err), 0);
 
     /* Validation also catches values set directly in the struct. */
@@ -503,9 +502,19 @@ static void test_precedence(void **state)
 
     /* Flags over env, in both spellings; -c beats INFERGATE_CONFIG. */
     const char *other = write_file("other.json", "{\"limits\": {\"max_queue\": 6}}");
-    char *argv2[] = {"serve", "-c", (char *)other, "--max-concurrency", "10",
-                     "--max-queue=7", "--log-level", "warn", "--listen", "127.0.0.1:1111",
-                     "--admin-listen=[::1]:2222", "--upstream", "http://[::1]:8000/base",
+    char *argv2[] = {"serve",
+                     "-c",
+                     (char *)other,
+                     "--max-concurrency",
+                     "10",
+                     "--max-queue=7",
+                     "--log-level",
+                     "warn",
+                     "--listen",
+                     "127.0.0.1:1111",
+                     "--admin-listen=[::1]:2222",
+                     "--upstream",
+                     "http://[::1]:8000/base",
                      NULL};
     assert_int_equal(from_args(&c, argv2, env1), 0);
     assert_int_equal(c.upstream.max_concurrency, 10);
@@ -523,10 +532,17 @@ static void test_set_flag(void **state)
 {
     (void)state;
     ig_config_t c;
-    char *argv[] = {"serve", "--set", "upstream.timeout_ms=5000", "--set",
+    char *argv[] = {"serve",
+                    "--set",
+                    "upstream.timeout_ms=5000",
+                    "--set",
                     "routes=[{\"match\":\"/v2/models/{model}/infer\",\"protocol\":\"oip-v2\"}]",
-                    "--set=log.access_log=false", "--set", "upstream.max_connections=2",
-                    "--set", "upstream.max_concurrency=2", NULL};
+                    "--set=log.access_log=false",
+                    "--set",
+                    "upstream.max_connections=2",
+                    "--set",
+                    "upstream.max_concurrency=2",
+                    NULL};
     char *env[] = {"INFERGATE_UPSTREAM_TIMEOUT_MS=9", NULL};
     assert_int_equal(from_args(&c, argv, env), 0);
     assert_int_equal(c.upstream.timeout_ms, 5000);
@@ -543,9 +559,8 @@ static void test_set_flag(void **state)
     assert_int_equal(ig_config_set(&c, "drain.timeout_ms", "0", err, sizeof err), IG_ECONFIG);
     assert_string_equal(err, "drain.timeout_ms: must be an integer in 1..3600000, got '0'");
     assert_int_equal(ig_config_set(&c, "drain.timeot_ms", "1", err, sizeof err), IG_ECONFIG);
-    assert_string_equal(err,
-                        "drain.timeot_ms: unknown key drain.timeot_ms (did you mean "
-                        "drain.timeout_ms?)");
+    assert_string_equal(err, "drain.timeot_ms: unknown key drain.timeot_ms (did you mean "
+                             "drain.timeout_ms?)");
     ig_config_dispose(&c);
 }
 
@@ -592,8 +607,7 @@ static void test_bad_flags(void **state)
                       "/nonexistent/x.json: cannot read the config file: No such file or "
                       "directory");
     /* Validation runs at the end. */
-    char *a11[] = {"serve", "--listen", "127.0.0.1:9000", "--admin-listen", "127.0.0.1:9000",
-                   NULL};
+    char *a11[] = {"serve", "--listen", "127.0.0.1:9000", "--admin-listen", "127.0.0.1:9000", NULL};
     expect_args_error(a11, IG_ECONFIG,
                       "admin_listen: must differ from listen (both are on port 9000: "
                       "'127.0.0.1:9000' and '127.0.0.1:9000')");
@@ -655,17 +669,15 @@ static void test_to_json_round_trip(void **state)
     assert_int_equal(b.routes[1].queue_timeout_ms, 20);
     assert_int_equal(b.log.level, IG_LOG_ERROR);
     assert_int_equal(b.metrics.window_s, 22);
-    assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(b.bootstrap, "replicas"), "min")
-                         ->valueint,
-                     2);
+    assert_int_equal(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(b.bootstrap, "replicas"), "min")->valueint, 2);
 
     /* Every key is present in the output, including defaults. */
     cJSON *doc = cJSON_Parse(j1);
     assert_non_null(doc);
-    assert_true(cJSON_IsNumber(cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "limits"),
-                                                   "idle_timeout_ms")));
-    assert_true(cJSON_IsBool(cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "log"),
-                                                 "access_log")));
+    assert_true(
+        cJSON_IsNumber(cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "limits"), "idle_timeout_ms")));
+    assert_true(cJSON_IsBool(cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "log"), "access_log")));
     cJSON *r1 = cJSON_GetArrayItem(cJSON_GetObjectItem(doc, "routes"), 1);
     assert_string_equal(cJSON_GetObjectItem(r1, "protocol")->valuestring, "passthrough");
     assert_null(cJSON_GetObjectItem(r1, "batch")); /* would be rejected on input */
@@ -705,8 +717,8 @@ static void test_redaction(void **state)
     assert_int_equal(ig_config_validate(&c, err, sizeof err), 0);
 
     char *red = ig_config_to_json(&c, true);
-    const char *secrets[] = {"hunter2", "tok-123", "s3cr3t", "\"pw\"", "AKIAEXAMPLE", "pw2",
-                             "user:"};
+    const char *secrets[] = {"hunter2",     "tok-123", "s3cr3t", "\"pw\"",
+                             "AKIAEXAMPLE", "pw2",     "user:"};
     for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++) {
         if (strstr(red, secrets[i]))
             fail_msg("redacted output contains %s:\n%s", secrets[i], red);
@@ -724,8 +736,8 @@ static void test_redaction(void **state)
     assert_string_equal(cJSON_GetObjectItem(aws, "access_key_id")->valuestring, "<redacted>");
     assert_string_equal(cJSON_GetObjectItem(aws, "region")->valuestring, "us-west-2");
     assert_true(cJSON_IsNull(cJSON_GetObjectItem(aws, "session_token"))); /* nothing to hide */
-    cJSON *user = cJSON_GetArrayItem(
-        cJSON_GetObjectItem(cJSON_GetObjectItem(bs, "kubernetes"), "users"), 0);
+    cJSON *user =
+        cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(bs, "kubernetes"), "users"), 0);
     assert_string_equal(cJSON_GetObjectItem(user, "password")->valuestring, "<redacted>");
     assert_string_equal(cJSON_GetObjectItem(user, "user")->valuestring, "u");
     cJSON_Delete(doc);

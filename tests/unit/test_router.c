@@ -52,8 +52,7 @@ static void test_capture_stops_at_following_literal(void **state)
     assert_capture(&m, "model", "a:b");
 
     /* Captures need one or more characters, never '/'. */
-    assert_int_equal(ig_router_match(&rt, IG_SLICE_LIT("/v1/models/:predict"), &m),
-                     IG_ENOTFOUND);
+    assert_int_equal(ig_router_match(&rt, IG_SLICE_LIT("/v1/models/:predict"), &m), IG_ENOTFOUND);
     assert_int_equal(ig_router_match(&rt, IG_SLICE_LIT("/v1/models/a/b:predict"), &m),
                      IG_ENOTFOUND);
     assert_int_equal(ig_router_match(&rt, IG_SLICE_LIT("/v1/models/iris:explain"), &m),
@@ -70,16 +69,15 @@ static void test_two_captures(void **state)
     ig_router_t rt;
     ig_route_match_t m;
     assert_int_equal(ig_router_init(&rt, &r, 1, NULL, 0), 0);
-    assert_int_equal(
-        ig_router_match(&rt, IG_SLICE_LIT("/v2/models/resnet/versions/3/infer"), &m), 0);
+    assert_int_equal(ig_router_match(&rt, IG_SLICE_LIT("/v2/models/resnet/versions/3/infer"), &m),
+                     0);
     assert_int_equal(m.ncaptures, 2);
     assert_capture(&m, "model", "resnet");
     assert_capture(&m, "version", "3");
     assert_null(ig_route_capture(&m, "other").base);
     assert_int_equal(ig_route_capture(&m, "other").len, 0);
-    assert_int_equal(
-        ig_router_match(&rt, IG_SLICE_LIT("/v2/models/resnet/versions//infer"), &m),
-        IG_ENOTFOUND);
+    assert_int_equal(ig_router_match(&rt, IG_SLICE_LIT("/v2/models/resnet/versions//infer"), &m),
+                     IG_ENOTFOUND);
     assert_int_equal(ig_router_match(&rt, IG_SLICE_LIT("/v2/models/resnet/infer"), &m),
                      IG_ENOTFOUND);
 }
