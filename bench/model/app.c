@@ -528,6 +528,12 @@ static bool method_is(ig_req_t *req, const char *m)
     return ig_slice_eq(req->method_name, m);
 }
 
+/* HEAD is answered wherever GET is; the server drops the body. */
+static bool method_is_get(ig_req_t *req)
+{
+    return method_is(req, "GET") || method_is(req, "HEAD");
+}
+
 static void not_allowed(ig_req_t *req, const char *allow)
 {
     char msg[200];
@@ -569,8 +575,8 @@ static bool model_known(app_t *a, ig_req_t *req, const ig_kserve_path_t *p)
 /* Runs `fn` for a GET-only helper endpoint, or answers 405. */
 #define GET_ONLY(req, call)                                                                        \
     do {                                                                                           \
-        if (!method_is((req), "GET"))                                                              \
-            not_allowed((req), "GET");                                                             \
+        if (!method_is_get(req))                                                                   \
+            not_allowed((req), "GET, HEAD");                                                       \
         else                                                                                       \
             call;                                                                                  \
     } while (0)
@@ -615,20 +621,20 @@ static void on_request(ig_req_t *req, void *ud)
             GET_ONLY(req, handle_ready(a, req, false));
             break;
         case IG_KSERVE_PATH_V1_MODEL:
-            if (!method_is(req, "GET"))
-                not_allowed(req, "GET");
+            if (!method_is_get(req))
+                not_allowed(req, "GET, HEAD");
             else if (model_known(a, req, &p))
                 handle_ready(a, req, true);
             break;
         case IG_KSERVE_PATH_V2_MODEL:
-            if (!method_is(req, "GET"))
-                not_allowed(req, "GET");
+            if (!method_is_get(req))
+                not_allowed(req, "GET, HEAD");
             else if (model_known(a, req, &p))
                 handle_model_meta(a, req);
             break;
         case IG_KSERVE_PATH_V2_MODEL_READY:
-            if (!method_is(req, "GET"))
-                not_allowed(req, "GET");
+            if (!method_is_get(req))
+                not_allowed(req, "GET, HEAD");
             else if (model_known(a, req, &p))
                 handle_ready(a, req, false);
             break;

@@ -274,6 +274,10 @@ def test_v2_metadata_and_health():
         assert m.json("GET", "/v2/models/flowers/ready") == {"ready": True}
         assert m.json("GET", "/v2/health/live") == {}
         assert m.json("GET", "/v2/health/ready") == {"ready": True}
+        status, hdrs, data = m.request("HEAD", "/v2/health/ready")
+        assert status == 200 and data == b"" and hdrs["content-length"] == "14", (status, hdrs)
+        status, hdrs, _ = m.request("DELETE", "/v2/health/ready")
+        assert status == 405 and hdrs["allow"] == "GET, HEAD", (status, hdrs)
         m.json("GET", "/v2/models/iris", expect=404)
         out = m.json("GET", "/nothing/here", expect=404)
         assert out["error"] == "no route for GET /nothing/here", out
