@@ -1,0 +1,489 @@
+/*
+ * stack.c: turns the config into the ordered list of resources (render).
+ *
+ * The Kubernetes half lives here: ConfigMap -> Deployment -> Service ->
+ * prometheus-adapter rules -> HPA (or KEDA ScaledObject). The mesh provider
+ * adds its own resources first and patches the pod spec with its proxy; this
+ * file never looks at what it adds. Rendering is pure: no network, and the
+ * same inputs give the same bytes. Also here: the structural diff that plan
+ * prints, shared by every backend.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "infergate/bootstrap_kube.h"
+#include "infergate/bootstrap_stack.h"
+#include "infergate/error.h"
+
+void ig_bs_stack_init(ig_bs_stack_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->outputs = cJSON_CreateObject();
+}
+
+void ig_bs_stack_dispose(ig_bs_stack_t *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        ig_bs_resource_t *r = &s->items[i];
+        free(r->kind);
+        free(r->name);
+        free(r->source);
+        free(r->path);
+        free(r->parent);
+        cJSON_Delete(r->body);
+    }
+    free(s->items);
+    cJSON_Delete(s->outputs);
+    memset(s, 0, sizeof(*s));
+}
+
+ig_bs_resource_t *ig_bs_stack_add(ig_bs_stack_t *s, const ig_bs_backend_t *backend,
+                                  const char *kind, const char *name, const char *source,
+                                  const char *path, const char *parent, cJSON *body)
+{
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 16;
+        s->items = ig_xrealloc(s->items, s->cap * sizeof(*s->items));
+    }
+    ig_bs_resource_t *r = &s->items[s->n++];
+    r->backend = backend;
+    r->kind = ig_xstrdup(kind);
+    r->name = ig_xstrdup(name);
+    r->source = ig_xstrdup(source);
+    r->path = ig_xstrdup(path);
+    r->parent = parent ? ig_xstrdup(parent) : NULL;
+    r->body = body;
+    return r;
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    ig_buf_t b;
+    ig_buf_init(&b, 16u << 20);
+    char chunk[4096];
+    size_t n;
+    int rc = 0;
+    while (rc == 0 && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        rc = ig_buf_append(&b, chunk, n);
+    fclose(f);
+    if (rc != 0) {
+        ig_buf_dispose(&b);
+        return NULL;
+    }
+    if (!b.base)
+        ig_buf_append(&b, "", 0);
+    return ig_buf_take(&b, len);
+}
+
+int ig_bs_template_load(const char *dir, const char *path, const ig_tpl_vars_t *vars,
+                        cJSON **out, char *err, size_t errlen)
+{
+    char *owned = NULL;
+    const char *text;
+    size_t len;
+    char full[1024];
+    if (dir) {
+        snprintf(full, sizeof(full), "%s/%s", dir, path);
+        owned = read_file(full, &len);
+        if (!owned) {
+            snprintf(err, errlen, "%s: cannot read template", full);
+            return IG_EIO;
+        }
+        text = owned;
+    } else {
+        text = ig_tpl_builtin(path);
+        if (!text) {
+            snprintf(err, errlen, "%s: no such built-in template", path);
+            return IG_ENOTFOUND;
+        }
+        len = strlen(text);
+        snprintf(full, sizeof(full), "%s", path);
+    }
+    ig_buf_t b;
+    ig_buf_init(&b, 16u << 20);
+    int rc = ig_tpl_subst(text, len, vars, full, &b, err, errlen);
+    free(owned);
+    if (rc == 0) {
+        size_t pl = strlen(path);
+        if (pl > 5 && !strcmp(path + pl - 5, ".json")) {
+            const char *end = NULL;
+            *out = cJSON_ParseWithLengthOpts(b.base, b.len, &end, 0);
+            if (!*out) {
+                snprintf(err, errlen, "%s: invalid JSON after substitution near byte %zu", full,
+                         end ? (size_t)(end - b.base) : 0);
+                rc = IG_EPARSE;
+            }
+        } else {
+            rc = ig_yaml_to_json(b.base, b.len, full, out, err, errlen);
+        }
+    }
+    ig_buf_dispose(&b);
+    return rc;
+}
+
+/* ---- diff ------------------------------------------------------------ */
+
+static void diff_value(ig_buf_t *out, const char *path, const cJSON *live, const cJSON *want)
+{
+    char *l = live ? cJSON_PrintUnformatted(live) : NULL;
+    char *w = want ? cJSON_PrintUnformatted(want) : NULL;
+    /* Long values (a whole config file) are cut: the path says where. */
+    ig_buf_printf(out, "    %s: %.200s%s -> %.200s%s\n", path, l ? l : "(absent)",
+                  l && strlen(l) > 200 ? "…" : "", w ? w : "(absent)",
+                  w && strlen(w) > 200 ? "…" : "");
+    free(l);
+    free(w);
+}
+
+static size_t diff_rec(const cJSON *want, const cJSON *live, bool subset, const char *path,
+                       ig_buf_t *out)
+{
+    size_t n = 0;
+    if (cJSON_IsObject(want) && cJSON_IsObject(live)) {
+        for (const cJSON *c = want->child; c; c = c->next) {
+            char p[1024];
+            snprintf(p, sizeof(p), "%s%s%s", path, *path ? "." : "", c->string);
+            const cJSON *lc = cJSON_GetObjectItemCaseSensitive(live, c->string);
+            if (!lc) {
+                diff_value(out, p, NULL, c);
+                n++;
+            } else {
+                n += diff_rec(c, lc, subset, p, out);
+            }
+        }
+        if (!subset) {
+            for (const cJSON *c = live->child; c; c = c->next) {
+                if (cJSON_GetObjectItemCaseSensitive(want, c->string))
+                    continue;
+                char p[1024];
+                snprintf(p, sizeof(p), "%s%s%s", path, *path ? "." : "", c->string);
+                diff_value(out, p, c, NULL);
+                n++;
+            }
+        }
+        return n;
+    }
+    if (cJSON_IsArray(want) && cJSON_IsArray(live) &&
+        cJSON_GetArraySize(want) == cJSON_GetArraySize(live)) {
+        int i = 0;
+        for (const cJSON *w = want->child, *l = live->child; w && l; w = w->next, l = l->next) {
+            char p[1024];
+            snprintf(p, sizeof(p), "%s[%d]", path, i++);
+            n += diff_rec(w, l, subset, p, out);
+        }
+        return n;
+    }
+    if (cJSON_IsNumber(want) && cJSON_IsNumber(live) && want->valuedouble == live->valuedouble)
+        return 0;
+    if (!cJSON_Compare(want, live, true)) {
+        diff_value(out, *path ? path : "(root)", live, want);
+        return 1;
+    }
+    return 0;
+}
+
+size_t ig_bs_diff(const cJSON *desired, const cJSON *live, bool subset, ig_buf_t *out)
+{
+    return diff_rec(desired, live, subset, "", out);
+}
+
+/* ---- the Kubernetes half --------------------------------------------- */
+
+static int port_of(const char *addr, const char *key, int *port, char *err, size_t errlen)
+{
+    const char *colon = addr ? strrchr(addr, ':') : NULL;
+    char *end = NULL;
+    long p = colon ? strtol(colon + 1, &end, 10) : 0;
+    if (!colon || !end || (*end && *end != '/') || p < 1 || p > 65535) {
+        snprintf(err, errlen, "%s: cannot find a port in \"%s\"", key, addr ? addr : "");
+        return IG_ECONFIG;
+    }
+    *port = (int)p;
+    return 0;
+}
+
+static char *gateway_config_json(const ig_config_t *gc)
+{
+    char *full = ig_config_to_json(gc, false);
+    cJSON *j = full ? cJSON_Parse(full) : NULL;
+    free(full);
+    if (!j)
+        return NULL;
+    cJSON_DeleteItemFromObjectCaseSensitive(j, "bootstrap");
+    cJSON_DeleteItemFromObjectCaseSensitive(j, "source");
+    char *txt = cJSON_Print(j);
+    cJSON_Delete(j);
+    /* cJSON indents with tabs (raw tabs appear nowhere else: strings escape
+     * them); two spaces read better in `kubectl get configmap -o yaml`. */
+    ig_buf_t b;
+    ig_buf_init(&b, 0);
+    bool line_start = true;
+    for (const char *p = txt; *p; p++) {
+        if (*p == '\t')
+            ig_buf_append(&b, line_start ? "  " : " ", line_start ? 2 : 1);
+        else
+            ig_buf_append(&b, p, 1);
+        line_start = *p == '\n' || (line_start && *p == '\t');
+    }
+    ig_buf_append(&b, "\n", 1);
+    free(txt);
+    return ig_buf_take(&b, NULL);
+}
+
+static unsigned long long fnv1a(const char *s)
+{
+    unsigned long long h = 1469598103934665603ULL;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static void quantity(char *out, size_t n, double v)
+{
+    long long milli = llround(v * 1000.0);
+    if (milli % 1000 == 0)
+        snprintf(out, n, "%lld", milli / 1000);
+    else
+        snprintf(out, n, "%lldm", milli);
+}
+
+static int common_vars(const ig_bs_conf_t *c, const ig_config_t *gc, ig_tpl_vars_t *v,
+                       char *err, size_t errlen)
+{
+    int gport, aport, uport;
+    int rc;
+    if ((rc = port_of(gc->listen, "listen", &gport, err, errlen)) ||
+        (rc = port_of(gc->admin_listen, "admin_listen", &aport, err, errlen)))
+        return rc;
+    /* In the pod, the Service, the mesh proxy and the kubelet's probes reach
+     * the gateway on the pod IP: loopback-only listeners would be unreachable. */
+    const char *lst[2][2] = {{"listen", gc->listen}, {"admin_listen", gc->admin_listen}};
+    for (int i = 0; i < 2; i++) {
+        const char *a = lst[i][1];
+        if (!strncmp(a, "127.", 4) || !strncmp(a, "[::1]", 5) || !strncmp(a, "localhost", 9)) {
+            snprintf(err, errlen, "%s: \"%s\" listens on loopback only; in the pod the "
+                     "Service and the probes need 0.0.0.0 (or [::])", lst[i][0], a);
+            return IG_ECONFIG;
+        }
+    }
+    const char *u = gc->upstream.url ? gc->upstream.url : "";
+    const char *hostpart = strstr(u, "://") ? strstr(u, "://") + 3 : u;
+    if ((rc = port_of(hostpart, "upstream.url", &uport, err, errlen)))
+        return rc;
+    if (uport != c->model_port || (strncmp(hostpart, "127.0.0.1:", 10) &&
+                                   strncmp(hostpart, "localhost:", 10) &&
+                                   strncmp(hostpart, "[::1]:", 6))) {
+        snprintf(err, errlen,
+                 "bootstrap.model_port: the sidecar reaches the model container at "
+                 "http://127.0.0.1:%d, but upstream.url is \"%s\"; make them agree",
+                 c->model_port, u);
+        return IG_ECONFIG;
+    }
+    if (gport == aport || gport == c->model_port || aport == c->model_port) {
+        snprintf(err, errlen, "bootstrap.model_port: listen (%d), admin_listen (%d) and "
+                 "model_port (%d) share one pod and must differ", gport, aport, c->model_port);
+        return IG_ECONFIG;
+    }
+    char *cfg = gateway_config_json(gc);
+    if (!cfg) {
+        snprintf(err, errlen, "cannot serialise the gateway configuration");
+        return IG_ECONFIG;
+    }
+    ig_tpl_vars_set(v, "GATEWAY_CONFIG", cfg);
+    ig_tpl_vars_setf(v, "CONFIG_HASH", "%016llx", fnv1a(cfg));
+    free(cfg);
+
+    ig_tpl_vars_set(v, "NAME", c->name);
+    ig_tpl_vars_set(v, "NAMESPACE", c->namespace_);
+    ig_tpl_vars_set(v, "MODEL_IMAGE", c->model_image);
+    ig_tpl_vars_set(v, "GATEWAY_IMAGE", c->gateway_image);
+    ig_tpl_vars_set(v, "IMAGE_PULL_POLICY", c->image_pull_policy);
+    ig_tpl_vars_set(v, "SERVICE_ACCOUNT", c->kubernetes.service_account);
+    ig_tpl_vars_setf(v, "MODEL_PORT", "%d", c->model_port);
+    ig_tpl_vars_setf(v, "GATEWAY_PORT", "%d", gport);
+    ig_tpl_vars_setf(v, "ADMIN_PORT", "%d", aport);
+    ig_tpl_vars_setf(v, "MIN_REPLICAS", "%d", c->replicas_min);
+    ig_tpl_vars_setf(v, "MAX_REPLICAS", "%d", c->replicas_max);
+    char q[64];
+    quantity(q, sizeof(q), c->autoscaling.load_factor_target);
+    ig_tpl_vars_set(v, "LOAD_FACTOR_TARGET", q);
+    ig_tpl_vars_setf(v, "LOAD_FACTOR_TARGET_DECIMAL", "%g", c->autoscaling.load_factor_target);
+    ig_tpl_vars_setf(v, "QUEUE_DEPTH_TARGET", "%d", c->autoscaling.queue_depth_target);
+    ig_tpl_vars_setf(v, "CPU_UTILIZATION", "%d", c->autoscaling.cpu_utilization);
+    ig_tpl_vars_set(v, "PROMETHEUS_URL", c->autoscaling.prometheus_url);
+    ig_tpl_vars_set(v, "ADAPTER_NAMESPACE", c->autoscaling.adapter_namespace);
+
+    /* The model's preStop waits for the whole drain; the pod's grace period
+     * must outlast it, with room for the kubelet's own bookkeeping. */
+    unsigned long long drain_ms = gc->drain.grace_ms + gc->drain.timeout_ms;
+    unsigned long long wait_s = (drain_ms + 999) / 1000 + 1;
+    ig_tpl_vars_setf(v, "DRAIN_WAIT_S", "%llu", wait_s);
+    ig_tpl_vars_setf(v, "TERMINATION_GRACE_S", "%llu", wait_s + 5);
+
+    /* A mesh proxy in front must not cut a request the gateway would still
+     * serve: allow the longest queue wait plus the model's timeout. */
+    unsigned long long qmax = 0;
+    for (size_t i = 0; i < gc->nroutes; i++)
+        if (gc->routes[i].queue_timeout_ms > qmax)
+            qmax = gc->routes[i].queue_timeout_ms;
+    ig_tpl_vars_setf(v, "REQUEST_TIMEOUT_MS", "%llu",
+                     (unsigned long long)gc->upstream.timeout_ms + qmax + 1000);
+    ig_tpl_vars_setf(v, "IDLE_TIMEOUT_MS", "%llu", (unsigned long long)gc->limits.idle_timeout_ms);
+    return 0;
+}
+
+static cJSON *find_named(cJSON *arr, const char *name)
+{
+    cJSON *it;
+    cJSON_ArrayForEach(it, arr)
+    {
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(it, "name");
+        if (cJSON_IsString(n) && !strcmp(n->valuestring, name))
+            return it;
+    }
+    return NULL;
+}
+
+static void set_resources(cJSON *containers, const char *name, const cJSON *res)
+{
+    cJSON *ct = find_named(containers, name);
+    if (!ct || !res)
+        return;
+    cJSON_DeleteItemFromObjectCaseSensitive(ct, "resources");
+    cJSON_AddItemToObject(ct, "resources", cJSON_Duplicate(res, true));
+}
+
+static int add_kube(ig_bs_stack_t *s, const char *source, cJSON *obj, char *err, size_t errlen)
+{
+    ig_buf_t path;
+    ig_buf_init(&path, 0);
+    int rc = ig_kube_object_path(obj, &path, err, errlen);
+    if (rc == 0) {
+        const cJSON *kind = cJSON_GetObjectItemCaseSensitive(obj, "kind");
+        const cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(md, "name");
+        ig_bs_stack_add(s, &ig_bs_kube_backend, kind->valuestring, name->valuestring, source,
+                        path.base, NULL, obj);
+    } else {
+        cJSON_Delete(obj);
+    }
+    ig_buf_dispose(&path);
+    return rc;
+}
+
+int ig_bs_render(const ig_bs_conf_t *c, const ig_config_t *gc, const char *tpl_dir,
+                 char *const *envp, ig_bs_stack_t *s, char *err, size_t errlen)
+{
+    const ig_mesh_provider_t *mp = ig_mesh_provider_find(c->mesh.provider);
+    if (!mp) {
+        snprintf(err, errlen, "bootstrap.mesh.provider: unknown provider \"%s\"",
+                 c->mesh.provider);
+        return IG_ECONFIG;
+    }
+    ig_tpl_vars_t v;
+    ig_tpl_vars_init(&v);
+    int rc = common_vars(c, gc, &v, err, errlen);
+    if (rc == 0 && mp->vars)
+        rc = mp->vars(c, envp, &v, err, errlen);
+    if (rc == 0 && mp->render)
+        rc = mp->render(c, tpl_dir, &v, s, err, errlen);
+
+    cJSON *obj = NULL;
+    if (rc == 0)
+        rc = ig_bs_template_load(tpl_dir, "k8s/configmap.yaml", &v, &obj, err, errlen);
+    if (rc == 0)
+        rc = add_kube(s, "k8s/configmap.yaml", obj, err, errlen);
+
+    if (rc == 0)
+        rc = ig_bs_template_load(tpl_dir, "k8s/deployment.yaml", &v, &obj, err, errlen);
+    if (rc == 0) {
+        cJSON *tmpl = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(obj, "spec"), "template");
+        cJSON *pod = cJSON_GetObjectItemCaseSensitive(tmpl, "spec");
+        cJSON *ann = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(tmpl, "metadata"), "annotations");
+        cJSON *containers = cJSON_GetObjectItemCaseSensitive(pod, "containers");
+        set_resources(containers, "model", c->resources_model);
+        set_resources(containers, "infergate", c->resources_gateway);
+        if (mp->pod_patch)
+            rc = mp->pod_patch(c, tpl_dir, &v, pod, ann, err, errlen);
+        if (rc == 0)
+            rc = add_kube(s, "k8s/deployment.yaml", obj, err, errlen);
+        else
+            cJSON_Delete(obj);
+    }
+    if (rc == 0)
+        rc = ig_bs_template_load(tpl_dir, "k8s/service.yaml", &v, &obj, err, errlen);
+    if (rc == 0)
+        rc = add_kube(s, "k8s/service.yaml", obj, err, errlen);
+
+    const char *scaler = c->autoscaling.engine == IG_BS_ENGINE_KEDA ? "k8s/keda-scaledobject.yaml"
+                                                                    : "k8s/hpa.yaml";
+    if (rc == 0 && c->autoscaling.engine == IG_BS_ENGINE_HPA) {
+        rc = ig_bs_template_load(tpl_dir, "k8s/prometheus-adapter-rules.yaml", &v, &obj, err,
+                                 errlen);
+        if (rc == 0)
+            rc = add_kube(s, "k8s/prometheus-adapter-rules.yaml", obj, err, errlen);
+    }
+    if (rc == 0)
+        rc = ig_bs_template_load(tpl_dir, scaler, &v, &obj, err, errlen);
+    if (rc == 0)
+        rc = add_kube(s, scaler, obj, err, errlen);
+
+    if (rc == 0) {
+        const char *host = ig_tpl_vars_get(&v, "MESH_HOSTNAME");
+        char ep[512];
+        snprintf(ep, sizeof(ep), "http://%s:%s", host ? host : c->mesh.hostname,
+                 ig_tpl_vars_get(&v, "GATEWAY_PORT"));
+        cJSON_AddStringToObject(s->outputs, "ml_service_endpoint", ep);
+        snprintf(ep, sizeof(ep), "%s/%s", c->namespace_, c->name);
+        cJSON_AddStringToObject(s->outputs, "deployment", ep);
+        snprintf(ep, sizeof(ep), "%s/%s/%s", c->namespace_,
+                 c->autoscaling.engine == IG_BS_ENGINE_KEDA ? "ScaledObject"
+                                                            : "HorizontalPodAutoscaler",
+                 c->name);
+        cJSON_AddStringToObject(s->outputs, "autoscaler", ep);
+    }
+    ig_tpl_vars_dispose(&v);
+    return rc;
+}
+
+/* ---- provider "none": Kubernetes only --------------------------------- */
+
+static int none_render(const ig_bs_conf_t *c, const char *tpl_dir, const ig_tpl_vars_t *vars,
+                       ig_bs_stack_t *s, char *err, size_t errlen)
+{
+    (void)c, (void)tpl_dir, (void)vars, (void)err, (void)errlen;
+    cJSON_AddNullToObject(s->outputs, "mesh");
+    cJSON_AddNullToObject(s->outputs, "virtual_node");
+    cJSON_AddNullToObject(s->outputs, "virtual_router");
+    cJSON_AddNullToObject(s->outputs, "virtual_service");
+    return 0;
+}
+
+const ig_mesh_provider_t ig_mesh_none = {
+    .name = "none",
+    .vars = NULL,
+    .render = none_render,
+    .pod_patch = NULL,
+    .ctx_new = NULL,
+    .ctx_free = NULL,
+};
+
+const ig_mesh_provider_t *ig_mesh_provider_find(const char *name)
+{
+    static const ig_mesh_provider_t *const all[] = {&ig_mesh_appmesh, &ig_mesh_none};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        if (!strcmp(all[i]->name, name))
+            return all[i];
+    return NULL;
+}
