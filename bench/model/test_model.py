@@ -311,10 +311,10 @@ def test_stats_batch_sizes_and_reset():
         assert m.stats()["max_inflight"] == 0
 
 
-def test_max_concurrency_queues_fifo_and_counts_inflight():
-    # 2 instances, 6 simultaneous calls that each hold an instance for a second:
+def test_max_concurrency_queues_and_counts_inflight():
+    # 2 instances, 6 simultaneous calls that each hold an instance for 2 s:
     # while they are in flight, 2 run and 4 wait, and inflight counts all 6.
-    with Model("--quiet", "--max-concurrency", "2", "--cost-base-us", "1000000") as m:
+    with Model("--quiet", "--max-concurrency", "2", "--cost-base-us", "2000000") as m:
         results = [None] * 6
         errors = []
 
@@ -342,8 +342,26 @@ def test_max_concurrency_queues_fifo_and_counts_inflight():
         assert s["calls"] == 6 and s["rows"] == 21, s
 
 
+def test_queue_is_fifo():
+    # One instance; calls of 1, 2, 3 and 4 rows sent one after the other, each only once
+    # the previous one was received, so their arrival order is known. The log
+    # lines (one per answer, in answer order) must list them in that order.
+    with Model("--max-concurrency", "1", "--cost-base-us", "500000") as m:
+        threads = []
+        for n in range(1, 5):
+            t = threading.Thread(target=m.json, args=("POST", "/v1/models/iris:predict",
+                                                      v1([SETOSA] * n)))
+            t.start()
+            threads.append(t)
+            wait_until(lambda: m.stats()["calls"] == n, f"call {n} received")
+        for t in threads:
+            t.join(60)
+        calls = [json.loads(line) for line in m.stderr().splitlines() if '"msg":"call"' in line]
+        assert [c["batch_size"] for c in calls] == [1, 2, 3, 4], calls
+
+
 def test_unlimited_concurrency_and_per_row_cost():
-    with Model("--quiet", "--max-concurrency", "0", "--cost-per-row-us", "100000") as m:
+    with Model("--quiet", "--max-concurrency", "0", "--cost-per-row-us", "400000") as m:
         results = []
         threads = [threading.Thread(target=lambda: results.append(
             m.json("POST", "/v1/models/iris:predict", v1([VIRGINICA] * 5)))) for _ in range(4)]
