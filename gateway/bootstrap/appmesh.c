@@ -359,16 +359,21 @@ static int am_read(ig_appmesh_t *m, const ig_bs_resource_t *r, cJSON **live, cha
         return 0;
     if (rc)
         return rc;
+    /* The describe output's payload member ("mesh", "virtualNode", …) is the
+     * whole body (the service model marks it as the payload). */
     char key[64];
     data_key(r->kind, key, sizeof(key));
     cJSON *d = cJSON_DetachItemFromObjectCaseSensitive(ans, key);
-    cJSON_Delete(ans);
-    if (!cJSON_IsObject(d)) {
-        cJSON_Delete(d);
-        snprintf(err, errlen, "App Mesh GET %s: answer lacks \"%s\"", r->path, key);
+    if (d) {
+        cJSON_Delete(ans);
+        ans = d;
+    }
+    if (!cJSON_IsObject(ans) || !cJSON_GetObjectItemCaseSensitive(ans, "metadata")) {
+        cJSON_Delete(ans);
+        snprintf(err, errlen, "App Mesh GET %s: answer is not a %s description", r->path, key);
         return IG_EPROTO;
     }
-    *live = d;
+    *live = ans;
     return 0;
 }
 
@@ -424,7 +429,7 @@ static int am_plan(void *ctx, const ig_bs_resource_t *r, ig_bs_plan_t *p, char *
         const cJSON *have = cJSON_GetObjectItemCaseSensitive(live, "spec");
         /* App Mesh fills defaults into what it returns: compare what we set. */
         p->ndiff = ig_bs_diff(want ? want : cJSON_GetObjectItemCaseSensitive(live, "spec"),
-                              have, true, &p->diff);
+                              have, true, "spec", &p->diff);
         p->action = p->ndiff ? IG_BS_UPDATE : IG_BS_NOOP;
         const cJSON *ver = cJSON_GetObjectItemCaseSensitive(
             cJSON_GetObjectItemCaseSensitive(live, "metadata"), "version");

@@ -226,7 +226,7 @@ static int kube_plan(void *ctx, const ig_bs_resource_t *r, ig_bs_plan_t *p, char
     if (rc == 0) {
         normalise(live);
         normalise(would);
-        p->ndiff = ig_bs_diff(would, live, false, &p->diff);
+        p->ndiff = ig_bs_diff(would, live, false, "", &p->diff);
         p->action = p->ndiff ? IG_BS_UPDATE : IG_BS_NOOP;
     }
     cJSON_Delete(live);

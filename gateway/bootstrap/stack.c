@@ -189,9 +189,10 @@ static size_t diff_rec(const cJSON *want, const cJSON *live, bool subset, const 
     return 0;
 }
 
-size_t ig_bs_diff(const cJSON *desired, const cJSON *live, bool subset, ig_buf_t *out)
+size_t ig_bs_diff(const cJSON *desired, const cJSON *live, bool subset, const char *prefix,
+                  ig_buf_t *out)
 {
-    return diff_rec(desired, live, subset, "", out);
+    return diff_rec(desired, live, subset, prefix ? prefix : "", out);
 }
 
 /* ---- the Kubernetes half --------------------------------------------- */

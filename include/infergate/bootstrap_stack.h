@@ -115,9 +115,10 @@ extern const ig_bs_backend_t ig_bs_kube_backend;
 /* Structural diff: appends "  path: live -> desired" lines for every member
  * of `desired` whose value differs in `live`. With `subset`, members only in
  * `live` are ignored (server-filled defaults); otherwise they count too.
- * Returns the number of differences. */
+ * Paths start with `prefix` ("" or e.g. "spec"). Returns the number of
+ * differences. */
 size_t ig_bs_diff(const struct cJSON *desired, const struct cJSON *live, bool subset,
-                  ig_buf_t *out);
+                  const char *prefix, ig_buf_t *out);
 
 /* Renders the stack from the typed bootstrap config, the gateway config (its
  * ports, drain and timeouts; its JSON without the bootstrap section goes into
