@@ -227,6 +227,31 @@ def free_port(host="127.0.0.1"):
         s.close()
 
 
+def tcp_peer_ports(port):
+    """Client ports of every TCP connection to 127.0.0.1:`port` the kernel
+    still knows about (established, closing or TIME_WAIT), from
+    /proc/net/tcp. Counts connections opened to a server without its help.
+    Returns None when /proc/net/tcp cannot be read."""
+    peers = set()
+    try:
+        with open("/proc/net/tcp") as f:
+            next(f)
+            for line in f:
+                parts = line.split()
+                local, remote, state = parts[1], parts[2], parts[3]
+                if state == "0A":  # LISTEN
+                    continue
+                lport = int(local.split(":")[1], 16)
+                rport = int(remote.split(":")[1], 16)
+                if lport == port:
+                    peers.add(rport)
+                elif rport == port:
+                    peers.add(lport)
+    except (OSError, IndexError, ValueError, StopIteration):
+        return None
+    return peers
+
+
 def ipv6_loopback_available():
     if not socket.has_ipv6:
         return False

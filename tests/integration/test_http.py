@@ -49,6 +49,10 @@ def malformed_header():
                              "space in header name")
         expect_400_and_close(gw, b"GET /headers HTTP/1.1\r\nHost: t\r\nNoColon\r\n\r\n",
                              "header without colon")
+        # RFC 9112 5.1: whitespace between a field name and the colon must be
+        # rejected with 400 (a known request smuggling vector).
+        expect_400_and_close(gw, b"GET /headers HTTP/1.1\r\nHost: t\r\nX-Foo : x\r\n\r\n",
+                             "whitespace before the colon")
 
 
 @suite.case
