@@ -710,19 +710,16 @@ class AppMesh:
         """Wrap the result per the output shape and check it against the model."""
         shape_name = route.op["output"]["shape"]
         shape = self.shapes[shape_name]
+        # With a payload member the body is that member's shape alone (e.g. a
+        # MeshData for CreateMesh); otherwise it is the output structure itself.
         payload = shape.get("payload")
-        if payload is not None:
-            body = result
-            check_shape = shape["members"][payload]["shape"]
-        else:
-            body = result
-            check_shape = shape_name
+        check_shape = shape["members"][payload]["shape"] if payload is not None else shape_name
         errors = []
-        self.validator.check(check_shape, body, "", errors)
+        self.validator.check(check_shape, result, "", errors)
         if errors:
             raise ApiError(500, "InternalServerErrorException",
                            "fake built an invalid %s: %s" % (shape_name, "; ".join(errors)))
-        return body
+        return result
 
     # -- control ------------------------------------------------------------
 

@@ -31,7 +31,6 @@ import datetime
 import ipaddress
 import json
 import os
-import re
 import ssl
 import sys
 import threading
@@ -568,9 +567,9 @@ class Handler(fakecommon.BaseHandler):
         if dry not in (None, "All"):
             raise KubeError(400, 'Invalid dry run value: "%s" (only "All" is supported)' % dry)
         dry_run = dry == "All"
-        manager = q.get("fieldManager", [None])[0]
-        if manager is not None and (not manager or len(manager) > 128):
-            raise KubeError(422, "fieldManager must be 1 to 128 characters")
+        manager = q.get("fieldManager", [None])[0] or None
+        if manager is not None and len(manager) > 128:
+            raise KubeError(422, "fieldManager: Too long: may not be longer than 128 characters")
         if manager is None and self.command != "PATCH":
             ua = self.headers.get("User-Agent") or "unknown"
             manager = ua.split("/", 1)[0] or "unknown"
