@@ -762,7 +762,7 @@ class LoadClient:
         self.refused = 0
         self.unaccepted = 0
         self.lost = 0
-        self.lost_details = []
+        self.lost_details = []  # (monotonic time, description)
         self.connect_errors = []
         self.late_draining = []  # monotonic times of 503 draining responses
         self.stop = False
@@ -831,12 +831,13 @@ class LoadClient:
                             self.unaccepted += 1
                         else:
                             self.lost += 1
-                            self.lost_details.append("worker %d: %r" % (i, e))
+                            self.lost_details.append((time.monotonic(), "worker %d: %r" % (i, e)))
                         break
                     except (asyncio.IncompleteReadError, OSError, asyncio.TimeoutError,
                             ValueError, IndexError) as e:
                         self.lost += 1
-                        self.lost_details.append("worker %d (fresh=%s): %r" % (i, fresh, e))
+                        self.lost_details.append(
+                            (time.monotonic(), "worker %d (fresh=%s): %r" % (i, fresh, e)))
                         break
                     fresh = False
                     self.responses += 1
