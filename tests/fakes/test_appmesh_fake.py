@@ -69,14 +69,14 @@ def main():
          "--region", REGION, "--access-key", AK, "--secret-key", SK], port_file)
     try:
         port = child.wait_ready()
-        run(port)
+        run(port, tmp)
     finally:
         child.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     return t.finish()
 
 
-def run(port):
+def run(port, tmp):
     ep = "http://127.0.0.1:%d" % port
     c = client(ep)
 
@@ -151,7 +151,7 @@ def run(port):
     # --- authentication --------------------------------------------------------------
     code, st, msg = err(client(ep, secret="WRONG").list_meshes)
     t.check((code, st) == ("InvalidSignatureException", 403), "wrong secret -> 403 InvalidSignatureException")
-    t.check("Canonical String" in msg, "signature error explains the canonical request")
+    t.check("Canonical String" in (msg or ""), "signature error explains the canonical request")
     code, st, _ = err(client(ep, key="AKIDOTHER").list_meshes)
     t.check((code, st) == ("UnrecognizedClientException", 403), "unknown access key -> 403 UnrecognizedClientException")
     code, st, _ = err(client(ep, token="session-token-xyz").list_meshes)
@@ -229,7 +229,7 @@ def run(port):
     # --- aws CLI (Debian awscli), when installed -----------------------------------------------
     aws = "/usr/bin/aws"
     if os.path.exists(aws):
-        env = {"PATH": "/usr/bin:/bin", "HOME": tempfile.gettempdir(), "AWS_ACCESS_KEY_ID": AK,
+        env = {"PATH": "/usr/bin:/bin", "HOME": tmp, "AWS_ACCESS_KEY_ID": AK,
                "AWS_SECRET_ACCESS_KEY": SK, "AWS_DEFAULT_REGION": REGION, "AWS_CONFIG_FILE": "/dev/null",
                "AWS_SHARED_CREDENTIALS_FILE": "/dev/null", "AWS_EC2_METADATA_DISABLED": "true",
                "AWS_PAGER": ""}
