@@ -1,6 +1,124 @@
+/*
+ * test_bootstrap_conf.c: the "bootstrap" config section: defaults, key-path errors.
+ */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
+#include <string.h>
+
 #include <cmocka.h>
-static void t(void **s){(void)s;}
-int main(void){const struct CMUnitTest ts[]={cmocka_unit_test(t)};return cmocka_run_group_tests(ts,NULL,NULL);}
+#include <cjson/cJSON.h>
+
+#include "infergate/bootstrap.h"
+#include "infergate/bootstrap_conf.h"
+#include "infergate/error.h"
+
+static int load_text(ig_bs_conf_t *c, const char *json, char *err)
+{
+    cJSON *j = json ? cJSON_Parse(json) : NULL;
+    if (json)
+        assert_non_null(j);
+    int rc = ig_bs_conf_load(c, j, err, 512);
+    cJSON_Delete(j);
+    return rc;
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    ig_bs_conf_t c;
+    char err[512];
+    assert_int_equal(load_text(&c, NULL, err), 0);
+    assert_string_equal(c.name, "ml-service");
+    assert_string_equal(c.namespace_, "default");
+    assert_string_equal(c.gateway_image, "infergate:0.1.0");
+    assert_int_equal(c.model_port, 8081);
+    assert_int_equal(c.replicas_min, 1);
+    assert_int_equal(c.replicas_max, 10);
+    assert_int_equal(c.autoscaling.engine, IG_BS_ENGINE_HPA);
+    assert_true(c.autoscaling.load_factor_target == 0.7);
+    assert_int_equal(c.autoscaling.queue_depth_target, 8);
+    assert_int_equal(c.autoscaling.cpu_utilization, 80);
+    assert_string_equal(c.mesh.provider, "appmesh");
+    assert_string_equal(c.mesh.name, "ml-mesh");
+    assert_null(c.mesh.region);
+    assert_string_equal(c.mesh.hostname, "ml-service.default.svc.cluster.local");
+    assert_non_null(strstr(c.mesh.envoy_image, "aws-appmesh-envoy"));
+    assert_null(c.kubernetes.kubeconfig);
+    ig_bs_conf_dispose(&c);
+}
+
+static void test_values_and_derived_hostname(void **state)
+{
+    (void)state;
+    ig_bs_conf_t c;
+    char err[512];
+    assert_int_equal(load_text(&c, "{\"name\":\"bert\",\"namespace\":\"ml\",\"replicas\":{\"min\":2,"
+                                   "\"max\":4},\"autoscaling\":{\"engine\":\"keda\"},"
+                                   "\"mesh\":{\"provider\":\"none\",\"region\":null},"
+                                   "\"resources\":{\"model\":{\"requests\":{\"cpu\":\"500m\"}}}}",
+                               err),
+                     0);
+    assert_string_equal(c.mesh.hostname, "bert.ml.svc.cluster.local");
+    assert_int_equal(c.replicas_min, 2);
+    assert_int_equal(c.autoscaling.engine, IG_BS_ENGINE_KEDA);
+    assert_string_equal(c.mesh.provider, "none");
+    cJSON *req = cJSON_GetObjectItemCaseSensitive(c.resources_model, "requests");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(req, "cpu")->valuestring, "500m");
+    assert_null(cJSON_GetObjectItemCaseSensitive(c.resources_model, "limits"));
+    ig_bs_conf_dispose(&c);
+}
+
+static void expect_error(const char *json, const char *want)
+{
+    ig_bs_conf_t c;
+    char err[512] = "";
+    assert_int_equal(load_text(&c, json, err), IG_ECONFIG);
+    if (!strstr(err, want))
+        fail_msg("error \"%s\" lacks \"%s\"", err, want);
+    ig_bs_conf_dispose(&c);
+}
+
+static void test_errors_name_the_key_path(void **state)
+{
+    (void)state;
+    expect_error("{\"nmae\":\"x\"}", "bootstrap.nmae: unknown key");
+    expect_error("{\"mesh\":{\"regoin\":\"x\"}}", "bootstrap.mesh.regoin: unknown key");
+    expect_error("{\"replicas\":{\"min\":0}}", "bootstrap.replicas.min: must be an integer");
+    expect_error("{\"replicas\":{\"min\":5,\"max\":2}}", "bootstrap.replicas.min: must be <=");
+    expect_error("{\"replicas\":{\"min\":1.5}}", "bootstrap.replicas.min");
+    expect_error("{\"name\":\"Bad_Name\"}", "bootstrap.name: must be a DNS-1035 label");
+    expect_error("{\"model_port\":\"8081\"}", "bootstrap.model_port");
+    expect_error("{\"autoscaling\":{\"engine\":\"vpa\"}}", "bootstrap.autoscaling.engine");
+    expect_error("{\"autoscaling\":{\"load_factor_target\":0}}",
+                 "bootstrap.autoscaling.load_factor_target");
+    expect_error("{\"mesh\":{\"provider\":\"istio\"}}", "bootstrap.mesh.provider");
+    expect_error("{\"mesh\":{\"name\":null}}", "bootstrap.mesh.name: must be a string");
+    expect_error("{\"resources\":{\"gateway\":{\"requests\":{\"cpu\":\"lots\"}}}}",
+                 "bootstrap.resources.gateway.requests.cpu");
+    expect_error("{\"resources\":{\"gpu\":{}}}", "bootstrap.resources.gpu: unknown key");
+    expect_error("{\"kubernetes\":{\"context\":5}}", "bootstrap.kubernetes.context");
+    expect_error("[1]", "bootstrap: must be an object");
+}
+
+static void test_check_config_entry_point(void **state)
+{
+    (void)state;
+    char err[512];
+    assert_int_equal(ig_bootstrap_check_config(NULL, err, sizeof(err)), 0);
+    cJSON *j = cJSON_Parse("{\"replicas\":{\"max\":0}}");
+    assert_int_equal(ig_bootstrap_check_config(j, err, sizeof(err)), IG_ECONFIG);
+    assert_non_null(strstr(err, "bootstrap.replicas.max"));
+    cJSON_Delete(j);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_values_and_derived_hostname),
+        cmocka_unit_test(test_errors_name_the_key_path),
+        cmocka_unit_test(test_check_config_entry_point),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

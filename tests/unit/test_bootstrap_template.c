@@ -1,6 +1,161 @@
+/*
+ * test_bootstrap_template.c: ${VAR} substitution and YAML <-> JSON typing.
+ */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include <cmocka.h>
-static void t(void **s){(void)s;}
-int main(void){const struct CMUnitTest ts[]={cmocka_unit_test(t)};return cmocka_run_group_tests(ts,NULL,NULL);}
+#include <cjson/cJSON.h>
+
+#include "infergate/bootstrap_template.h"
+#include "infergate/error.h"
+
+static int subst(const char *text, const ig_tpl_vars_t *v, ig_buf_t *out, char *err)
+{
+    return ig_tpl_subst(text, strlen(text), v, "t.yaml", out, err, 256);
+}
+
+static void test_subst_replaces_and_escapes(void **state)
+{
+    (void)state;
+    ig_tpl_vars_t v;
+    ig_tpl_vars_init(&v);
+    ig_tpl_vars_set(&v, "NAME", "ml");
+    ig_tpl_vars_set(&v, "TRICKY", "a\"b: c\\d\ne");
+    ig_buf_t out;
+    ig_buf_init(&out, 0);
+    char err[256];
+    assert_int_equal(subst("n: \"${NAME}\" t: \"${TRICKY}\" $$ $x ${NAME}", &v, &out, err), 0);
+    assert_string_equal(out.base, "n: \"ml\" t: \"a\\\"b: c\\\\d\\ne\" $ $x ml");
+    /* The escaped value reads back as the original through YAML. */
+    ig_buf_reset(&out);
+    assert_int_equal(subst("k: \"${TRICKY}\"\n", &v, &out, err), 0);
+    cJSON *j = NULL;
+    assert_int_equal(ig_yaml_to_json(out.base, out.len, "t", &j, err, sizeof(err)), 0);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(j, "k")->valuestring, "a\"b: c\\d\ne");
+    cJSON_Delete(j);
+    ig_buf_dispose(&out);
+    ig_tpl_vars_dispose(&v);
+}
+
+static void test_subst_unknown_and_unset_name_file_and_line(void **state)
+{
+    (void)state;
+    ig_tpl_vars_t v;
+    ig_tpl_vars_init(&v);
+    ig_tpl_vars_set(&v, "SET", "x");
+    ig_tpl_vars_set(&v, "UNSET", NULL);
+    ig_buf_t out;
+    ig_buf_init(&out, 0);
+    char err[256];
+    assert_int_equal(subst("a\nb\nc: ${NOPE}\n", &v, &out, err), IG_ENOTFOUND);
+    assert_string_equal(err, "t.yaml:3: unknown variable ${NOPE}");
+    assert_int_equal(subst("${SET}\n${UNSET}", &v, &out, err), IG_ENOTFOUND);
+    assert_string_equal(err, "t.yaml:2: variable ${UNSET} is not set");
+    assert_int_equal(subst("x ${SET", &v, &out, err), IG_EPARSE);
+    assert_int_equal(subst("x ${}", &v, &out, err), IG_EPARSE);
+    assert_int_equal(subst("x ${1A}", &v, &out, err), IG_EPARSE);
+    ig_buf_dispose(&out);
+    ig_tpl_vars_dispose(&v);
+}
+
+static void test_yaml_typing(void **state)
+{
+    (void)state;
+    const char *y = "i: 42\nneg: -7\nhex: 0x1f\nf: 0.7\ne: 1e3\nt: true\nF: False\nn: null\n"
+                    "tilde: ~\nempty:\nqi: \"42\"\nqs: 'true'\nplain: hello world\n"
+                    "ver: 1.2.3\nyes: yes\nblock: |\n  line1\n  line2\nlist:\n  - 1\n  - \"1\"\n"
+                    "flow: {a: 1, b: [x, 2]}\n";
+    cJSON *j = NULL;
+    char err[256];
+    assert_int_equal(ig_yaml_to_json(y, strlen(y), "t", &j, err, sizeof(err)), 0);
+    assert_true(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(j, "i")));
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(j, "i")->valueint, 42);
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(j, "neg")->valueint, -7);
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(j, "hex")->valueint, 31);
+    assert_true(cJSON_GetObjectItemCaseSensitive(j, "f")->valuedouble == 0.7);
+    assert_true(cJSON_GetObjectItemCaseSensitive(j, "e")->valuedouble == 1000.0);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "t")));
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(j, "F")));
+    assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j, "n")));
+    assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j, "tilde")));
+    assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j, "empty")));
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(j, "qi")->valuestring, "42");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(j, "qs")->valuestring, "true");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(j, "plain")->valuestring, "hello world");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(j, "ver")->valuestring, "1.2.3");
+    /* YAML 1.2 (as the Kubernetes API reads it): "yes" is a string. */
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(j, "yes")->valuestring, "yes");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(j, "block")->valuestring, "line1\nline2\n");
+    cJSON *list = cJSON_GetObjectItemCaseSensitive(j, "list");
+    assert_true(cJSON_IsNumber(cJSON_GetArrayItem(list, 0)));
+    assert_true(cJSON_IsString(cJSON_GetArrayItem(list, 1)));
+    cJSON *flow = cJSON_GetObjectItemCaseSensitive(j, "flow");
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(flow, "b")), 2);
+    cJSON_Delete(j);
+}
+
+static void test_yaml_errors_and_streams(void **state)
+{
+    (void)state;
+    cJSON *j = NULL;
+    char err[256];
+    const char *dup = "a: 1\nb: 2\na: 3\n";
+    assert_int_equal(ig_yaml_to_json(dup, strlen(dup), "d.yaml", &j, err, sizeof(err)),
+                     IG_EPARSE);
+    assert_non_null(strstr(err, "d.yaml:3: duplicate key \"a\""));
+    const char *bad = "a: [1, 2\n";
+    assert_int_equal(ig_yaml_to_json(bad, strlen(bad), "b.yaml", &j, err, sizeof(err)),
+                     IG_EPARSE);
+    assert_non_null(strstr(err, "b.yaml:"));
+    assert_int_equal(ig_yaml_to_json("", 0, "e.yaml", &j, err, sizeof(err)), IG_EPARSE);
+    const char *two = "a: 1\n---\nb: 2\n";
+    assert_int_equal(ig_yaml_to_json(two, strlen(two), "s", &j, err, sizeof(err)), 0);
+    assert_true(cJSON_IsArray(j));
+    assert_int_equal(cJSON_GetArraySize(j), 2);
+    cJSON_Delete(j);
+    /* Alias bombs are bounded, not exponential. */
+    const char *bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\n"
+                       "c: &c [*b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c]\n"
+                       "e: &e [*d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e, *e, *e, *e, *e]\n";
+    assert_int_equal(ig_yaml_to_json(bomb, strlen(bomb), "bomb", &j, err, sizeof(err)),
+                     IG_EPARSE);
+    assert_non_null(strstr(err, "too large"));
+}
+
+static void test_json_to_yaml_round_trips(void **state)
+{
+    (void)state;
+    const char *src = "{\"s\":\"plain\",\"n\":\"8080\",\"b\":\"true\",\"colon\":\"a: b\","
+                      "\"dash\":\"-c\",\"multi\":\"l1\\nl2\\n\",\"num\":3,\"f\":0.5,"
+                      "\"t\":true,\"nil\":null,\"empty\":\"\",\"arr\":[{\"k\":1,\"l\":[]},\"x\"],"
+                      "\"obj\":{},\"q\":\"say \\\"hi\\\"\",\"hash\":\"a #b\"}";
+    cJSON *in = cJSON_Parse(src);
+    assert_non_null(in);
+    ig_buf_t y;
+    ig_buf_init(&y, 0);
+    assert_int_equal(ig_json_to_yaml(in, &y), 0);
+    cJSON *back = NULL;
+    char err[256];
+    assert_int_equal(ig_yaml_to_json(y.base, y.len, "rt", &back, err, sizeof(err)), 0);
+    assert_true(cJSON_Compare(in, back, true));
+    assert_non_null(strstr(y.base, "multi: |\n  l1\n  l2\n"));
+    cJSON_Delete(in);
+    cJSON_Delete(back);
+    ig_buf_dispose(&y);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_subst_replaces_and_escapes),
+        cmocka_unit_test(test_subst_unknown_and_unset_name_file_and_line),
+        cmocka_unit_test(test_yaml_typing),
+        cmocka_unit_test(test_yaml_errors_and_streams),
+        cmocka_unit_test(test_json_to_yaml_round_trips),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
