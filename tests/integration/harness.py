@@ -73,8 +73,9 @@ def _parse_binary_args(argv):
                    help="run only cases whose name contains this (repeatable)")
     p.add_argument("--keep", action="store_true", help="keep the temp dirs")
     args = p.parse_args(argv)
-    _BINARIES["gateway"] = args.gateway
-    _BINARIES["model"] = args.model
+    # Absolute, so children can be started from any working directory.
+    _BINARIES["gateway"] = os.path.abspath(args.gateway) if args.gateway else None
+    _BINARIES["model"] = os.path.abspath(args.model) if args.model else None
     return args
 
 
