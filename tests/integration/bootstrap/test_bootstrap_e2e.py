@@ -59,7 +59,7 @@ class Env:
                                          ["--token", KUBE_TOKEN, "--rollout-delay-ms", "100"])
         self.kubeconfig = self.write_kubeconfig("http://127.0.0.1:%d" % self.kube_port,
                                                 {"token": KUBE_TOKEN})
-        self.config = os.path.join(root, "examples", "appmesh.json")
+        self.config = os.path.join(self.root, "examples", "appmesh.json")
 
     def spawn(self, argv, name):
         log = open(os.path.join(self.tmp, name + ".log"), "wb")
