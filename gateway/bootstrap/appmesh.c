@@ -131,7 +131,7 @@ int ig_appmesh_call(ig_appmesh_t *m, const char *method, const char *path, const
             if (!cJSON_IsString(msg))
                 msg = cJSON_GetObjectItemCaseSensitive(j, "Message");
             const cJSON *typ = cJSON_GetObjectItemCaseSensitive(j, "__type");
-            const char *t = resp.error_type[0] ? resp.error_type
+            const char *t = resp.error_type[0]    ? resp.error_type
                             : cJSON_IsString(typ) ? typ->valuestring
                                                   : default_type(resp.status);
             const char *hash = strrchr(t, '#'); /* "ns#Type" */
@@ -183,9 +183,9 @@ static int am_vars(const ig_bs_conf_t *c, char *const *envp, ig_tpl_vars_t *v, c
     return 0;
 }
 
-static int am_add(ig_bs_stack_t *s, const char *tpl_dir, const ig_tpl_vars_t *v,
-                  const char *source, const char *kind, const char *name, const char *parent,
-                  const char *path, char *err, size_t errlen)
+static int am_add(ig_bs_stack_t *s, const char *tpl_dir, const ig_tpl_vars_t *v, const char *source,
+                  const char *kind, const char *name, const char *parent, const char *path,
+                  char *err, size_t errlen)
 {
     cJSON *body = NULL;
     int rc = ig_bs_template_load(tpl_dir, source, v, &body, err, errlen);
@@ -217,22 +217,22 @@ static int am_render(const ig_bs_conf_t *c, const char *tpl_dir, const ig_tpl_va
     snprintf(parent, sizeof(parent), "%s", mesh);
     snprintf(path, sizeof(path), API "/meshes/%s/virtualNodes/%s", em, evn);
     if (rc == 0)
-        rc = am_add(s, tpl_dir, v, "mesh-config/virtual-node.json", "VirtualNode", vn, parent,
-                    path, err, errlen);
+        rc = am_add(s, tpl_dir, v, "mesh-config/virtual-node.json", "VirtualNode", vn, parent, path,
+                    err, errlen);
     snprintf(path, sizeof(path), API "/meshes/%s/virtualRouters/%s", em, evr);
     if (rc == 0)
-        rc = am_add(s, tpl_dir, v, "mesh-config/virtual-router.json", "VirtualRouter", vr,
-                    parent, path, err, errlen);
+        rc = am_add(s, tpl_dir, v, "mesh-config/virtual-router.json", "VirtualRouter", vr, parent,
+                    path, err, errlen);
     snprintf(parent, sizeof(parent), "%s/%s", mesh, vr);
     snprintf(path, sizeof(path), API "/meshes/%s/virtualRouter/%s/routes/%s", em, evr, ert);
     if (rc == 0)
-        rc = am_add(s, tpl_dir, v, "mesh-config/route.json", "Route", rt, parent, path, err,
-                    errlen);
+        rc =
+            am_add(s, tpl_dir, v, "mesh-config/route.json", "Route", rt, parent, path, err, errlen);
     snprintf(parent, sizeof(parent), "%s", mesh);
     snprintf(path, sizeof(path), API "/meshes/%s/virtualServices/%s", em, evs);
     if (rc == 0)
-        rc = am_add(s, tpl_dir, v, "mesh-config/virtual-service.json", "VirtualService", vs,
-                    parent, path, err, errlen);
+        rc = am_add(s, tpl_dir, v, "mesh-config/virtual-service.json", "VirtualService", vs, parent,
+                    path, err, errlen);
     curl_free(em);
     curl_free(evn);
     curl_free(evr);
@@ -379,8 +379,8 @@ static int am_read(ig_appmesh_t *m, const ig_bs_resource_t *r, cJSON **live, cha
 
 static int am_managed(ig_appmesh_t *m, const cJSON *live, bool *managed, char *err, size_t errlen)
 {
-    const cJSON *arn = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(live, "metadata"), "arn");
+    const cJSON *arn =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(live, "metadata"), "arn");
     *managed = false;
     if (!cJSON_IsString(arn))
         return 0;
@@ -411,8 +411,7 @@ static int am_managed(ig_appmesh_t *m, const cJSON *live, bool *managed, char *e
     return 0;
 }
 
-static int am_plan(void *ctx, const ig_bs_resource_t *r, ig_bs_plan_t *p, char *err,
-                   size_t errlen)
+static int am_plan(void *ctx, const ig_bs_resource_t *r, ig_bs_plan_t *p, char *err, size_t errlen)
 {
     ig_appmesh_t *m = ctx;
     cJSON *live = NULL;
@@ -428,8 +427,8 @@ static int am_plan(void *ctx, const ig_bs_resource_t *r, ig_bs_plan_t *p, char *
         const cJSON *want = cJSON_GetObjectItemCaseSensitive(r->body, "spec");
         const cJSON *have = cJSON_GetObjectItemCaseSensitive(live, "spec");
         /* App Mesh fills defaults into what it returns: compare what we set. */
-        p->ndiff = ig_bs_diff(want ? want : cJSON_GetObjectItemCaseSensitive(live, "spec"),
-                              have, true, "spec", &p->diff);
+        p->ndiff = ig_bs_diff(want ? want : cJSON_GetObjectItemCaseSensitive(live, "spec"), have,
+                              true, "spec", &p->diff);
         p->action = p->ndiff ? IG_BS_UPDATE : IG_BS_NOOP;
         const cJSON *ver = cJSON_GetObjectItemCaseSensitive(
             cJSON_GetObjectItemCaseSensitive(live, "metadata"), "version");
@@ -469,8 +468,10 @@ static int am_apply(void *ctx, const ig_bs_resource_t *r, const ig_bs_plan_t *p,
         return rc;
     }
     if (!p->managed) {
-        snprintf(err, errlen, "App Mesh %s %s exists without the managed-by=infergate tag; "
-                 "refusing to change it (tag it, or remove it)", r->kind, r->name);
+        snprintf(err, errlen,
+                 "App Mesh %s %s exists without the managed-by=infergate tag; "
+                 "refusing to change it (tag it, or remove it)",
+                 r->kind, r->name);
         return IG_EEXIST;
     }
     cJSON *body = cJSON_CreateObject();
@@ -482,8 +483,8 @@ static int am_apply(void *ctx, const ig_bs_resource_t *r, const ig_bs_plan_t *p,
     return rc;
 }
 
-static int am_destroy(void *ctx, const ig_bs_resource_t *r, ig_bs_delete_result_t *res,
-                      char *err, size_t errlen)
+static int am_destroy(void *ctx, const ig_bs_resource_t *r, ig_bs_delete_result_t *res, char *err,
+                      size_t errlen)
 {
     ig_appmesh_t *m = ctx;
     cJSON *live = NULL;

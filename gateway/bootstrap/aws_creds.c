@@ -87,8 +87,10 @@ int ig_aws_creds_parse_ini(ig_aws_creds_t *c, const char *text, const char *prof
         snprintf(err, errlen, "%s: no profile [%s]", origin, profile);
         rc = IG_ENOTFOUND;
     } else if (!ak || !*ak || !sk || !*sk) {
-        snprintf(err, errlen, "%s: profile [%s] lacks aws_access_key_id or "
-                 "aws_secret_access_key", origin, profile);
+        snprintf(err, errlen,
+                 "%s: profile [%s] lacks aws_access_key_id or "
+                 "aws_secret_access_key",
+                 origin, profile);
         rc = IG_EPARSE;
     } else {
         c->access_key = ig_xstrdup(ak);
@@ -122,7 +124,8 @@ static char *xml_text(const char *xml, const char *tag)
         static const struct {
             const char *ent;
             char c;
-        } ents[] = {{"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
+        } ents[] = {
+            {"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
         bool done = false;
         for (size_t i = 0; i < sizeof(ents) / sizeof(ents[0]) && *p == '&'; i++) {
             size_t n = strlen(ents[i].ent);
@@ -159,7 +162,8 @@ int ig_aws_sts_parse(ig_aws_creds_t *c, const char *xml, char *err, size_t errle
         wipe_free(ak);
         wipe_free(sk);
         wipe_free(st);
-        snprintf(err, errlen, "STS AssumeRoleWithWebIdentity: <Credentials> lacks AccessKeyId, "
+        snprintf(err, errlen,
+                 "STS AssumeRoleWithWebIdentity: <Credentials> lacks AccessKeyId, "
                  "SecretAccessKey or SessionToken");
         return IG_EPARSE;
     }
@@ -285,7 +289,8 @@ int ig_aws_creds_resolve(ig_aws_creds_t *c, char *const *envp, const char *regio
         return 0;
     }
     if (ak || sk) {
-        snprintf(err, errlen, "%s is set but %s is not", ak ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
+        snprintf(err, errlen, "%s is set but %s is not",
+                 ak ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
                  ak ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
         return IG_ECONFIG;
     }
@@ -306,7 +311,8 @@ int ig_aws_creds_resolve(ig_aws_creds_t *c, char *const *envp, const char *regio
     }
     char *text = slurp(file, 1u << 20);
     if (!text) {
-        snprintf(err, errlen, "no AWS credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
+        snprintf(err, errlen,
+                 "no AWS credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
                  "unset, AWS_WEB_IDENTITY_TOKEN_FILE/AWS_ROLE_ARN unset, and %s cannot be read",
                  file);
         return IG_ENOTFOUND;

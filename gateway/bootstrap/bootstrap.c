@@ -69,8 +69,10 @@ static int parse_args(opts_t *o, int argc, char **argv, char *const *envp)
     else if (!strcmp(c, "destroy"))
         o->cmd = CMD_DESTROY;
     else {
-        fprintf(stderr, "infergate bootstrap: unknown subcommand \"%s\" (want render, plan, "
-                        "apply or destroy)\n", c);
+        fprintf(stderr,
+                "infergate bootstrap: unknown subcommand \"%s\" (want render, plan, "
+                "apply or destroy)\n",
+                c);
         return 2;
     }
     const char *output = NULL;
@@ -101,8 +103,10 @@ static int parse_args(opts_t *o, int argc, char **argv, char *const *envp)
             char *end;
             long t = strtol(val, &end, 10);
             if (*end || t < 1 || t > 86400) {
-                fprintf(stderr, "infergate bootstrap: --timeout: want seconds in 1..86400, got "
-                                "\"%s\"\n", val);
+                fprintf(stderr,
+                        "infergate bootstrap: --timeout: want seconds in 1..86400, got "
+                        "\"%s\"\n",
+                        val);
                 return 2;
             }
             o->timeout_s = (int)t;
@@ -362,8 +366,9 @@ static int do_plan_apply(const opts_t *o, ig_bs_stack_t *s, ctxs_t *cx)
     if (rc != 0) {
         fprintf(stderr, "infergate bootstrap %s: failed at %s %s: %s\n", apply ? "apply" : "plan",
                 i < s->n ? s->items[i].kind : "rollout", i < s->n ? s->items[i].name : "", err);
-        fprintf(stderr, "already done: %zu created, %zu updated, %zu unchanged; %zu not reached. "
-                        "Re-run to continue.\n",
+        fprintf(stderr,
+                "already done: %zu created, %zu updated, %zu unchanged; %zu not reached. "
+                "Re-run to continue.\n",
                 counts[IG_BS_CREATE], counts[IG_BS_UPDATE], counts[IG_BS_NOOP],
                 i < s->n ? s->n - i - 1 : 0);
         if (o->json) {
@@ -387,8 +392,8 @@ static int do_plan_apply(const opts_t *o, ig_bs_stack_t *s, ctxs_t *cx)
         free(t);
     } else {
         printf("%s: %zu %s, %zu %s, %zu %s.\n", apply ? "Apply complete" : "Plan",
-               counts[IG_BS_CREATE], verbs[IG_BS_CREATE], counts[IG_BS_UPDATE],
-               verbs[IG_BS_UPDATE], counts[IG_BS_NOOP], verbs[IG_BS_NOOP]);
+               counts[IG_BS_CREATE], verbs[IG_BS_CREATE], counts[IG_BS_UPDATE], verbs[IG_BS_UPDATE],
+               counts[IG_BS_NOOP], verbs[IG_BS_NOOP]);
         if (apply)
             print_outputs(o, s, NULL);
     }
@@ -415,8 +420,9 @@ static int do_destroy(const opts_t *o, ig_bs_stack_t *s, ctxs_t *cx)
         if (rc != 0) {
             fprintf(stderr, "infergate bootstrap destroy: failed at %s %s: %s\n", r->kind, r->name,
                     err);
-            fprintf(stderr, "already done: %zu deleted, %zu absent, %zu skipped; %zu not "
-                            "reached. Re-run to continue.\n",
+            fprintf(stderr,
+                    "already done: %zu deleted, %zu absent, %zu skipped; %zu not "
+                    "reached. Re-run to continue.\n",
                     counts[0], counts[1], counts[2], k);
             if (o->json) {
                 cJSON_AddStringToObject(root, "error", err);
@@ -434,8 +440,8 @@ static int do_destroy(const opts_t *o, ig_bs_stack_t *s, ctxs_t *cx)
             cJSON_AddStringToObject(it, "backend", r->backend->name);
             cJSON_AddStringToObject(it, "kind", r->kind);
             cJSON_AddStringToObject(it, "name", r->name);
-            cJSON_AddStringToObject(it, "result", res == IG_BS_NOT_MANAGED ? "skipped"
-                                                  : names[res]);
+            cJSON_AddStringToObject(it, "result",
+                                    res == IG_BS_NOT_MANAGED ? "skipped" : names[res]);
             cJSON_AddItemToArray(arr, it);
         } else {
             printf("%-10s %-24s %-40s %s\n", r->backend->name, r->kind, r->name, names[res]);

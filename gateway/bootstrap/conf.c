@@ -191,8 +191,9 @@ static int get_resources(ectx_t *e, const cJSON *parent, const char *key, const 
                 continue;
             if (!cJSON_IsString(q) || !quantity_ok(q->valuestring)) {
                 cJSON_Delete(out);
-                return fail(e, qp, "must be a Kubernetes quantity string such as \"250m\" or "
-                                   "\"512Mi\"");
+                return fail(e, qp,
+                            "must be a Kubernetes quantity string such as \"250m\" or "
+                            "\"512Mi\"");
             }
             cJSON_AddStringToObject(o, cm[k], q->valuestring);
         }
@@ -297,18 +298,22 @@ void ig_bs_conf_dispose(ig_bs_conf_t *c)
 
 static int load(ig_bs_conf_t *c, const cJSON *b, ectx_t *e)
 {
-    static const char *const top[] = {"name",      "namespace",         "model_image",
+    static const char *const top[] = {"name",          "namespace",         "model_image",
                                       "gateway_image", "image_pull_policy", "model_port",
-                                      "replicas",  "autoscaling",       "resources",
-                                      "mesh",      "kubernetes",        NULL};
+                                      "replicas",      "autoscaling",       "resources",
+                                      "mesh",          "kubernetes",        NULL};
     static const char *const rep[] = {"min", "max", NULL};
-    static const char *const aut[] = {"engine", "load_factor_target", "queue_depth_target",
-                                      "cpu_utilization", "prometheus_url", "adapter_namespace",
+    static const char *const aut[] = {"engine",
+                                      "load_factor_target",
+                                      "queue_depth_target",
+                                      "cpu_utilization",
+                                      "prometheus_url",
+                                      "adapter_namespace",
                                       NULL};
     static const char *const res[] = {"model", "gateway", "proxy", NULL};
-    static const char *const msh[] = {"provider",    "name",        "region",
-                                      "hostname",    "egress_filter", "envoy_image",
-                                      "proxy_init_image", NULL};
+    static const char *const msh[] = {
+        "provider",      "name",        "region",           "hostname",
+        "egress_filter", "envoy_image", "proxy_init_image", NULL};
     static const char *const kub[] = {"kubeconfig", "context", "service_account", NULL};
     const char *P = "bootstrap";
     int rc;
@@ -324,8 +329,9 @@ static int load(ig_bs_conf_t *c, const cJSON *b, ectx_t *e)
         (rc = get_int(e, b, "model_port", P, &c->model_port, 1, 65535)))
         return rc;
     if (!dns_label(c->name, true))
-        return fail(e, "bootstrap.name", "must be a DNS-1035 label (lower-case letters, digits "
-                                         "and '-', starting with a letter, at most 63)");
+        return fail(e, "bootstrap.name",
+                    "must be a DNS-1035 label (lower-case letters, digits "
+                    "and '-', starting with a letter, at most 63)");
     if (!dns_label(c->namespace_, false))
         return fail(e, "bootstrap.namespace", "must be a DNS-1123 label");
     static const char *const pulls[] = {"Always", "IfNotPresent", "Never", NULL};
@@ -333,7 +339,8 @@ static int load(ig_bs_conf_t *c, const cJSON *b, ectx_t *e)
         return fail(e, "bootstrap.image_pull_policy", "must be Always, IfNotPresent or Never");
 
     const cJSON *o;
-    if ((rc = get_obj(e, b, "replicas", P, &o)) || (rc = only_known(e, o, "bootstrap.replicas", rep)) ||
+    if ((rc = get_obj(e, b, "replicas", P, &o)) ||
+        (rc = only_known(e, o, "bootstrap.replicas", rep)) ||
         (rc = get_int(e, o, "min", "bootstrap.replicas", &c->replicas_min, 1, 10000)) ||
         (rc = get_int(e, o, "max", "bootstrap.replicas", &c->replicas_max, 1, 10000)))
         return rc;

@@ -158,12 +158,10 @@ int ig_kube_object_path(const cJSON *obj, ig_buf_t *out, char *err, size_t errle
     /* Plural resource names of the kinds bootstrap writes. */
     static const struct {
         const char *kind, *plural;
-    } plurals[] = {{"ConfigMap", "configmaps"},
-                   {"Service", "services"},
-                   {"Deployment", "deployments"},
-                   {"HorizontalPodAutoscaler", "horizontalpodautoscalers"},
-                   {"ScaledObject", "scaledobjects"},
-                   {"ServiceAccount", "serviceaccounts"}};
+    } plurals[] = {
+        {"ConfigMap", "configmaps"},       {"Service", "services"},
+        {"Deployment", "deployments"},     {"HorizontalPodAutoscaler", "horizontalpodautoscalers"},
+        {"ScaledObject", "scaledobjects"}, {"ServiceAccount", "serviceaccounts"}};
     const char *plural = NULL;
     for (size_t i = 0; i < sizeof(plurals) / sizeof(plurals[0]); i++)
         if (!strcmp(kind->valuestring, plurals[i].kind))
@@ -193,8 +191,8 @@ static bool is_managed(const cJSON *obj)
 static void normalise(cJSON *obj)
 {
     cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
-    static const char *const volatile_md[] = {"managedFields", "resourceVersion", "generation",
-                                              "creationTimestamp", "uid", "selfLink"};
+    static const char *const volatile_md[] = {
+        "managedFields", "resourceVersion", "generation", "creationTimestamp", "uid", "selfLink"};
     for (size_t i = 0; i < sizeof(volatile_md) / sizeof(volatile_md[0]); i++)
         cJSON_DeleteItemFromObjectCaseSensitive(md, volatile_md[i]);
     cJSON_DeleteItemFromObjectCaseSensitive(obj, "status");
@@ -219,8 +217,8 @@ static int kube_plan(void *ctx, const ig_bs_resource_t *r, ig_bs_plan_t *p, char
     ig_buf_init(&q, 0);
     ig_buf_printf(&q, "%s?fieldManager=" FIELD_MANAGER "&force=true&dryRun=All", r->path);
     cJSON *would = NULL;
-    rc = ig_kube_request(k, "PATCH", q.base, "application/apply-patch+yaml", body, &st, &would,
-                         err, errlen);
+    rc = ig_kube_request(k, "PATCH", q.base, "application/apply-patch+yaml", body, &st, &would, err,
+                         errlen);
     free(body);
     ig_buf_dispose(&q);
     if (rc == 0) {
@@ -241,8 +239,10 @@ static int kube_apply(void *ctx, const ig_bs_resource_t *r, const ig_bs_plan_t *
     if (p->action == IG_BS_NOOP)
         return 0;
     if (p->action == IG_BS_UPDATE && !p->managed) {
-        snprintf(err, errlen, "%s %s exists without the label " MANAGED_LABEL "=infergate; "
-                 "refusing to change it (label it, or remove it)", r->kind, r->path);
+        snprintf(err, errlen,
+                 "%s %s exists without the label " MANAGED_LABEL "=infergate; "
+                 "refusing to change it (label it, or remove it)",
+                 r->kind, r->path);
         return IG_EEXIST;
     }
     char *body = cJSON_PrintUnformatted(r->body);
@@ -257,8 +257,8 @@ static int kube_apply(void *ctx, const ig_bs_resource_t *r, const ig_bs_plan_t *
     return rc;
 }
 
-static int kube_destroy(void *ctx, const ig_bs_resource_t *r, ig_bs_delete_result_t *res,
-                        char *err, size_t errlen)
+static int kube_destroy(void *ctx, const ig_bs_resource_t *r, ig_bs_delete_result_t *res, char *err,
+                        size_t errlen)
 {
     ig_kube_t *k = ctx;
     long st;
@@ -303,8 +303,7 @@ static double num(const cJSON *o, const char *k, double dflt)
     return cJSON_IsNumber(v) ? v->valuedouble : dflt;
 }
 
-int ig_kube_wait_deployment(ig_kube_t *k, const char *path, int timeout_s, char *err,
-                            size_t errlen)
+int ig_kube_wait_deployment(ig_kube_t *k, const char *path, int timeout_s, char *err, size_t errlen)
 {
     long waited = 0, step = 250;
     char seen[256] = "nothing yet";

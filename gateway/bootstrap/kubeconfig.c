@@ -133,8 +133,8 @@ static char *path_in(const char *dir, const char *p)
     return ig_buf_take(&b, NULL);
 }
 
-static int data_field(const cJSON *o, const char *key, char **dst, const char *origin,
-                      char *err, size_t errlen)
+static int data_field(const cJSON *o, const char *key, char **dst, const char *origin, char *err,
+                      size_t errlen)
 {
     const char *v = str_of(o, key);
     if (!v)
@@ -163,8 +163,7 @@ int ig_kubeconfig_parse(ig_kube_auth_t *a, const char *text, size_t len, const c
     }
     const char *ctxname = context ? context : str_of(kc, "current-context");
     if (!ctxname) {
-        snprintf(err, errlen, "%s: no current-context and no bootstrap.kubernetes.context",
-                 origin);
+        snprintf(err, errlen, "%s: no current-context and no bootstrap.kubernetes.context", origin);
         rc = IG_ENOTFOUND;
         goto out;
     }
@@ -175,21 +174,18 @@ int ig_kubeconfig_parse(ig_kube_auth_t *a, const char *text, size_t len, const c
         goto out;
     }
     const char *clname = str_of(ctx, "cluster"), *uname = str_of(ctx, "user");
-    const cJSON *cl = clname ? named(cJSON_GetObjectItemCaseSensitive(kc, "clusters"), clname,
-                                     "cluster")
-                             : NULL;
+    const cJSON *cl =
+        clname ? named(cJSON_GetObjectItemCaseSensitive(kc, "clusters"), clname, "cluster") : NULL;
     if (!cl) {
         snprintf(err, errlen, "%s: context \"%s\": cluster \"%s\" not found", origin, ctxname,
                  clname ? clname : "");
         rc = IG_ENOTFOUND;
         goto out;
     }
-    const cJSON *user = uname ? named(cJSON_GetObjectItemCaseSensitive(kc, "users"), uname,
-                                      "user")
-                              : NULL;
+    const cJSON *user =
+        uname ? named(cJSON_GetObjectItemCaseSensitive(kc, "users"), uname, "user") : NULL;
     if (uname && !user) {
-        snprintf(err, errlen, "%s: context \"%s\": user \"%s\" not found", origin, ctxname,
-                 uname);
+        snprintf(err, errlen, "%s: context \"%s\": user \"%s\" not found", origin, ctxname, uname);
         rc = IG_ENOTFOUND;
         goto out;
     }
@@ -218,8 +214,7 @@ int ig_kubeconfig_parse(ig_kube_auth_t *a, const char *text, size_t len, const c
             a->cert_file = path_in(dir, v);
         if ((v = str_of(user, "client-key")))
             a->key_file = path_in(dir, v);
-        if ((rc = data_field(user, "client-certificate-data", &a->cert_pem, origin, err,
-                             errlen)) ||
+        if ((rc = data_field(user, "client-certificate-data", &a->cert_pem, origin, err, errlen)) ||
             (rc = data_field(user, "client-key-data", &a->key_pem, origin, err, errlen)))
             goto out;
         if ((v = str_of(user, "token")))
@@ -259,8 +254,10 @@ int ig_kubeconfig_parse(ig_kube_auth_t *a, const char *text, size_t len, const c
                 const char *en = str_of(it, "name");
                 const cJSON *ev = cJSON_GetObjectItemCaseSensitive(it, "value");
                 if (!en || !cJSON_IsString(ev)) {
-                    snprintf(err, errlen, "%s: user \"%s\": exec.env entries need name and "
-                             "value", origin, uname);
+                    snprintf(err, errlen,
+                             "%s: user \"%s\": exec.env entries need name and "
+                             "value",
+                             origin, uname);
                     rc = IG_EPARSE;
                     goto out;
                 }
@@ -320,8 +317,7 @@ int ig_kube_incluster(ig_kube_auth_t *a, char *const *envp, const char *sa_dir, 
     ig_buf_t b;
     ig_buf_init(&b, 0);
     bool v6 = strchr(host, ':') != NULL;
-    ig_buf_printf(&b, "https://%s%s%s:%s", v6 ? "[" : "", host, v6 ? "]" : "",
-                  port ? port : "443");
+    ig_buf_printf(&b, "https://%s%s%s:%s", v6 ? "[" : "", host, v6 ? "]" : "", port ? port : "443");
     a->server = ig_buf_take(&b, NULL);
     char p[1024];
     snprintf(p, sizeof(p), "%s/token", sa_dir);
@@ -375,8 +371,10 @@ int ig_kube_auth_resolve(ig_kube_auth_t *a, const char *kubeconfig, const char *
             if (ig_env_get(envp, "KUBERNETES_SERVICE_HOST"))
                 return ig_kube_incluster(a, envp, "/var/run/secrets/kubernetes.io/serviceaccount",
                                          err, errlen);
-            snprintf(err, errlen, "no Kubernetes credentials: bootstrap.kubernetes.kubeconfig "
-                     "and KUBECONFIG unset, %s missing, and not in a cluster", path);
+            snprintf(err, errlen,
+                     "no Kubernetes credentials: bootstrap.kubernetes.kubeconfig "
+                     "and KUBECONFIG unset, %s missing, and not in a cluster",
+                     path);
             return IG_ENOTFOUND;
         }
     }
@@ -472,7 +470,8 @@ int ig_kube_exec_credential(ig_kube_auth_t *a, char *err, size_t errlen)
         const char *cert = str_of(st, "clientCertificateData");
         const char *key = str_of(st, "clientKeyData");
         if (!j || !kind || strcmp(kind, "ExecCredential") || (!tok && !(cert && key))) {
-            snprintf(err, errlen, "exec credential plugin %s: output is not an ExecCredential "
+            snprintf(err, errlen,
+                     "exec credential plugin %s: output is not an ExecCredential "
                      "with status.token or status.clientCertificateData/clientKeyData",
                      a->exec_argv[0]);
             rc = IG_EPARSE;

@@ -82,8 +82,8 @@ static char *read_file(const char *path, size_t *len)
     return ig_buf_take(&b, len);
 }
 
-int ig_bs_template_load(const char *dir, const char *path, const ig_tpl_vars_t *vars,
-                        cJSON **out, char *err, size_t errlen)
+int ig_bs_template_load(const char *dir, const char *path, const ig_tpl_vars_t *vars, cJSON **out,
+                        char *err, size_t errlen)
 {
     char *owned = NULL;
     const char *text;
@@ -257,8 +257,8 @@ static void quantity(char *out, size_t n, double v)
         snprintf(out, n, "%lldm", milli);
 }
 
-static int common_vars(const ig_bs_conf_t *c, const ig_config_t *gc, ig_tpl_vars_t *v,
-                       char *err, size_t errlen)
+static int common_vars(const ig_bs_conf_t *c, const ig_config_t *gc, ig_tpl_vars_t *v, char *err,
+                       size_t errlen)
 {
     int gport, aport, uport;
     int rc;
@@ -271,8 +271,10 @@ static int common_vars(const ig_bs_conf_t *c, const ig_config_t *gc, ig_tpl_vars
     for (int i = 0; i < 2; i++) {
         const char *a = lst[i][1];
         if (!strncmp(a, "127.", 4) || !strncmp(a, "[::1]", 5) || !strncmp(a, "localhost", 9)) {
-            snprintf(err, errlen, "%s: \"%s\" listens on loopback only; in the pod the "
-                     "Service and the probes need 0.0.0.0 (or [::])", lst[i][0], a);
+            snprintf(err, errlen,
+                     "%s: \"%s\" listens on loopback only; in the pod the "
+                     "Service and the probes need 0.0.0.0 (or [::])",
+                     lst[i][0], a);
             return IG_ECONFIG;
         }
     }
@@ -280,9 +282,9 @@ static int common_vars(const ig_bs_conf_t *c, const ig_config_t *gc, ig_tpl_vars
     const char *hostpart = strstr(u, "://") ? strstr(u, "://") + 3 : u;
     if ((rc = port_of(hostpart, "upstream.url", &uport, err, errlen)))
         return rc;
-    if (uport != c->model_port || (strncmp(hostpart, "127.0.0.1:", 10) &&
-                                   strncmp(hostpart, "localhost:", 10) &&
-                                   strncmp(hostpart, "[::1]:", 6))) {
+    if (uport != c->model_port ||
+        (strncmp(hostpart, "127.0.0.1:", 10) && strncmp(hostpart, "localhost:", 10) &&
+         strncmp(hostpart, "[::1]:", 6))) {
         snprintf(err, errlen,
                  "bootstrap.model_port: the sidecar reaches the model container at "
                  "http://127.0.0.1:%d, but upstream.url is \"%s\"; make them agree",
@@ -290,8 +292,10 @@ static int common_vars(const ig_bs_conf_t *c, const ig_config_t *gc, ig_tpl_vars
         return IG_ECONFIG;
     }
     if (gport == aport || gport == c->model_port || aport == c->model_port) {
-        snprintf(err, errlen, "bootstrap.model_port: listen (%d), admin_listen (%d) and "
-                 "model_port (%d) share one pod and must differ", gport, aport, c->model_port);
+        snprintf(err, errlen,
+                 "bootstrap.model_port: listen (%d), admin_listen (%d) and "
+                 "model_port (%d) share one pod and must differ",
+                 gport, aport, c->model_port);
         return IG_ECONFIG;
     }
     char *cfg = gateway_config_json(gc);
@@ -386,8 +390,7 @@ int ig_bs_render(const ig_bs_conf_t *c, const ig_config_t *gc, const char *tpl_d
 {
     const ig_mesh_provider_t *mp = ig_mesh_provider_find(c->mesh.provider);
     if (!mp) {
-        snprintf(err, errlen, "bootstrap.mesh.provider: unknown provider \"%s\"",
-                 c->mesh.provider);
+        snprintf(err, errlen, "bootstrap.mesh.provider: unknown provider \"%s\"", c->mesh.provider);
         return IG_ECONFIG;
     }
     ig_tpl_vars_t v;
@@ -427,8 +430,8 @@ int ig_bs_render(const ig_bs_conf_t *c, const ig_config_t *gc, const char *tpl_d
     if (rc == 0)
         rc = add_kube(s, "k8s/service.yaml", obj, err, errlen);
 
-    const char *scaler = c->autoscaling.engine == IG_BS_ENGINE_KEDA ? "k8s/keda-scaledobject.yaml"
-                                                                    : "k8s/hpa.yaml";
+    const char *scaler =
+        c->autoscaling.engine == IG_BS_ENGINE_KEDA ? "k8s/keda-scaledobject.yaml" : "k8s/hpa.yaml";
     if (rc == 0 && c->autoscaling.engine == IG_BS_ENGINE_HPA) {
         rc = ig_bs_template_load(tpl_dir, "k8s/prometheus-adapter-rules.yaml", &v, &obj, err,
                                  errlen);

@@ -123,8 +123,10 @@ int ig_tpl_subst(const char *text, size_t len, const ig_tpl_vars_t *vars, const 
         while (j < len && var_char(text[j], j == start))
             j++;
         if (j >= len || text[j] != '}' || j == start) {
-            snprintf(err, errlen, "%s:%zu: malformed placeholder (want ${NAME} with NAME of "
-                     "letters, digits and _)", origin, line);
+            snprintf(err, errlen,
+                     "%s:%zu: malformed placeholder (want ${NAME} with NAME of "
+                     "letters, digits and _)",
+                     origin, line);
             return IG_EPARSE;
         }
         const ig_tpl_var_t *v = vars_find(vars, text + start, j - start);
@@ -247,8 +249,8 @@ typedef struct {
 static cJSON *node_to_json(yconv_t *y, yaml_node_t *n, int depth)
 {
     if (depth > YAML_MAX_DEPTH || ++y->nodes > YAML_MAX_NODES) {
-        snprintf(y->err, y->errlen, "%s:%zu: document nests too deep or is too large",
-                 y->origin, n->start_mark.line + 1);
+        snprintf(y->err, y->errlen, "%s:%zu: document nests too deep or is too large", y->origin,
+                 n->start_mark.line + 1);
         return NULL;
     }
     switch (n->type) {
@@ -315,10 +317,10 @@ int ig_yaml_to_json(const char *text, size_t len, const char *origin, cJSON **ou
     for (;;) {
         yaml_document_t doc;
         if (!yaml_parser_load(&parser, &doc)) {
-            snprintf(err, errlen, "%s:%zu:%zu: YAML: %s%s%s", origin,
-                     parser.problem_mark.line + 1, parser.problem_mark.column + 1,
-                     parser.problem ? parser.problem : "syntax error",
-                     parser.context ? " " : "", parser.context ? parser.context : "");
+            snprintf(err, errlen, "%s:%zu:%zu: YAML: %s%s%s", origin, parser.problem_mark.line + 1,
+                     parser.problem_mark.column + 1,
+                     parser.problem ? parser.problem : "syntax error", parser.context ? " " : "",
+                     parser.context ? parser.context : "");
             rc = IG_EPARSE;
             break;
         }
@@ -367,10 +369,10 @@ static bool plain_safe(const char *s)
     double d;
     if (is_int(s, &i) || is_float(s, &d))
         return false;
-    static const char *const special[] = {"~", "null", "Null", "NULL", "true", "True", "TRUE",
-                                          "false", "False", "FALSE", "yes", "no", "on", "off",
-                                          "Yes", "No", "On", "Off", "YES", "NO", "ON", "OFF",
-                                          "y", "n", "Y", "N", ".inf", ".nan", "-.inf", NULL};
+    static const char *const special[] = {
+        "~",   "null", "Null", "NULL", "true", "True", "TRUE", "false", "False", "FALSE",
+        "yes", "no",   "on",   "off",  "Yes",  "No",   "On",   "Off",   "YES",   "NO",
+        "ON",  "OFF",  "y",    "n",    "Y",    "N",    ".inf", ".nan",  "-.inf", NULL};
     for (int k = 0; special[k]; k++)
         if (!strcmp(s, special[k]))
             return false;
@@ -508,7 +510,7 @@ static int yaml_node(const cJSON *j, ig_buf_t *out, int ind, bool inline_first)
 int ig_json_to_yaml(const cJSON *j, ig_buf_t *out)
 {
     if (!is_container(j)) {
-        int rc = cJSON_IsArray(j) ? ig_buf_append_str(out, "[]")
+        int rc = cJSON_IsArray(j)    ? ig_buf_append_str(out, "[]")
                  : cJSON_IsObject(j) ? ig_buf_append_str(out, "{}")
                                      : yaml_scalar(j, out, -1);
         if (rc == 0)

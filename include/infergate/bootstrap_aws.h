@@ -62,8 +62,7 @@ void ig_appmesh_dispose(ig_appmesh_t *m);
  * (status >= 400 after retries) returns IG_EAPI with `err` = "Type: message"
  * and *status set; 0 otherwise with *out the parsed JSON answer (may be NULL
  * for an empty body). */
-int ig_appmesh_call(ig_appmesh_t *m, const char *method, const char *path,
-                    const struct cJSON *body, long *status, struct cJSON **out, char *err,
-                    size_t errlen);
+int ig_appmesh_call(ig_appmesh_t *m, const char *method, const char *path, const struct cJSON *body,
+                    long *status, struct cJSON **out, char *err, size_t errlen);
 
 #endif

@@ -19,21 +19,21 @@
 struct cJSON;
 
 typedef struct {
-    char *server;      /* owned: https://host:port, no trailing slash */
-    char *namespace_;  /* owned or NULL: the context's namespace */
+    char *server;     /* owned: https://host:port, no trailing slash */
+    char *namespace_; /* owned or NULL: the context's namespace */
     bool insecure;
-    char *ca_file;     /* owned or NULL */
-    char *ca_pem;      /* owned or NULL: decoded certificate-authority-data */
-    char *cert_file;   /* owned or NULL */
-    char *key_file;    /* owned or NULL */
-    char *cert_pem;    /* owned or NULL */
-    char *key_pem;     /* owned or NULL: secret */
-    char *token;       /* owned or NULL: secret */
-    char *token_file;  /* owned or NULL: re-read on every use */
+    char *ca_file;    /* owned or NULL */
+    char *ca_pem;     /* owned or NULL: decoded certificate-authority-data */
+    char *cert_file;  /* owned or NULL */
+    char *key_file;   /* owned or NULL */
+    char *cert_pem;   /* owned or NULL */
+    char *key_pem;    /* owned or NULL: secret */
+    char *token;      /* owned or NULL: secret */
+    char *token_file; /* owned or NULL: re-read on every use */
     /* exec credential plugin */
-    char **exec_argv;  /* owned, NULL-terminated: command then args */
-    char **exec_env;   /* owned, NULL-terminated "NAME=value" */
-    char source[256];  /* where it came from, for messages */
+    char **exec_argv; /* owned, NULL-terminated: command then args */
+    char **exec_env;  /* owned, NULL-terminated "NAME=value" */
+    char source[256]; /* where it came from, for messages */
 } ig_kube_auth_t;
 
 void ig_kube_auth_dispose(ig_kube_auth_t *a);
@@ -72,8 +72,8 @@ void ig_kube_dispose(ig_kube_t *k);
  * sent as is; *out is the parsed answer or NULL. *status always set on an
  * HTTP answer. */
 int ig_kube_request(ig_kube_t *k, const char *method, const char *path_and_query,
-                    const char *content_type, const char *body, long *status,
-                    struct cJSON **out, char *err, size_t errlen);
+                    const char *content_type, const char *body, long *status, struct cJSON **out,
+                    char *err, size_t errlen);
 
 /* "/api/v1/namespaces/NS/configmaps/NAME" for an object with apiVersion,
  * kind, metadata.name and metadata.namespace. */

@@ -41,10 +41,10 @@ typedef enum {
 
 typedef struct {
     ig_bs_action_t action;
-    ig_buf_t diff;     /* "  path: live -> desired\n" lines for UPDATE */
+    ig_buf_t diff; /* "  path: live -> desired\n" lines for UPDATE */
     size_t ndiff;
-    bool managed;      /* the live object carries managed-by infergate */
-    char *version;     /* owned or NULL: live version (App Mesh) */
+    bool managed;  /* the live object carries managed-by infergate */
+    char *version; /* owned or NULL: live version (App Mesh) */
 } ig_bs_plan_t;
 
 typedef enum {
@@ -99,8 +99,7 @@ typedef struct {
     int (*pod_patch)(const ig_bs_conf_t *c, const char *tpl_dir, const ig_tpl_vars_t *vars,
                      struct cJSON *pod_spec, struct cJSON *pod_annotations, char *err,
                      size_t errlen);
-    int (*ctx_new)(const ig_bs_conf_t *c, char *const *envp, void **ctx, char *err,
-                   size_t errlen);
+    int (*ctx_new)(const ig_bs_conf_t *c, char *const *envp, void **ctx, char *err, size_t errlen);
     void (*ctx_free)(void *ctx);
 } ig_mesh_provider_t;
 

@@ -58,8 +58,8 @@ int ig_tpl_subst(const char *text, size_t len, const ig_tpl_vars_t *vars, const 
  * frees *out with cJSON_Delete. Errors name `origin`, line and column.
  * Rejects duplicate keys, non-scalar keys and nesting deeper than 64.
  * Returns 0 or IG_EPARSE. */
-int ig_yaml_to_json(const char *text, size_t len, const char *origin, struct cJSON **out,
-                    char *err, size_t errlen);
+int ig_yaml_to_json(const char *text, size_t len, const char *origin, struct cJSON **out, char *err,
+                    size_t errlen);
 
 /* Writes `j` as block YAML (two-space indent; strings quoted when a plain
  * scalar would be read back as another type). Appends to `out`. */

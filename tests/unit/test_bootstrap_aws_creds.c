@@ -31,9 +31,13 @@ static void test_env_comes_first(void **state)
     (void)state;
     char cred[256];
     snprintf(cred, sizeof(cred), "AWS_SHARED_CREDENTIALS_FILE=%s/credentials", tmpdir);
-    char *envp[] = {"AWS_ACCESS_KEY_ID=AKENV", "AWS_SECRET_ACCESS_KEY=SKENV",
-                    "AWS_SESSION_TOKEN=STENV", cred,
-                    "AWS_WEB_IDENTITY_TOKEN_FILE=/nonexistent", "AWS_ROLE_ARN=arn:x", NULL};
+    char *envp[] = {"AWS_ACCESS_KEY_ID=AKENV",
+                    "AWS_SECRET_ACCESS_KEY=SKENV",
+                    "AWS_SESSION_TOKEN=STENV",
+                    cred,
+                    "AWS_WEB_IDENTITY_TOKEN_FILE=/nonexistent",
+                    "AWS_ROLE_ARN=arn:x",
+                    NULL};
     ig_aws_creds_t c;
     char err[512];
     assert_int_equal(ig_aws_creds_resolve(&c, envp, "us-west-2", err, sizeof(err)), 0);
@@ -107,8 +111,7 @@ static void test_nothing_found_lists_sources(void **state)
     char *envp[] = {"AWS_SHARED_CREDENTIALS_FILE=/nonexistent/creds", NULL};
     ig_aws_creds_t c;
     char err[512];
-    assert_int_equal(ig_aws_creds_resolve(&c, envp, "us-west-2", err, sizeof(err)),
-                     IG_ENOTFOUND);
+    assert_int_equal(ig_aws_creds_resolve(&c, envp, "us-west-2", err, sizeof(err)), IG_ENOTFOUND);
     assert_non_null(strstr(err, "AWS_ACCESS_KEY_ID"));
     assert_non_null(strstr(err, "AWS_WEB_IDENTITY_TOKEN_FILE"));
     assert_non_null(strstr(err, "/nonexistent/creds"));

@@ -53,10 +53,11 @@ static void test_values_and_derived_hostname(void **state)
     (void)state;
     ig_bs_conf_t c;
     char err[512];
-    assert_int_equal(load_text(&c, "{\"name\":\"bert\",\"namespace\":\"ml\",\"replicas\":{\"min\":2,"
-                                   "\"max\":4},\"autoscaling\":{\"engine\":\"keda\"},"
-                                   "\"mesh\":{\"provider\":\"none\",\"region\":null},"
-                                   "\"resources\":{\"model\":{\"requests\":{\"cpu\":\"500m\"}}}}",
+    assert_int_equal(load_text(&c,
+                               "{\"name\":\"bert\",\"namespace\":\"ml\",\"replicas\":{\"min\":2,"
+                               "\"max\":4},\"autoscaling\":{\"engine\":\"keda\"},"
+                               "\"mesh\":{\"provider\":\"none\",\"region\":null},"
+                               "\"resources\":{\"model\":{\"requests\":{\"cpu\":\"500m\"}}}}",
                                err),
                      0);
     assert_string_equal(c.mesh.hostname, "bert.ml.svc.cluster.local");

@@ -33,55 +33,53 @@ static void write_file(const char *name, const char *text, int mode)
 #define CA_B64 "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tClgK"
 #define KEY_B64 "S0VZ"
 
-static const char *KC =
-    "apiVersion: v1\n"
-    "kind: Config\n"
-    "current-context: dev\n"
-    "clusters:\n"
-    "- name: c1\n"
-    "  cluster:\n"
-    "    server: https://10.0.0.1:6443/\n"
-    "    certificate-authority-data: " CA_B64 "\n"
-    "- name: c2\n"
-    "  cluster:\n"
-    "    server: https://k.example:443\n"
-    "    insecure-skip-tls-verify: true\n"
-    "    certificate-authority: ca.crt\n"
-    "contexts:\n"
-    "- name: dev\n"
-    "  context: {cluster: c1, user: tok, namespace: ml}\n"
-    "- name: prod\n"
-    "  context: {cluster: c2, user: certs}\n"
-    "- name: eks\n"
-    "  context: {cluster: c1, user: aws}\n"
-    "- name: broken\n"
-    "  context: {cluster: nope, user: tok}\n"
-    "users:\n"
-    "- name: tok\n"
-    "  user:\n"
-    "    token: abc.def\n"
-    "- name: certs\n"
-    "  user:\n"
-    "    client-certificate: certs/c.pem\n"
-    "    client-key-data: " KEY_B64 "\n"
-    "    tokenFile: /var/run/tok\n"
-    "- name: aws\n"
-    "  user:\n"
-    "    exec:\n"
-    "      apiVersion: client.authentication.k8s.io/v1beta1\n"
-    "      command: aws\n"
-    "      args: [eks, get-token, --cluster-name, ml]\n"
-    "      env:\n"
-    "      - {name: AWS_PROFILE, value: ml}\n";
+static const char *KC = "apiVersion: v1\n"
+                        "kind: Config\n"
+                        "current-context: dev\n"
+                        "clusters:\n"
+                        "- name: c1\n"
+                        "  cluster:\n"
+                        "    server: https://10.0.0.1:6443/\n"
+                        "    certificate-authority-data: " CA_B64 "\n"
+                        "- name: c2\n"
+                        "  cluster:\n"
+                        "    server: https://k.example:443\n"
+                        "    insecure-skip-tls-verify: true\n"
+                        "    certificate-authority: ca.crt\n"
+                        "contexts:\n"
+                        "- name: dev\n"
+                        "  context: {cluster: c1, user: tok, namespace: ml}\n"
+                        "- name: prod\n"
+                        "  context: {cluster: c2, user: certs}\n"
+                        "- name: eks\n"
+                        "  context: {cluster: c1, user: aws}\n"
+                        "- name: broken\n"
+                        "  context: {cluster: nope, user: tok}\n"
+                        "users:\n"
+                        "- name: tok\n"
+                        "  user:\n"
+                        "    token: abc.def\n"
+                        "- name: certs\n"
+                        "  user:\n"
+                        "    client-certificate: certs/c.pem\n"
+                        "    client-key-data: " KEY_B64 "\n"
+                        "    tokenFile: /var/run/tok\n"
+                        "- name: aws\n"
+                        "  user:\n"
+                        "    exec:\n"
+                        "      apiVersion: client.authentication.k8s.io/v1beta1\n"
+                        "      command: aws\n"
+                        "      args: [eks, get-token, --cluster-name, ml]\n"
+                        "      env:\n"
+                        "      - {name: AWS_PROFILE, value: ml}\n";
 
 static void test_current_context_token_and_ca_data(void **state)
 {
     (void)state;
     ig_kube_auth_t a;
     char err[512];
-    assert_int_equal(ig_kubeconfig_parse(&a, KC, strlen(KC), "kc", "/home/u/.kube", NULL, err,
-                                         sizeof(err)),
-                     0);
+    assert_int_equal(
+        ig_kubeconfig_parse(&a, KC, strlen(KC), "kc", "/home/u/.kube", NULL, err, sizeof(err)), 0);
     assert_string_equal(a.server, "https://10.0.0.1:6443");
     assert_string_equal(a.namespace_, "ml");
     assert_string_equal(a.token, "abc.def");
@@ -96,9 +94,9 @@ static void test_named_context_certs_relative_paths_insecure(void **state)
     (void)state;
     ig_kube_auth_t a;
     char err[512];
-    assert_int_equal(ig_kubeconfig_parse(&a, KC, strlen(KC), "kc", "/home/u/.kube", "prod", err,
-                                         sizeof(err)),
-                     0);
+    assert_int_equal(
+        ig_kubeconfig_parse(&a, KC, strlen(KC), "kc", "/home/u/.kube", "prod", err, sizeof(err)),
+        0);
     assert_true(a.insecure);
     assert_string_equal(a.ca_file, "/home/u/.kube/ca.crt");
     assert_string_equal(a.cert_file, "/home/u/.kube/certs/c.pem");
@@ -128,18 +126,17 @@ static void test_missing_pieces_are_named(void **state)
     (void)state;
     ig_kube_auth_t a;
     char err[512];
-    assert_int_equal(ig_kubeconfig_parse(&a, KC, strlen(KC), "kc", ".", "staging", err,
-                                         sizeof(err)),
-                     IG_ENOTFOUND);
+    assert_int_equal(
+        ig_kubeconfig_parse(&a, KC, strlen(KC), "kc", ".", "staging", err, sizeof(err)),
+        IG_ENOTFOUND);
     assert_non_null(strstr(err, "context \"staging\" not found"));
-    assert_int_equal(ig_kubeconfig_parse(&a, KC, strlen(KC), "kc", ".", "broken", err,
-                                         sizeof(err)),
+    assert_int_equal(ig_kubeconfig_parse(&a, KC, strlen(KC), "kc", ".", "broken", err, sizeof(err)),
                      IG_ENOTFOUND);
     assert_non_null(strstr(err, "cluster \"nope\" not found"));
     const char *bad = "current-context: x\ncontexts: [\n";
-    assert_int_equal(ig_kubeconfig_parse(&a, bad, strlen(bad), "bad.yaml", ".", NULL, err,
-                                         sizeof(err)),
-                     IG_EPARSE);
+    assert_int_equal(
+        ig_kubeconfig_parse(&a, bad, strlen(bad), "bad.yaml", ".", NULL, err, sizeof(err)),
+        IG_EPARSE);
     assert_non_null(strstr(err, "bad.yaml:"));
 }
 

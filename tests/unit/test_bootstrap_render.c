@@ -34,8 +34,8 @@ static int render(fx_t *f, const char *gateway, const char *boot, const char *tp
     memset(f, 0, sizeof(*f));
     ig_config_init(&f->gc);
     ig_bs_stack_init(&f->s);
-    int rc = ig_config_merge_json(&f->gc, gateway, strlen(gateway), "t.json", f->err,
-                                  sizeof(f->err));
+    int rc =
+        ig_config_merge_json(&f->gc, gateway, strlen(gateway), "t.json", f->err, sizeof(f->err));
     assert_int_equal(rc, 0);
     cJSON *b = boot ? cJSON_Parse(boot) : NULL;
     rc = ig_bs_conf_load(&f->bc, b, f->err, sizeof(f->err));
@@ -72,10 +72,9 @@ static void test_appmesh_hpa_stack(void **state)
     (void)state;
     fx_t f;
     assert_int_equal(render(&f, GATEWAY, NULL, NULL), 0);
-    static const char *const kinds[] = {"Mesh",       "VirtualNode", "VirtualRouter",
-                                        "Route",      "VirtualService", "ConfigMap",
-                                        "Deployment", "Service",     "ConfigMap",
-                                        "HorizontalPodAutoscaler"};
+    static const char *const kinds[] = {
+        "Mesh",      "VirtualNode", "VirtualRouter", "Route",     "VirtualService",
+        "ConfigMap", "Deployment",  "Service",       "ConfigMap", "HorizontalPodAutoscaler"};
     assert_int_equal(f.s.n, 10);
     for (size_t i = 0; i < f.s.n; i++)
         assert_string_equal(f.s.items[i].kind, kinds[i]);
@@ -102,8 +101,8 @@ static void test_appmesh_hpa_stack(void **state)
     assert_int_equal(at(pod, "terminationGracePeriodSeconds")->valueint, 34);
     assert_true(cJSON_IsNumber(at(pod, "containers.0.ports.0.containerPort")));
     assert_string_equal(at(pod, "containers.0.resources.requests.cpu")->valuestring, "1");
-    const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(at(f.s.items[5].body, "data"),
-                                                        "config.json");
+    const cJSON *cfg =
+        cJSON_GetObjectItemCaseSensitive(at(f.s.items[5].body, "data"), "config.json");
     assert_true(cJSON_IsString(cfg));
     cJSON *gw = cJSON_Parse(cfg->valuestring);
     assert_non_null(gw);
@@ -115,9 +114,9 @@ static void test_appmesh_hpa_stack(void **state)
     assert_string_equal(at(hpa, "spec.metrics.1.pods.target.averageValue")->valuestring, "8");
     assert_int_equal(at(hpa, "spec.metrics.2.resource.target.averageUtilization")->valueint, 80);
     assert_string_equal(at(f.s.items[8].body, "metadata.namespace")->valuestring, "monitoring");
-    assert_string_equal(cJSON_GetObjectItemCaseSensitive(f.s.outputs, "ml_service_endpoint")
-                            ->valuestring,
-                        "http://ml-service.default.svc.cluster.local:8080");
+    assert_string_equal(
+        cJSON_GetObjectItemCaseSensitive(f.s.outputs, "ml_service_endpoint")->valuestring,
+        "http://ml-service.default.svc.cluster.local:8080");
     fx_dispose(&f);
 }
 
@@ -133,14 +132,14 @@ static void test_render_is_deterministic_and_tracks_config(void **state)
     const char *other = "{\"listen\":\"0.0.0.0:8080\",\"admin_listen\":\"0.0.0.0:9090\","
                         "\"upstream\":{\"url\":\"http://127.0.0.1:8081\",\"max_concurrency\":9}}";
     assert_int_equal(render(&c, other, NULL, NULL), 0);
-    const char *h1 = cJSON_GetObjectItemCaseSensitive(
-                         at(a.s.items[6].body, "spec.template.metadata.annotations"),
-                         "infergate.io/config-hash")
-                         ->valuestring;
-    const char *h3 = cJSON_GetObjectItemCaseSensitive(
-                         at(c.s.items[6].body, "spec.template.metadata.annotations"),
-                         "infergate.io/config-hash")
-                         ->valuestring;
+    const char *h1 =
+        cJSON_GetObjectItemCaseSensitive(
+            at(a.s.items[6].body, "spec.template.metadata.annotations"), "infergate.io/config-hash")
+            ->valuestring;
+    const char *h3 =
+        cJSON_GetObjectItemCaseSensitive(
+            at(c.s.items[6].body, "spec.template.metadata.annotations"), "infergate.io/config-hash")
+            ->valuestring;
     assert_int_equal(strlen(h1), 16);
     assert_string_not_equal(h1, h3);
     fx_dispose(&a);
@@ -165,8 +164,7 @@ static void test_keda_and_no_mesh(void **state)
                         "1.5");
     assert_non_null(strstr(at(f.s.items[3].body, "spec.triggers.0.metadata.query")->valuestring,
                            "namespace=\"ml\""));
-    assert_int_equal(cJSON_GetArraySize(at(f.s.items[1].body, "spec.template.spec.containers")),
-                     2);
+    assert_int_equal(cJSON_GetArraySize(at(f.s.items[1].body, "spec.template.spec.containers")), 2);
     assert_null(at(f.s.items[1].body, "spec.template.spec.initContainers"));
     assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(f.s.outputs, "mesh")));
     fx_dispose(&f);
@@ -199,9 +197,8 @@ static void test_region_required_for_appmesh(void **state)
     memset(&f, 0, sizeof(f));
     ig_config_init(&f.gc);
     ig_bs_stack_init(&f.s);
-    assert_int_equal(ig_config_merge_json(&f.gc, GATEWAY, strlen(GATEWAY), "t", f.err,
-                                          sizeof(f.err)),
-                     0);
+    assert_int_equal(
+        ig_config_merge_json(&f.gc, GATEWAY, strlen(GATEWAY), "t", f.err, sizeof(f.err)), 0);
     assert_int_equal(ig_bs_conf_load(&f.bc, NULL, f.err, sizeof(f.err)), 0);
     assert_int_equal(ig_bs_render(&f.bc, &f.gc, NULL, envp, &f.s, f.err, sizeof(f.err)),
                      IG_ECONFIG);

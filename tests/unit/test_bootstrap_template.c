@@ -89,7 +89,8 @@ static void test_yaml_typing(void **state)
     assert_string_equal(cJSON_GetObjectItemCaseSensitive(j, "ver")->valuestring, "1.2.3");
     /* YAML 1.2 (as the Kubernetes API reads it): "yes" is a string. */
     assert_string_equal(cJSON_GetObjectItemCaseSensitive(j, "yes")->valuestring, "yes");
-    assert_string_equal(cJSON_GetObjectItemCaseSensitive(j, "block")->valuestring, "line1\nline2\n");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(j, "block")->valuestring,
+                        "line1\nline2\n");
     cJSON *list = cJSON_GetObjectItemCaseSensitive(j, "list");
     assert_true(cJSON_IsNumber(cJSON_GetArrayItem(list, 0)));
     assert_true(cJSON_IsString(cJSON_GetArrayItem(list, 1)));
@@ -104,12 +105,10 @@ static void test_yaml_errors_and_streams(void **state)
     cJSON *j = NULL;
     char err[256];
     const char *dup = "a: 1\nb: 2\na: 3\n";
-    assert_int_equal(ig_yaml_to_json(dup, strlen(dup), "d.yaml", &j, err, sizeof(err)),
-                     IG_EPARSE);
+    assert_int_equal(ig_yaml_to_json(dup, strlen(dup), "d.yaml", &j, err, sizeof(err)), IG_EPARSE);
     assert_non_null(strstr(err, "d.yaml:3: duplicate key \"a\""));
     const char *bad = "a: [1, 2\n";
-    assert_int_equal(ig_yaml_to_json(bad, strlen(bad), "b.yaml", &j, err, sizeof(err)),
-                     IG_EPARSE);
+    assert_int_equal(ig_yaml_to_json(bad, strlen(bad), "b.yaml", &j, err, sizeof(err)), IG_EPARSE);
     assert_non_null(strstr(err, "b.yaml:"));
     assert_int_equal(ig_yaml_to_json("", 0, "e.yaml", &j, err, sizeof(err)), IG_EPARSE);
     const char *two = "a: 1\n---\nb: 2\n";
@@ -121,8 +120,7 @@ static void test_yaml_errors_and_streams(void **state)
     const char *bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\n"
                        "c: &c [*b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c]\n"
                        "e: &e [*d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e, *e, *e, *e, *e]\n";
-    assert_int_equal(ig_yaml_to_json(bomb, strlen(bomb), "bomb", &j, err, sizeof(err)),
-                     IG_EPARSE);
+    assert_int_equal(ig_yaml_to_json(bomb, strlen(bomb), "bomb", &j, err, sizeof(err)), IG_EPARSE);
     assert_non_null(strstr(err, "too large"));
 }
 
