@@ -536,7 +536,12 @@ def request(port, method, path, body=None, headers=None, host="127.0.0.1", timeo
     try:
         c.request(method, path, body=body, headers=headers or {})
         r = c.getresponse()
-        data = r.read()
+        try:
+            data = r.read()
+        except http.client.IncompleteRead as e:
+            raise CaseFailure("%s %s: response %d truncated: %d body bytes, then the connection "
+                              "closed before the end of the body (headers %r)"
+                              % (method, path, r.status, len(e.partial), r.getheaders()))
         pairs = r.getheaders()
         return Resp(r.status, _hdict(pairs), data, pairs)
     finally:
