@@ -468,7 +468,11 @@ class Env:
             err = gw.stderr_text()
             gw.stop()
             last_err = "infergate serve exited with %d; stderr:\n%s" % (code, err[-3000:])
-            if "in use" not in err.lower() and "eaddrinuse" not in err.lower():
+            # Retry only a bind failure (someone took the port we picked).
+            # "cannot listen" is there because the gateway currently reports
+            # EADDRINUSE as "bad address".
+            low = err.lower()
+            if not any(m in low for m in ("in use", "eaddrinuse", "cannot listen")):
                 break
         raise CaseFailure(last_err or "infergate serve did not start")
 

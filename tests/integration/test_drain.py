@@ -141,5 +141,36 @@ def admin_drain_post_and_wait():
         h.check_eq(code, 0, "gateway exit code after POST /admin/drain")
 
 
+@suite.case
+def drain_timeout_answers_503_draining():
+    """A request still at the model when drain.timeout_ms runs out gets 503
+    draining with Connection: close (never silence), and the gateway exits."""
+    with h.Env("drain-timeout") as env:
+        model = env.model("--quiet")
+        gw = env.gateway(model.url, {"drain": {"grace_ms": 0, "timeout_ms": 500}})
+        gw.expected_exit = None  # checked below: 0 or 1 are both clean exits
+        slow = h.RawConn(gw.port, timeout=60)
+        slow.send(h.http_req("GET", "/slow?ms=20000", headers={"X-Infergate-Timeout-Ms": "60000"}))
+        # The request must be in flight upstream before the drain starts.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            r = gw.admin("GET", "/autoscale")
+            if r.status != 200:
+                time.sleep(0.5)
+                break
+            if r.json().get("inflight", 0) >= 1:
+                break
+            time.sleep(0.01)
+        gw.send_signal(signal.SIGTERM)
+        r = slow.read_response()
+        slow.close()
+        h.check(r is not None, "request cut off by the drain timeout got no response")
+        h.check_error(r, 503, "draining", "request still in flight at drain.timeout_ms")
+        h.check("close" in (r.header("connection") or "").lower(),
+                "503 draining without Connection: close: %r" % r.headers)
+        code = gw.wait(30)
+        h.check(code in (0, 1), "gateway exit code after a drain that timed out: %r" % code)
+
+
 if __name__ == "__main__":
     suite.run()
