@@ -398,22 +398,51 @@ def test_destroy_leaves_fakes_empty_and_spares_unmanaged(env):
     check("0 deleted" in p.stdout, p.stdout)
 
 
-def test_403_stops_and_rerun_continues(env):
+def test_403_at_each_step_stops_and_rerun_continues(env):
+    steps = [("am", op, kind) for op, kind in zip(MESH_CREATES, [
+        "Mesh", "VirtualNode", "VirtualRouter", "Route", "VirtualService"])]
+    steps += [("kube", path, kind) for path, kind in zip(KUBE_ORDER, [
+        "ConfigMap", "Deployment", "Service", "ConfigMap", "HorizontalPodAutoscaler"])]
+    for i, (where, what, kind) in enumerate(steps):
+        env.reset()
+        if where == "am":
+            env.ctl(env.am_port, "POST", "/_fake/fail", {
+                "op": what, "status": 403, "type": "AccessDeniedException",
+                "message": "User is not authorized to perform appmesh:%s" % what, "times": 1})
+        else:
+            env.ctl(env.kube_port, "POST", "/_fake/fail", {
+                "method": "PATCH", "path_contains": what.rsplit("/", 2)[-2] + "/" +
+                what.rsplit("/", 1)[-1], "status": 403, "times": 1})
+        p = env.run("apply")
+        check(p.returncode == 1, "step %d (%s): want exit 1, got %d" % (i, what, p.returncode))
+        want = ("AccessDeniedException" if where == "am" else "Forbidden")
+        check(want in p.stderr and ("failed at %s " % kind) in p.stderr,
+              "step %d: %s" % (i, p.stderr))
+        check(("already done: %d created" % i) in p.stderr and "Re-run" in p.stderr,
+              "step %d: %s" % (i, p.stderr))
+        check(len(env.kube_objects()) == max(0, i - 5), "step %d: Kubernetes objects %s"
+              % (i, list(env.kube_objects())))
+        p = env.run("apply", "-o", "json")
+        ok(p, "re-run after step %d" % i)
+        check(json.loads(p.stdout)["summary"] == {"created": 10 - i, "updated": 0,
+                                                  "unchanged": i}, p.stdout[-400:])
+
+
+def test_destroy_failure_then_rerun(env):
     env.reset()
+    ok(env.run("apply"), "apply")
     env.ctl(env.am_port, "POST", "/_fake/fail", {
-        "op": "CreateVirtualNode", "status": 403, "type": "AccessDeniedException",
-        "message": "User is not authorized to perform appmesh:CreateVirtualNode", "times": 1})
-    p = env.run("apply")
-    check(p.returncode == 1, "want exit 1, got %d" % p.returncode)
-    check("AccessDeniedException" in p.stderr and "appmesh:CreateVirtualNode" in p.stderr,
-          p.stderr)
-    check("1 created" in p.stderr and "Re-run" in p.stderr, p.stderr)
-    check(list(env.am_state()["meshes"]) == ["ml-mesh"], "mesh should exist")
-    check(env.kube_objects() == {}, "Kubernetes must not be touched after the failure")
-    p = env.run("apply", "-o", "json")
-    ok(p, "re-run")
-    check(json.loads(p.stdout)["summary"] == {"created": 9, "updated": 0, "unchanged": 1},
-          p.stdout[-400:])
+        "op": "DeleteVirtualRouter", "status": 403, "type": "AccessDeniedException",
+        "message": "not allowed to delete routers", "times": 1})
+    p = env.run("destroy")
+    check(p.returncode == 1 and "AccessDeniedException" in p.stderr
+          and "not allowed to delete routers" in p.stderr, p.stderr)
+    check("already done: 7 deleted" in p.stderr, p.stderr)
+    p = env.run("destroy", "-o", "json")
+    ok(p, "destroy re-run")
+    check(json.loads(p.stdout)["summary"] == {"deleted": 3, "absent": 7, "skipped": 0},
+          p.stdout[-300:])
+    check(env.am_state() == {"meshes": {}} and env.kube_objects() == {}, "not empty")
 
 
 def test_throttling_then_success(env):
