@@ -53,7 +53,7 @@ int ig_appmesh_init(ig_appmesh_t *m, const char *region, char *const *envp, char
     m->endpoint = ig_buf_take(&b, NULL);
     snprintf(m->sigv4, sizeof(m->sigv4), "aws:amz:%s:appmesh", region);
     ig_http_retry_default(&m->retry, envp);
-    m->inuse_wait_s = 120;
+    m->inuse_wait_s = 30;
     int rc = ig_aws_creds_resolve(&m->creds, envp, region, err, errlen);
     if (rc != 0) {
         ig_appmesh_dispose(m);
@@ -520,6 +520,13 @@ static int am_destroy(void *ctx, const ig_bs_resource_t *r, ig_bs_delete_result_
         long d = 500L << (attempt < 4 ? attempt : 4);
         ig_http_sleep_ms(d);
         waited_ms += d;
+    }
+    if (rc == IG_EAPI && strstr(err, "ResourceInUse")) {
+        size_t n = strlen(err);
+        snprintf(err + n, errlen > n ? errlen - n : 0,
+                 " (still in use after %d s: it holds or is referenced by resources infergate "
+                 "did not create)",
+                 m->inuse_wait_s);
     }
     if (rc == 0)
         *res = IG_BS_DELETED;
