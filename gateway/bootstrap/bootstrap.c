@@ -159,7 +159,7 @@ static int load_stack(const opts_t *o, char *const *envp, ig_config_t *gc, ig_bs
         rc = ig_bs_render(bc, gc, o->templates, envp, s, err, sizeof(err));
     if (rc != 0) {
         fprintf(stderr, "infergate bootstrap: %s\n", err);
-        return rc == IG_EIO ? 1 : 2;
+        return 2; /* the file or templates named on the command line are unusable */
     }
     return 0;
 }
