@@ -919,6 +919,25 @@ int ig_config_set(ig_config_t *c, const char *keypath, const char *value, char *
     return set_keypath(c, keypath, value, keypath, err, errlen);
 }
 
+/* Kubernetes injects {SERVICE}_SERVICE_HOST, {SERVICE}_SERVICE_PORT*,
+ * {SERVICE}_PORT and {SERVICE}_PORT_<n>_<PROTO>* for every Service in the
+ * namespace ("service links"). A Service named "infergate" would otherwise
+ * make every sidecar in the namespace refuse to start, so those names are
+ * not config variables and are skipped. */
+static bool is_service_link(const char *e, size_t n)
+{
+    const char *rest = e + strlen("INFERGATE_");
+    size_t rn = n - strlen("INFERGATE_");
+    if ((rn >= 12 && memcmp(rest, "SERVICE_HOST", 12) == 0) ||
+        (rn >= 12 && memcmp(rest, "SERVICE_PORT", 12) == 0))
+        return true;
+    if (rn == 4 && memcmp(rest, "PORT", 4) == 0)
+        return true;
+    if (rn > 5 && memcmp(rest, "PORT_", 5) == 0 && rest[5] >= '0' && rest[5] <= '9')
+        return true;
+    return false;
+}
+
 int ig_config_apply_env(ig_config_t *c, char *const *envp, char *err, size_t errlen)
 {
     static const char prefix[] = "INFERGATE_";
@@ -947,6 +966,8 @@ int ig_config_apply_env(ig_config_t *c, char *const *envp, char *err, size_t err
                 if (env_name_is(e, n, keys[j].path))
                     k = &keys[j];
             }
+            if (!k && is_service_link(e, n))
+                continue;
             if (!k)
                 return fail(err, errlen, IG_ECONFIG,
                             "%s: not a known setting (a variable is INFERGATE_ plus the key "

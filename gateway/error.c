@@ -60,6 +60,7 @@ int ig_error_from_uv(int uverr)
     case UV_EINVAL:
         return IG_EINVAL;
     case UV_EADDRINUSE:
+        return IG_EADDRINUSE;
     case UV_EACCES:
         return IG_EADDR;
     default:

@@ -196,6 +196,7 @@ static void enter_done(ig_gateway_t *gw)
         ig_req_respond(req, 200, &ct, 1, body, (size_t)n);
     }
     h->exit_deadline_ns = uv_hrtime() + (uint64_t)FLUSH_MS * 1000000;
+    uv_timer_stop(&h->exit_timer);
     uv_timer_start(&h->exit_timer, on_exit_timer, 0, 20);
 }
 
@@ -204,8 +205,19 @@ static void check_drained(ig_gateway_t *gw)
     ig_health_t *h = &gw->health;
     if (h->phase != IG_DRAIN_CLOSING)
         return;
-    if (ig_server_active_requests(gw->data) == 0 && ig_gateway_outstanding(gw) == 0)
+    /* Drained means: nothing queued or with the model, and every client
+     * connection closed (each response now carries Connection: close, and
+     * a connection that has not sent its first request yet gets a moment
+     * to do so, see ig_server_stop_accepting). */
+    if (ig_server_active_requests(gw->data) == 0 && ig_gateway_outstanding(gw) == 0 &&
+        ig_server_connections(gw->data) == 0)
         enter_done(gw);
+}
+
+/* Connections also close without a request finishing: poll while closing. */
+static void on_closing_poll(uv_timer_t *t)
+{
+    check_drained(t->data);
 }
 
 static void on_drain_timeout(uv_timer_t *t)
@@ -230,6 +242,7 @@ static void on_grace_over(uv_timer_t *t)
     ig_log_info("drain: grace period over, closing the listener");
     ig_server_stop_accepting(gw->data);
     uv_timer_start(&h->drain_timer, on_drain_timeout, gw->cfg->drain.timeout_ms, 0);
+    uv_timer_start(&h->exit_timer, on_closing_poll, 10, 10);
     check_drained(gw);
 }
 
@@ -241,6 +254,9 @@ void ig_health_drain(ig_gateway_t *gw, const char *why)
     h->phase = IG_DRAIN_GRACE;
     h->drain_started_ns = uv_hrtime();
     ig_metrics_set_ready(gw->metrics, false);
+    /* Clients that keep their connections learn to leave from
+     * Connection: close on every response from now on. */
+    ig_server_close_soon(gw->data);
     ig_log_info("drain started (%s): readiness is now 503, accepting for %llu ms more", why,
                 (unsigned long long)gw->cfg->drain.grace_ms);
     uv_timer_start(&h->drain_timer, on_grace_over, gw->cfg->drain.grace_ms, 0);

@@ -79,6 +79,7 @@ struct ig_conn {
     const char *err_msg;
     char peer_ip[INET6_ADDRSTRLEN];
     bool loopback;
+    bool used; /* has answered a request: idle now means between requests */
     req_impl_t req;
 };
 
@@ -97,7 +98,8 @@ struct ig_server {
     ig_conn_t *conns; /* doubly linked list of every open connection */
     size_t nconns;
     size_t active;
-    bool stopping;
+    bool stopping;      /* listeners closed */
+    bool closing_soon;  /* every response says Connection: close */
     bool closing;
     int open_handles;
     void (*close_cb)(void *);
@@ -437,6 +439,21 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
     return head_append(c, at, len);
 }
 
+/* RFC 9110 5.6.2 tchar: what a header name may consist of. */
+static bool is_token(ig_slice_t s)
+{
+    static const char extra[] = "!#$%&'*+-.^_`|~";
+    if (s.len == 0)
+        return false;
+    for (size_t i = 0; i < s.len; i++) {
+        unsigned char ch = (unsigned char)s.base[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              (ch && strchr(extra, ch))))
+            return false;
+    }
+    return true;
+}
+
 static int on_headers_complete(llhttp_t *p)
 {
     ig_conn_t *c = conn_of(p);
@@ -447,6 +464,13 @@ static int on_headers_complete(llhttp_t *p)
     for (size_t i = 0; i < r->nheaders; i++) {
         r->headers[i].name = ig_slice(base + r->hname[i].off, r->hname[i].len);
         r->headers[i].value = ig_slice(base + r->hval[i].off, r->hval[i].len);
+        if (!is_token(r->headers[i].name)) {
+            /* "X-Foo : v" or "Bad Header: v": RFC 9112 5.1 demands 400, since
+             * proxies that disagree on such names enable smuggling. */
+            c->err_status = 400;
+            c->err_msg = "malformed HTTP request: invalid header name";
+            return -1;
+        }
     }
     ig_req_t *q = &r->pub;
     q->headers = r->headers;
@@ -643,7 +667,7 @@ static int write_head(req_impl_t *r, int status, const ig_header_t *hdrs, size_t
     r->status = status;
     if (!status_has_body(status))
         r->no_body = true;
-    if (!q->keep_alive || c->srv->stopping)
+    if (!q->keep_alive || c->srv->stopping || c->srv->closing_soon)
         r->close_after = true;
     if (content_length == IG_REQ_CHUNKED && !r->no_body) {
         if (q->http_major == 1 && q->http_minor == 0)
@@ -687,6 +711,7 @@ static void response_finished(req_impl_t *r)
     r->pub.on_writable = NULL;
     request_done(c, r->status);
     c->state = C_IDLE;
+    c->used = true;
     if (r->close_after || (c->srv->stopping && c->in.len == 0)) {
         conn_close_after_write(c);
         return;
@@ -950,19 +975,36 @@ int ig_server_port(const ig_server_t *s)
     return s->port;
 }
 
+void ig_server_close_soon(ig_server_t *s)
+{
+    s->closing_soon = true;
+}
+
 void ig_server_stop_accepting(ig_server_t *s)
 {
     if (s->stopping)
         return;
     s->stopping = true;
+    s->closing_soon = true;
     for (size_t i = 0; i < s->nlisteners; i++)
         uv_close((uv_handle_t *)&s->listeners[i]->tcp, on_listener_closed);
     s->nlisteners = 0;
     ig_conn_t *next;
     for (ig_conn_t *c = s->conns; c; c = next) {
         next = c->next;
-        if (c->state == C_IDLE && c->in.len == 0)
+        if (c->state != C_IDLE || c->in.len != 0)
+            continue;
+        if (c->used) {
+            /* Between requests: nothing is lost by closing now. */
             conn_close(c);
+        } else {
+            /* Accepted but nothing read yet: its first request may be on
+             * the wire. Give it a moment before giving up on it. */
+            uint64_t ms = s->opts.limits.idle_timeout_ms;
+            if (ms == 0 || ms > IG_SERVER_FIRST_REQUEST_GRACE_MS)
+                ms = IG_SERVER_FIRST_REQUEST_GRACE_MS;
+            uv_timer_start(&c->timer, on_timer, ms, 0);
+        }
     }
 }
 

@@ -355,10 +355,12 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     if (nread < 0) {
         if (uc->state == U_BUSY && uc->call) {
             /* A close-delimited body ends here. */
-            if (uc->got_head && llhttp_message_needs_eof(&uc->parser) &&
-                llhttp_finish(&uc->parser) == HPE_OK && uc->done) {
-                conn_release(uc, false);
-                return;
+            if (uc->got_head && llhttp_message_needs_eof(&uc->parser)) {
+                llhttp_errno_t fe = llhttp_finish(&uc->parser);
+                if ((fe == HPE_OK || fe == HPE_PAUSED) && uc->done) {
+                    conn_release(uc, false);
+                    return;
+                }
             }
             conn_fail(uc, IG_ECONNRESET);
             return;

@@ -29,6 +29,7 @@
     X(EDRAINING, "draining")                                                                       \
     X(EPROTO, "protocol error")                                                                    \
     X(EADDR, "bad address")                                                                        \
+    X(EADDRINUSE, "address already in use")                                                        \
     X(EEXIST, "already exists")                                                                    \
     X(EUPSTREAM, "upstream error")                                                                 \
     X(EAPI, "remote API error")                                                                    \

@@ -103,9 +103,19 @@ int ig_server_listen(ig_server_t *s, const char *addr);
 /* The port of the first listener, or 0. */
 int ig_server_port(const ig_server_t *s);
 
-/* Stops accepting: closes the listeners, closes idle keep-alive connections,
- * and marks every later response `Connection: close`. In-progress requests
- * continue. Idempotent. */
+/* Marks every later response `Connection: close`, so that clients move to
+ * other endpoints while the server still accepts (drain grace period). */
+void ig_server_close_soon(ig_server_t *s);
+
+/* How long a connection accepted but not yet sent a byte may still deliver
+ * its first request after ig_server_stop_accepting. */
+#define IG_SERVER_FIRST_REQUEST_GRACE_MS 1000
+
+/* Stops accepting: closes the listeners, closes connections idle between
+ * requests, gives connections that have not sent their first request
+ * IG_SERVER_FIRST_REQUEST_GRACE_MS more, and marks every later response
+ * `Connection: close`. In-progress requests continue. Idempotent.
+ * ig_server_connections() reaching 0 afterwards means fully drained. */
 void ig_server_stop_accepting(ig_server_t *s);
 
 /* Closes every connection (aborting in-progress requests via on_abort) and

@@ -387,6 +387,32 @@ static void test_invalid_json_location(void **state)
     ig_config_dispose(&c);
 }
 
+/* Regression: Kubernetes injects INFERGATE_SERVICE_HOST, INFERGATE_PORT,
+ * INFERGATE_PORT_8080_TCP… for a Service named "infergate"; those must not
+ * stop the sidecar, while a misspelt setting still must. */
+static void test_env_kubernetes_service_links_ignored(void **state)
+{
+    (void)state;
+    ig_config_t c;
+    ig_config_init(&c);
+    char *links[] = {"INFERGATE_SERVICE_HOST=10.0.0.7",
+                     "INFERGATE_SERVICE_PORT=8080",
+                     "INFERGATE_SERVICE_PORT_HTTP=8080",
+                     "INFERGATE_PORT=tcp://10.0.0.7:8080",
+                     "INFERGATE_PORT_8080_TCP=tcp://10.0.0.7:8080",
+                     "INFERGATE_PORT_8080_TCP_ADDR=10.0.0.7",
+                     "INFERGATE_UPSTREAM_MAX_CONCURRENCY=3",
+                     NULL};
+    assert_int_equal(ig_config_apply_env(&c, links, err, sizeof err), 0);
+    assert_int_equal(c.upstream.max_concurrency, 3);
+    char *typo[] = {"INFERGATE_UPSTREAM_MAX_CONCURENCY=3", NULL};
+    assert_int_equal(ig_config_apply_env(&c, typo, err, sizeof err), IG_ECONFIG);
+    assert_non_null(strstr(err, "INFERGATE_UPSTREAM_MAX_CONCURENCY"));
+    char *portish[] = {"INFERGATE_PORTS=1", NULL};
+    assert_int_equal(ig_config_apply_env(&c, portish, err, sizeof err), IG_ECONFIG);
+    ig_config_dispose(&c);
+}
+
 static void test_env(void **state)
 {
     (void)state;
@@ -815,6 +841,7 @@ int main(void)
         cmocka_unit_test(test_routes_replace),
         cmocka_unit_test(test_invalid_json_location),
         cmocka_unit_test(test_env),
+        cmocka_unit_test(test_env_kubernetes_service_links_ignored),
         cmocka_unit_test(test_bad_env),
         cmocka_unit_test(test_precedence),
         cmocka_unit_test(test_set_flag),
