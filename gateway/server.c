@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "infergate/buf.h"
 #include "infergate/error.h"
@@ -863,12 +864,8 @@ static bool is_loopback(const struct sockaddr_storage *ss)
     return false;
 }
 
-static void on_connection(uv_stream_t *ls, int status)
+static ig_conn_t *conn_new(ig_server_t *s)
 {
-    listener_t *l = ls->data;
-    ig_server_t *s = l->srv;
-    if (status < 0)
-        return;
     ig_conn_t *c = ig_xcalloc(1, sizeof(*c));
     c->srv = s;
     uv_tcp_init(s->loop, &c->tcp);
@@ -881,18 +878,20 @@ static void on_connection(uv_stream_t *ls, int status)
     if (s->conns)
         s->conns->prev = c;
     s->conns = c;
-    if (uv_accept(ls, (uv_stream_t *)&c->tcp) < 0 || s->stopping ||
-        (s->opts.limits.max_connections && s->nconns > s->opts.limits.max_connections)) {
-        conn_close(c);
-        return;
-    }
+    return c;
+}
+
+/* Starts serving a connected socket. */
+static void conn_start(ig_conn_t *c)
+{
+    ig_server_t *s = c->srv;
     uv_tcp_nodelay(&c->tcp, 1);
     struct sockaddr_storage ss;
     int sl = sizeof(ss);
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
         if (ss.ss_family == AF_INET)
             uv_ip4_name((struct sockaddr_in *)&ss, c->peer_ip, sizeof(c->peer_ip));
-        else
+        else if (ss.ss_family == AF_INET6)
             uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer_ip, sizeof(c->peer_ip));
         c->loopback = is_loopback(&ss);
         /* Report IPv4-mapped peers in their IPv4 form. */
@@ -911,6 +910,36 @@ static void on_connection(uv_stream_t *ls, int status)
         c->reading = true;
     else
         conn_close(c);
+}
+
+static void on_connection(uv_stream_t *ls, int status)
+{
+    listener_t *l = ls->data;
+    ig_server_t *s = l->srv;
+    if (status < 0)
+        return;
+    ig_conn_t *c = conn_new(s);
+    if (uv_accept(ls, (uv_stream_t *)&c->tcp) < 0 || s->stopping ||
+        (s->opts.limits.max_connections && s->nconns > s->opts.limits.max_connections)) {
+        conn_close(c);
+        return;
+    }
+    conn_start(c);
+}
+
+int ig_server_adopt_fd(ig_server_t *s, int fd)
+{
+    if (s->stopping)
+        return IG_EINVAL;
+    ig_conn_t *c = conn_new(s);
+    int r = uv_tcp_open(&c->tcp, fd);
+    if (r < 0) {
+        close(fd);
+        conn_close(c);
+        return ig_error_from_uv(r);
+    }
+    conn_start(c);
+    return 0;
 }
 
 ig_server_t *ig_server_new(uv_loop_t *loop, const ig_server_opts_t *opts)

@@ -100,6 +100,11 @@ ig_server_t *ig_server_new(uv_loop_t *loop, const ig_server_opts_t *opts);
  * addresses. Returns 0, IG_EADDR (unparsable), or an IG_E* from bind/listen. */
 int ig_server_listen(ig_server_t *s, const char *addr);
 
+/* Serves an already connected stream socket `fd` (e.g. one end of a
+ * socketpair in a fuzzer, or an inherited socket) as a client connection.
+ * The server owns the fd from then on, even on failure. 0 or an IG_E*. */
+int ig_server_adopt_fd(ig_server_t *s, int fd);
+
 /* The port of the first listener, or 0. */
 int ig_server_port(const ig_server_t *s);
 
