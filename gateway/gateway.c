@@ -583,6 +583,7 @@ int ig_gateway_run(const ig_config_t *cfg)
     gw->route_depth = ig_xcalloc(cfg->nroutes, sizeof(uint64_t));
     gw->metrics = ig_metrics_new(cfg->nroutes, gw->route_names, cfg->metrics.window_s,
                                  cfg->upstream.max_concurrency);
+    ig_metrics_start(gw->metrics, now_us(gw));
     ig_admission_init(&gw->adm, cfg->limits.max_queue, cfg->upstream.max_concurrency);
 
     ig_upstream_opts_t uo = {
