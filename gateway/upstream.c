@@ -304,9 +304,9 @@ static int on_headers_complete(llhttp_t *p)
     if (p->flags & F_CONTENT_LENGTH)
         cl = (int64_t)p->content_length;
     bool no_body = uc->head_method || status == 204 || status == 304;
-    if (no_body && cl < 0)
-        cl = 0;
-    if (c && c->on_head && c->on_head(c, status, uc->hdrs, uc->nhdrs, no_body ? 0 : cl) != 0) {
+    /* A HEAD answer keeps the length of the body it describes. */
+    int64_t shown = uc->head_method ? cl : (no_body ? 0 : cl);
+    if (c && c->on_head && c->on_head(c, status, uc->hdrs, uc->nhdrs, shown) != 0) {
         /* The caller gave up on this call: no more callbacks. */
         uc->call = NULL;
         c->conn_ = NULL;

@@ -404,5 +404,20 @@ def data_port_health_answered_by_gateway():
         h.check_eq(gw.admin("GET", "/healthz").status, 200, "admin /healthz with the model down")
 
 
+@suite.case
+def head_keeps_upstream_content_length():
+    # Regression: a HEAD answer through the gateway said Content-Length: 0
+    # instead of the length of the body the model would have sent.
+    with h.Env("head") as env:
+        model, gw = start(env)
+        direct = h.request(model.port, "HEAD", "/v2/models/iris")
+        via = gw.data("HEAD", "/v2/models/iris")
+        h.check_eq(via.status, 200, "status")
+        want = direct.header("content-length")
+        h.check(want is not None and int(want) > 0, "model gave no length: %r" % direct.headers)
+        h.check_eq(via.header("content-length"), want, "Content-Length of HEAD via the gateway")
+        h.check_eq(via.body, b"", "HEAD body")
+
+
 if __name__ == "__main__":
     suite.run()
