@@ -1,0 +1,68 @@
+/*
+ * codec.h: merging small inference requests into one batch call and
+ * splitting the answer back, for KServe V1 (codec_v1.c) and the Open
+ * Inference Protocol V2 (codec_v2.c).
+ *
+ * A codec is pure data transformation: no I/O, no clock. The batcher
+ * (batcher.c) decides who rides together; the codec says whether a request
+ * CAN ride with others (its batch key and row count), builds the merged
+ * body, and cuts the model's answer into one body per request.
+ *
+ * Batch key (DESIGN.md "Batching"): the model name from the path plus
+ * everything in the body that is not per-row data. V1: every top-level key
+ * but "instances". V2: input names, datatypes, shape[1:], requested
+ * outputs, parameters. Two requests may share a call only when their keys
+ * are byte-equal; keys are canonical (object members sorted by name).
+ */
+#ifndef INFERGATE_CODEC_H
+#define INFERGATE_CODEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "infergate/buf.h"
+#include "infergate/slice.h"
+
+/* One request's share of a batch. Zero-initialise, then ig_codec_parse. */
+typedef struct ig_batch_part {
+    uint32_t rows;     /* instances / dim 0 */
+    bool alone;        /* valid, but must not be merged (e.g. V2 binary data, V1 "inputs") */
+    ig_buf_t key;      /* canonical batch key (owned); empty when alone */
+    uint64_t key_hash; /* hash of key, for quick comparison */
+    void *doc;         /* the codec's parsed request (owned; a cJSON tree) */
+    ig_buf_t reply;    /* after a successful split: this request's response body (owned) */
+} ig_batch_part_t;
+
+typedef struct ig_codec {
+    const char *name; /* "kserve-v1", "oip-v2" */
+
+    /* Parses one request body. `model` is the model name from the path (may
+     * be empty). Returns 0, or IG_EINVAL with a message for the client in
+     * `err` (the request gets 400 and its batch-mates are unaffected).
+     * `binary_hint` is true when the request announced binary tensor data
+     * (V2's Inference-Header-Content-Length header): such a request is
+     * valid but `alone`. */
+    int (*parse)(ig_batch_part_t *part, ig_slice_t model, ig_slice_t body, bool binary_hint,
+                 char *err, size_t errlen);
+
+    /* Builds the body of one call for parts[0..n) (n >= 1, all with equal
+     * keys, none alone) into `out`, rows concatenated in the given order.
+     * Returns 0 or IG_ETOOLARGE if `out`'s cap is exceeded. */
+    int (*merge)(ig_batch_part_t *const *parts, size_t n, ig_buf_t *out);
+
+    /* Splits the model's 2xx answer `body` to the merged call into
+     * parts[i]->reply. Returns 0, or IG_EUPSTREAM with a message in `err`
+     * (e.g. "the model returned 31 predictions for a batch of 32 rows"):
+     * then every member fails with 502. */
+    int (*split)(ig_slice_t body, ig_batch_part_t *const *parts, size_t n, char *err,
+                 size_t errlen);
+} ig_codec_t;
+
+extern const ig_codec_t ig_codec_v1;
+extern const ig_codec_t ig_codec_v2;
+
+/* Frees what a part owns and zeroes it; safe on a zeroed part. */
+void ig_batch_part_dispose(ig_batch_part_t *part);
+
+#endif
