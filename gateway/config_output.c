@@ -21,10 +21,6 @@
 
 #define REDACTED "<redacted>"
 
-/* ---------------------------------------------------------------------------
- * Output
- */
-
 /* Replaces the userinfo of a URL ("http://user:pw@host/") with REDACTED. */
 static char *redact_url(const char *url)
 {

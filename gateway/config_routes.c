@@ -5,8 +5,9 @@
  * config.c, so it is read by hand here: a route's match pattern (checked by
  * the router), its protocol, its batch policy (only on batching protocols)
  * and its default deadline. An array in a file, INFERGATE_ROUTES or --set
- * replaces the routes as a whole and never merges into them. The same range
- * checks run again from ig_config_validate on routes built in code.
+ * replaces the routes as a whole and never merges into them.
+ * ig_config_validate checks every route again through ig_config_check_route,
+ * which also covers routes built in code rather than parsed.
  */
 #include "infergate/config.h"
 
@@ -35,10 +36,6 @@ const char *ig_protocol_name(ig_protocol_t p)
 {
     return (unsigned)p < sizeof proto_names / sizeof proto_names[0] ? proto_names[p] : "unknown";
 }
-
-/* ---------------------------------------------------------------------------
- * Routes
- */
 
 void ig_config_route_defaults(ig_route_conf_t *r)
 {
