@@ -65,4 +65,43 @@ extern const ig_codec_t ig_codec_v2;
 /* Frees what a part owns and zeroes it; safe on a zeroed part. */
 void ig_batch_part_dispose(ig_batch_part_t *part);
 
+/* ---- Helpers shared by codec_v1.c and codec_v2.c (defined in codec.c) ----
+ * Not for the batcher: they exist so both codecs parse, print and hash JSON
+ * the same way. `struct cJSON` is cJSON's own tag, so this header needs no
+ * cJSON include. */
+struct cJSON;
+
+/* 64-bit FNV-1a of the bytes (the batch key hash). */
+uint64_t ig_codec_hash(const void *data, size_t len);
+
+/* Formats a message into err (when errlen > 0) and returns `code`. */
+int ig_codec_fail(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Parses `body` as exactly one JSON object (whitespace may follow it).
+ * `what` names the body in messages ("body", "model answer"). Returns 0 and
+ * the tree in *out (caller frees with cJSON_Delete), or IG_EINVAL with a
+ * message: empty, invalid JSON (with the byte offset), trailing bytes, not
+ * an object, or a member name that appears twice at the top level. */
+int ig_codec_parse_object(ig_slice_t body, const char *what, struct cJSON **out, char *err,
+                          size_t errlen);
+
+/* Appends `v` as compact JSON. With `sorted`, every object's members are
+ * written ordered by name (bytewise; equal names keep document order): the
+ * canonical form of batch keys. `omit` (NULL-terminated, may be NULL) names
+ * members of `v` itself to leave out. Numbers go through
+ * ig_codec_write_number. Returns 0 or IG_ETOOLARGE (out's cap). */
+int ig_codec_write_json(ig_buf_t *out, const struct cJSON *v, bool sorted,
+                        const char *const *omit);
+
+/* Appends a number so that parsing it back gives the same double:
+ * integral values below 2^63 in magnitude as plain integers (never
+ * "1e+17", which integer parsers refuse), others with %.15g, or %.17g when
+ * %.15g does not round-trip; -0 as "-0"; infinities (a literal such as
+ * 1e999 parses to one) as 1e999 / -1e999. 0 or IG_ETOOLARGE. */
+int ig_codec_write_number(ig_buf_t *out, double d);
+
+/* Starts a batch key: the model name as a JSON string and a space. */
+int ig_codec_key_begin(ig_buf_t *key, ig_slice_t model);
+
 #endif
