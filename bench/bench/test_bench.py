@@ -1,0 +1,427 @@
+#!/usr/bin/python3
+"""Integration smoke test of infergate-bench: runs the real binary against the real model,
+gateway, nginx and HAProxy on loopback and checks the shape of its output and that the
+request counts add up.
+
+Usage: /usr/bin/python3 bench/bench/test_bench.py --bench B --gateway G --model M [-k NAME]
+
+Nothing here asserts on throughput or latency values: a slow machine makes the run slower,
+never red. What is checked is bookkeeping: every request sent ends as exactly one response or
+one error, the model counted as many calls as the bench saw answers, ratios are computed from
+the reported rates, peers that are not installed are skipped with a note, bad flags exit 2
+naming the flag, and every process the bench started is gone when it exits (also after
+SIGINT). Child processes of this script are killed by pid even on failure. Prints one line per
+case and ends with "N passed, N failed".
+"""
+
+import argparse
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+ARGS = None
+RUN_TIMEOUT = 120  # bounds a hung bench; never an expectation about speed
+STARTED_RE = re.compile(r"started (\S+(?: -V)?) \(pid (\d+)\)")
+
+
+class Failure(AssertionError):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Failure(msg)
+
+
+# ---------------------------------------------------------------------------
+# processes
+
+
+class Model:
+    """An infergate-model of our own, for `load` cases (killed by pid)."""
+
+    def __init__(self, *flags):
+        self.dir = tempfile.mkdtemp(prefix="ig-bench-test-")
+        port_file = os.path.join(self.dir, "port")
+        self.log = open(os.path.join(self.dir, "model.log"), "wb")
+        self.proc = subprocess.Popen(
+            [ARGS.model, "--listen", "127.0.0.1:0", "--port-file", port_file, "--quiet", *flags],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
+        deadline = time.monotonic() + 20
+        self.port = None
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if os.path.exists(port_file):
+                with open(port_file) as f:
+                    self.port = int(f.read())
+                break
+            time.sleep(0.02)
+        if self.port is None:
+            self.stop()
+            raise Failure("infergate-model did not start")
+
+    def stats(self):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
+        try:
+            c.request("GET", "/stats")
+            return json.loads(c.getresponse().read())
+        finally:
+            c.close()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def bench(*args, timeout=RUN_TIMEOUT):
+    """Runs infergate-bench to completion; returns (exit code, stdout, stderr)."""
+    p = subprocess.Popen([ARGS.bench, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=bench_env())
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+        raise Failure("infergate-bench %s did not finish within %d s; stderr:\n%s"
+                      % (" ".join(args), timeout, err.decode(errors="replace")[-2000:]))
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    return p.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def bench_env():
+    return {k: v for k, v in os.environ.items() if not k.startswith("INFERGATE_")}
+
+
+def bench_json(*args):
+    rc, out, err = bench(*args)
+    check(rc == 0, "infergate-bench %s exited %d; stderr:\n%s" % (" ".join(args), rc, err[-3000:]))
+    try:
+        return json.loads(out), err
+    except ValueError:
+        raise Failure("stdout is not JSON:\n%s" % out[:2000])
+
+
+def pid_gone(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # Still there: a zombie waiting for its reaper counts as gone.
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def check_children_gone(stderr):
+    pids = [(name, int(pid)) for name, pid in STARTED_RE.findall(stderr)]
+    check(pids, "stderr names no started process:\n%s" % stderr[-2000:])
+    deadline = time.monotonic() + 10
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        alive = [(n, p) for n, p in alive if not pid_gone(p)]
+        if alive:
+            time.sleep(0.05)
+    for name, pid in alive:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    check(not alive, "still running after infergate-bench exited: %s" % alive)
+    return pids
+
+
+def check_load_shape(r, what):
+    for key in ("method", "mode", "connections", "requests", "responses", "status", "errors",
+                "errors_total", "duration_s", "rps", "latency_ms", "interrupted"):
+        check(key in r, "%s: key %r missing in %s" % (what, key, sorted(r)))
+    for key in ("connect", "reset", "timeout", "protocol", "backlog", "canceled"):
+        check(isinstance(r["errors"].get(key), int), "%s: errors.%s missing" % (what, key))
+    check(r["errors_total"] == sum(r["errors"].values()),
+          "%s: errors_total %d != sum of errors %s" % (what, r["errors_total"], r["errors"]))
+    check(r["responses"] == sum(r["status"].values()),
+          "%s: responses %d != sum by status %s" % (what, r["responses"], r["status"]))
+    check(r["requests"] == r["responses"] + r["errors_total"],
+          "%s: requests %d != responses %d + errors %d"
+          % (what, r["requests"], r["responses"], r["errors_total"]))
+    lat = r["latency_ms"]
+    for key in ("p50", "p90", "p99", "p99_9", "max", "mean"):
+        check(isinstance(lat.get(key), (int, float)), "%s: latency_ms.%s missing" % (what, key))
+    if r["responses"]:
+        check(0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p99_9"] <= lat["max"],
+              "%s: latency quantiles out of order: %s" % (what, lat))
+        check(r["duration_s"] > 0 and r["rps"] > 0, "%s: no duration or rate: %s" % (what, r))
+        check(abs(r["rps"] - r["responses"] / r["duration_s"]) <= 1e-6 * r["rps"] + 1e-9,
+              "%s: rps %r is not responses / duration_s" % (what, r["rps"]))
+
+
+PREDICT = "/v1/models/iris:predict"
+BODY = '{"instances":[[5.1,3.5,1.4,0.2],[6.7,3.0,5.2,2.3]]}'
+
+
+# ---------------------------------------------------------------------------
+# cases
+
+
+def case_help_and_usage_errors():
+    for cmd in ([], ["load"], ["compare"], ["sweep"]):
+        rc, out, err = bench(*cmd, "--help")
+        check(rc == 0, "%s --help exited %d" % (cmd, rc))
+        check("usage: infergate-bench" in out, "%s --help: no usage line:\n%s" % (cmd, out))
+    bad = [
+        (["load", "--url", "http://127.0.0.1:1/", "--connections", "abc"], "--connections"),
+        (["load", "--url", "http://127.0.0.1:1/", "--connections", "0"], "--connections"),
+        (["load", "--duration", "1"], "--url"),
+        (["load", "--url", "https://127.0.0.1:1/"], "--url"),
+        (["load", "--url", "http://127.0.0.1:1/", "--duration", "-1"], "--duration"),
+        (["load", "--url", "http://127.0.0.1:1/", "--rate", "fast"], "--rate"),
+        (["load", "--url", "http://127.0.0.1:1/", "--header", "NoColon"], "--header"),
+        (["load", "--url", "http://127.0.0.1:1/", "--header", "Host: x"], "--header"),
+        (["load", "--url", "http://127.0.0.1:1/", "--body-file", "/nonexistent/b.json"],
+         "--body-file"),
+        (["load", "--url", "http://127.0.0.1:1/", "--duration", "1", "--requests", "5"],
+         "--requests"),
+        (["load", "--url", "http://127.0.0.1:1/", "--bogus"], "--bogus"),
+        (["load", "--url"], "--url"),
+        (["compare", "--peers", "direct,envoy"], "--peers"),
+        (["compare", "--rounds", "0"], "--rounds"),
+        (["compare", "--wrk", "/nonexistent/wrk"], "--wrk"),
+        (["sweep", "--concurrency-values", "1,2"], "--p99-target-ms"),
+        (["sweep", "--p99-target-ms", "5", "--concurrency-values", "1,,2"],
+         "--concurrency-values"),
+        (["frobnicate"], "frobnicate"),
+    ]
+    for argv, flag in bad:
+        rc, out, err = bench(*argv)
+        check(rc == 2, "%s: expected exit 2, got %d (stderr %r)" % (argv, rc, err))
+        check(flag in err, "%s: message does not name %s: %r" % (argv, flag, err))
+
+
+def case_load_closed_loop_counts_match_the_model():
+    with Model("--max-concurrency", "0") as m:
+        r, _ = bench_json("load", "--url", "http://127.0.0.1:%d%s" % (m.port, PREDICT),
+                          "--body", BODY, "--connections", "8", "--duration", "1", "--json")
+        check_load_shape(r, "load")
+        check(r["method"] == "POST" and r["mode"] == "closed", "method/mode: %s" % r)
+        check(r["requests"] > 0 and r["errors_total"] == 0, "errors: %s" % r["errors"])
+        check(r["status"] == {"200": r["responses"]}, "statuses: %s" % r["status"])
+        s = m.stats()
+        check(s["calls"] == r["responses"],
+              "model counted %d calls, bench %d responses" % (s["calls"], r["responses"]))
+        check(s["rows"] == 2 * r["responses"], "rows %d for %d calls" % (s["rows"], s["calls"]))
+
+
+def case_load_requests_exact_and_text_summary():
+    with Model() as m:
+        url = "http://127.0.0.1:%d%s" % (m.port, PREDICT)
+        r, _ = bench_json("load", "--url", url, "--body", BODY, "--requests", "500",
+                          "--connections", "4", "--header", "X-Bench: yes", "--json")
+        check_load_shape(r, "load --requests")
+        check(r["requests"] == 500 and r["responses"] == 500, "counts: %s" % r)
+        check(m.stats()["calls"] == 500, "model calls: %s" % m.stats())
+        rc, out, err = bench("load", "--url", url, "--body", BODY, "--requests", "50",
+                             "--connections", "2")
+        check(rc == 0, "text run exited %d: %s" % (rc, err))
+        for label in ("target", "mode", "requests", "status", "errors", "duration",
+                      "throughput", "latency"):
+            check(re.search(r"^%s\s" % label, out, re.M), "no %r line in:\n%s" % (label, out))
+        check("50 sent, 50 responses, 0 errors" in out, "counts line:\n%s" % out)
+
+
+def case_load_open_loop_counts():
+    with Model() as m:
+        r, _ = bench_json("load", "--url", "http://127.0.0.1:%d/v2/health/ready" % m.port,
+                          "--rate", "400", "--duration", "1", "--connections", "4", "--json")
+        check_load_shape(r, "load --rate")
+        check(r["mode"] == "open" and r["rate"] == 400, "mode: %s" % r)
+        check(r["requests"] > 0 and r["errors_total"] == 0, "counts: %s" % r)
+        # The schedule releases at most rate x duration (+ the first) requests.
+        check(r["requests"] <= 401, "open loop sent %d > 401 in 1 s at 400/s" % r["requests"])
+
+
+def case_load_refused_counts_connect_errors():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    rc, out, err = bench("load", "--url", "http://127.0.0.1:%d/" % port, "--requests", "20",
+                         "--connections", "2", "--json")
+    check(rc == 1, "expected exit 1 when nothing answers, got %d" % rc)
+    r = json.loads(out)
+    check_load_shape(r, "refused")
+    check(r["responses"] == 0 and r["errors"]["connect"] == r["requests"] == 20,
+          "refused run: %s" % r)
+    check("no response" in err, "stderr does not say why: %r" % err)
+
+
+def case_compare_counts_ratios_and_cleanup():
+    c, err = bench_json("compare", "--duration", "1", "--warmup", "0.2", "--rounds", "2",
+                        "--connections", "8", "--idle-connections", "20",
+                        "--gateway", ARGS.gateway, "--model", ARGS.model, "--json")
+    check_children_gone(err)
+    for key in ("machine", "config", "peers", "skipped"):
+        check(key in c, "compare: key %r missing" % key)
+    check(c["machine"]["nproc"] >= 1 and c["machine"]["cpu"], "machine: %s" % c["machine"])
+    names = [p["name"] for p in c["peers"]] + [s["name"] for s in c["skipped"]]
+    check(sorted(names) == ["direct", "haproxy", "infergate", "nginx"], "peers: %s" % names)
+    for s in c["skipped"]:
+        check("not installed" in s["note"], "skip note: %s" % s)
+    by = {p["name"]: p for p in c["peers"]}
+    check("direct" in by and "infergate" in by, "direct and infergate always run: %s" % by)
+    direct = by["direct"]["rps"]
+    for name, p in by.items():
+        check(len(p["runs"]) == 2, "%s: %d runs for 2 rounds" % (name, len(p["runs"])))
+        for i, r in enumerate(p["runs"]):
+            check_load_shape(r, "%s round %d" % (name, i + 1))
+            check(r["errors_total"] == 0 and r["status"] == {"200": r["responses"]},
+                  "%s round %d: %s %s" % (name, i + 1, r["status"], r["errors"]))
+            check(r["responses"] > 0, "%s round %d: no responses" % (name, i + 1))
+            check("rss_kb" in r and r["rss_kb"]["before"] > 0 and r["rss_kb"]["end"] > 0,
+                  "%s round %d: no RSS sample: %s" % (name, i + 1, r.get("rss_kb")))
+        mean = sum(r["rps"] for r in p["runs"]) / len(p["runs"])
+        check(abs(p["rps"] - mean) <= 1e-6 * mean, "%s: rps is not the mean of its runs" % name)
+        check(abs(p["ratio_direct"] - p["rps"] / direct) <= 1e-9 * p["ratio_direct"] + 1e-12,
+              "%s: ratio_direct %r != %r" % (name, p["ratio_direct"], p["rps"] / direct))
+        if "nginx" in by:
+            want = p["rps"] / by["nginx"]["rps"]
+            check(abs(p["ratio_nginx"] - want) <= 1e-9 * want, "%s: ratio_nginx" % name)
+        else:
+            check(p["ratio_nginx"] is None, "%s: ratio_nginx without nginx" % name)
+        idle = p["idle"]
+        check_load_shape(idle, "%s idle" % name)
+        check(idle["mode"] == "idle" and idle["requests"] == 20 and idle["responses"] == 20,
+              "%s idle: %s" % (name, idle))
+        check(idle["rss_kb"]["connections_open"] == 20, "%s idle: %s" % (name, idle["rss_kb"]))
+    check(by["direct"]["ratio_direct"] == 1, "direct vs direct: %s" % by["direct"]["ratio_direct"])
+
+
+def case_compare_skips_missing_peer_and_prints_tables():
+    rc, out, err = bench("compare", "--peers", "direct,nginx,haproxy", "--nginx",
+                         "/nonexistent/nginx", "--haproxy", "/nonexistent/haproxy",
+                         "--duration", "0.5", "--warmup", "0", "--rounds", "1",
+                         "--connections", "2", "--path", "/v2/health/ready",
+                         "--model", ARGS.model)
+    check(rc == 0, "exited %d: %s" % (rc, err[-2000:]))
+    check_children_gone(err)
+    check(re.search(r"^direct\s+\d+", out, re.M), "no direct row:\n%s" % out)
+    check("note: nginx skipped: /nonexistent/nginx is not installed" in out, "note:\n%s" % out)
+    check("note: haproxy skipped" in out, "note:\n%s" % out)
+    check(not re.search(r"^(nginx|haproxy)\s+\d", out, re.M), "skipped peer has a row:\n%s" % out)
+
+
+def case_compare_sigint_stops_everything():
+    p = subprocess.Popen([ARGS.bench, "compare", "--peers", "direct,infergate", "--duration",
+                          "60", "--rounds", "1", "--connections", "2", "--gateway", ARGS.gateway,
+                          "--model", ARGS.model], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=bench_env())
+    err = b""
+    try:
+        os.set_blocking(p.stderr.fileno(), False)
+        deadline = time.monotonic() + 60
+        while b"round 1: direct" not in err and time.monotonic() < deadline and p.poll() is None:
+            chunk = p.stderr.read()
+            if chunk:
+                err += chunk
+            time.sleep(0.05)
+        check(b"round 1: direct" in err, "load never started: %r" % err)
+        p.send_signal(signal.SIGINT)
+        rc = p.wait(timeout=60)
+        os.set_blocking(p.stderr.fileno(), True)
+        err += p.stderr.read()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    text = err.decode(errors="replace")
+    check(rc == 130, "expected exit 130 after SIGINT, got %d; stderr:\n%s" % (rc, text[-2000:]))
+    check("interrupted" in text, "stderr does not say it was interrupted:\n%s" % text[-2000:])
+    names = [n for n, _ in check_children_gone(text)]
+    check("infergate-model" in names and "infergate" in names, "started: %s" % names)
+
+
+def case_sweep_points_limit_and_best():
+    common = ["--concurrency-values", "1,2", "--duration", "0.5", "--warmup", "0",
+              "--connections", "4", "--model-args", "--cost-base-us 1000 --max-concurrency 2",
+              "--gateway", ARGS.gateway, "--model", ARGS.model, "--json"]
+    s, err = bench_json("sweep", "--p99-target-ms", "60000", *common)
+    check_children_gone(err)
+    # 2 instances x 1e6 / (1000 us per one-row call): from the cost model, not a measurement.
+    check(s["limit_rps"] == 2000, "limit_rps: %r" % s["limit_rps"])
+    pts = s["points"]
+    check([p["settings"]["upstream.max_concurrency"] for p in pts] == [1, 2],
+          "points: %s" % [p["settings"] for p in pts])
+    for p in pts:
+        check_load_shape(p["load"], "sweep point %s" % p["settings"])
+        r = p["load"]
+        good = r["status"].get("200", 0) / r["duration_s"]
+        check(abs(p["goodput_rps"] - good) <= 1e-6 * good, "goodput: %s" % p)
+    met = [p for p in pts if p["meets_target"]]
+    if met:
+        best = max(met, key=lambda p: p["goodput_rps"])
+        check(s["best"] == best["settings"], "best %s, expected %s" % (s["best"], best["settings"]))
+    else:
+        check(s["best"] is None, "best without any point meeting the target")
+    # Every call holds an instance for 1 ms, so no p99 can be under 0.5 ms.
+    s2, err = bench_json("sweep", "--p99-target-ms", "0.5", *common)
+    check_children_gone(err)
+    check(s2["best"] is None and not any(p["meets_target"] for p in s2["points"]),
+          "a 0.5 ms target was met by a 1 ms model: %s" % s2)
+
+
+CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
+
+
+def main():
+    global ARGS
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bench", required=True)
+    ap.add_argument("--gateway", required=True)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("-k", action="append", default=[])
+    ARGS = ap.parse_args()
+    ARGS.bench = os.path.abspath(ARGS.bench)
+    ARGS.gateway = os.path.abspath(ARGS.gateway)
+    ARGS.model = os.path.abspath(ARGS.model)
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit("killed by SIGTERM"))
+    passed = failed = 0
+    for case in CASES:
+        name = case.__name__[5:]
+        if ARGS.k and not any(k in name for k in ARGS.k):
+            continue
+        t0 = time.monotonic()
+        try:
+            case()
+            passed += 1
+            print("ok   %s (%.1f s)" % (name, time.monotonic() - t0), flush=True)
+        except Exception:
+            failed += 1
+            print("FAIL %s\n%s" % (name, traceback.format_exc()), flush=True)
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
