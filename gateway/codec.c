@@ -175,8 +175,10 @@ int ig_codec_write_number(ig_buf_t *out, double d)
         n = snprintf(tmp, sizeof(tmp), "%s", d > 0 ? "1e999" : "-1e999");
     } else if (d == 0) {
         n = snprintf(tmp, sizeof(tmp), "%s", signbit(d) ? "-0" : "0");
-    } else if (d == trunc(d) && fabs(d) < 9223372036854775808.0) {
+    } else if (d == trunc(d) && d >= -9223372036854775808.0 && d < 9223372036854775808.0) {
         n = snprintf(tmp, sizeof(tmp), "%lld", (long long)d);
+    } else if (d == trunc(d) && d > 0 && d < 18446744073709551616.0) {
+        n = snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)d); /* UINT64 range */
     } else {
         n = snprintf(tmp, sizeof(tmp), "%.15g", d);
         if (strtod(tmp, NULL) != d)

@@ -95,8 +95,8 @@ int ig_codec_write_json(ig_buf_t *out, const struct cJSON *v, bool sorted,
                         const char *const *omit);
 
 /* Appends a number so that parsing it back gives the same double:
- * integral values below 2^63 in magnitude as plain integers (never
- * "1e+17", which integer parsers refuse), others with %.15g, or %.17g when
+ * integral values in [-2^63, 2^64) as plain integers (never "1e+17",
+ * which integer parsers refuse), others with %.15g, or %.17g when
  * %.15g does not round-trip; -0 as "-0"; infinities (a literal such as
  * 1e999 parses to one) as 1e999 / -1e999. 0 or IG_ETOOLARGE. */
 int ig_codec_write_number(ig_buf_t *out, double d);
