@@ -18,8 +18,8 @@ int ig_bench_sweep(int argc, char **argv);
  * --body-file, --header. Returns 1 when argv[*i] was one of them, 0 when not,
  * IG_EINVAL with `err` filled. A body read from a file is heap memory that
  * *owned takes (freed by the caller). */
-int ig_bench_request_flag(int argc, char **argv, int *i, ig_load_opts_t *o, char **owned,
-                          char *err, size_t errlen);
+int ig_bench_request_flag(int argc, char **argv, int *i, ig_load_opts_t *o, char **owned, char *err,
+                          size_t errlen);
 
 /* nproc and the CPU model line from /proc/cpuinfo, for reports. */
 void ig_bench_machine(int *nproc, char *cpu, size_t len);

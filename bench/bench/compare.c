@@ -152,8 +152,10 @@ static int parse(compare_t *c, int argc, char **argv, char *err, size_t errlen)
             if (m < 0)
                 return m;
             if (v[0] != '/' || strlen(v) >= sizeof(c->path) || strpbrk(v, " \t\r\n#")) {
-                snprintf(err, errlen, "--path: expected an absolute path like /v2/health/ready, "
-                         "got '%s'", v);
+                snprintf(err, errlen,
+                         "--path: expected an absolute path like /v2/health/ready, "
+                         "got '%s'",
+                         v);
                 return IG_EINVAL;
             }
             snprintf(c->path, sizeof(c->path), "%s", v);
@@ -227,8 +229,7 @@ static int run_load(compare_t *c, peer_run_t *pr, unsigned round, char *err, siz
     if (c->wrk) {
         char log[64];
         snprintf(log, sizeof(log), "wrk-%s-%u.log", pr->peer.name, round + 1);
-        rc = ig_wrk_run(c->wrk, &c->env, &o, c->wrk_threads, log, &pr->wrk[pr->nwrk], err,
-                        errlen);
+        rc = ig_wrk_run(c->wrk, &c->env, &o, c->wrk_threads, log, &pr->wrk[pr->nwrk], err, errlen);
         if (rc < 0)
             return rc;
         pr->nwrk++;
@@ -330,8 +331,8 @@ static void print_tables(compare_t *c)
     if (c->wrk) {
         printf("\nwrk -t%u -c%u -d%.0fs --latency (same processes, right after each run above)\n",
                c->wrk_threads, c->load.connections, ceil(c->load.duration_s));
-        printf("%-10s %10s %9s %9s %9s %9s  %s\n", "peer", "req/s", "p50 ms", "p99 ms",
-               "vs direct", "vs nginx", "req/s per round");
+        printf("%-10s %10s %9s %9s %9s %9s  %s\n", "peer", "req/s", "p50 ms", "p99 ms", "vs direct",
+               "vs nginx", "req/s per round");
         for (int k = 0; k < IG_PEER__COUNT; k++) {
             const peer_run_t *pr = &c->peers[k];
             if (!pr->wanted || pr->skipped || !pr->nwrk)
@@ -463,8 +464,8 @@ static int run(compare_t *c, char *err, size_t errlen)
     int rc = ig_model_start(&c->env, c->model_args, &model, &model_port, err, errlen);
     if (rc < 0)
         return rc;
-    unsigned conns = c->load.connections > c->idle_connections ? c->load.connections
-                                                                : c->idle_connections;
+    unsigned conns =
+        c->load.connections > c->idle_connections ? c->load.connections : c->idle_connections;
     for (int k = 0; k < IG_PEER__COUNT && rc == 0; k++) {
         peer_run_t *pr = &c->peers[k];
         if (!pr->wanted)

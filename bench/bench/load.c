@@ -42,8 +42,8 @@ typedef struct run {
     const ig_load_opts_t *o;
     ig_load_result_t *r;
     uv_loop_t loop;
-    uv_timer_t tick;  /* open-loop pacing and the interrupt check */
-    uv_timer_t phase; /* warm-up end, then measurement end */
+    uv_timer_t tick;   /* open-loop pacing and the interrupt check */
+    uv_timer_t phase;  /* warm-up end, then measurement end */
     uv_timer_t settle; /* idle mode: lets the peer settle before sampling RSS */
     ig_upstream_t *pool;
     char base_url[320];
@@ -52,9 +52,9 @@ typedef struct run {
     size_t nall, capall;
     slot_t *free_list;
     uint64_t outstanding;
-    uint64_t issued;      /* open loop: requests released so far (due or not sent) */
-    uint64_t t0_ns;       /* open loop: schedule origin */
-    uint64_t measure_ns;  /* when measurement began; 0 during warm-up */
+    uint64_t issued;     /* open loop: requests released so far (due or not sent) */
+    uint64_t t0_ns;      /* open loop: schedule origin */
+    uint64_t measure_ns; /* when measurement began; 0 during warm-up */
     uint64_t last_done_ns;
     bool measuring;
     bool stopping; /* send nothing more */
@@ -94,8 +94,8 @@ int ig_load_add_header(ig_load_opts_t *o, const char *kv, char *err, size_t errl
             return IG_EINVAL;
         }
     }
-    static const char *const own[] = {"host", "content-length", "connection",
-                                      "transfer-encoding", "keep-alive", "upgrade"};
+    static const char *const own[] = {
+        "host", "content-length", "connection", "transfer-encoding", "keep-alive", "upgrade"};
     for (size_t k = 0; k < sizeof(own) / sizeof(own[0]); k++) {
         if (ig_slice_ieq(name, own[k])) {
             snprintf(err, errlen, "--header: %.*s is written by infergate-bench itself",
@@ -226,11 +226,21 @@ static void on_body(ig_ucall_t *c, const char *data, size_t len)
 static void count_error(ig_load_result_t *r, int err)
 {
     switch (err) {
-    case IG_ECONNREFUSED: r->errors.connect++; break;
-    case IG_ECONNRESET: r->errors.reset++; break;
-    case IG_ETIMEDOUT: r->errors.timeout++; break;
-    case IG_ECANCELED: r->errors.canceled++; break;
-    default: r->errors.protocol++; break;
+    case IG_ECONNREFUSED:
+        r->errors.connect++;
+        break;
+    case IG_ECONNRESET:
+        r->errors.reset++;
+        break;
+    case IG_ETIMEDOUT:
+        r->errors.timeout++;
+        break;
+    case IG_ECANCELED:
+        r->errors.canceled++;
+        break;
+    default:
+        r->errors.protocol++;
+        break;
     }
     r->errors_total++;
 }
@@ -374,7 +384,6 @@ static void begin_measuring(run_t *run)
         uv_timer_start(&run->phase, on_phase, ms ? ms : 1, 0);
     }
 }
-
 
 /* ---- setup ------------------------------------------------------------- */
 
@@ -526,9 +535,9 @@ void ig_load_print(const ig_load_opts_t *o, const ig_load_result_t *r)
         printf("mode        open loop at %.1f req/s, %u connections\n", o->rate, o->connections);
     else
         printf("mode        closed loop, %u connections\n", o->connections);
-    printf("requests    %llu sent, %llu responses, %llu errors%s\n",
-           (unsigned long long)r->sent, (unsigned long long)r->responses,
-           (unsigned long long)r->errors_total, r->interrupted ? " (interrupted)" : "");
+    printf("requests    %llu sent, %llu responses, %llu errors%s\n", (unsigned long long)r->sent,
+           (unsigned long long)r->responses, (unsigned long long)r->errors_total,
+           r->interrupted ? " (interrupted)" : "");
     printf("status     ");
     bool any = false;
     for (int s = 0; s < 600; s++) {

@@ -61,12 +61,12 @@ typedef struct {
     uint64_t by_status[600]; /* index: HTTP status */
     ig_load_errors_t errors;
     uint64_t errors_total;
-    double elapsed_s;   /* measure start to the last completion */
-    double rps;         /* responses / elapsed_s */
-    ig_hist_t latency;  /* microseconds */
+    double elapsed_s;                   /* measure start to the last completion */
+    double rps;                         /* responses / elapsed_s */
+    ig_hist_t latency;                  /* microseconds */
     uint64_t rss_before_kb, rss_end_kb; /* 0 when not sampled */
-    unsigned connections_open; /* pool connections open when RSS was sampled at the end */
-    bool interrupted;   /* stopped early by SIGINT/SIGTERM */
+    unsigned connections_open;          /* pool connections open when RSS was sampled at the end */
+    bool interrupted;                   /* stopped early by SIGINT/SIGTERM */
 } ig_load_result_t;
 
 /* Fills `o` with the defaults (GET, 64 connections, 10 s, closed loop,

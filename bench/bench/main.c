@@ -53,8 +53,8 @@ static const char usage_load[] =
     "  --json               one JSON object on stdout instead of the text summary\n"
     "  -h, --help           this text\n";
 
-int ig_bench_request_flag(int argc, char **argv, int *i, ig_load_opts_t *o, char **owned,
-                          char *err, size_t errlen)
+int ig_bench_request_flag(int argc, char **argv, int *i, ig_load_opts_t *o, char **owned, char *err,
+                          size_t errlen)
 {
     const char *v;
     int m;
@@ -66,8 +66,7 @@ int ig_bench_request_flag(int argc, char **argv, int *i, ig_load_opts_t *o, char
         for (size_t k = 0; ok && k < n; k++)
             ok = v[k] >= 'A' && v[k] <= 'Z';
         if (!ok) {
-            snprintf(err, errlen, "--method: expected an upper-case token like POST, got '%s'",
-                     v);
+            snprintf(err, errlen, "--method: expected an upper-case token like POST, got '%s'", v);
             return IG_EINVAL;
         }
         o->method = v;
@@ -187,14 +186,13 @@ int ig_bench_load(int argc, char **argv)
                 goto usage;
             o.connections = (unsigned)u;
         } else if ((m = ig_cli_match(argc, argv, &i, "--duration", &v, err, sizeof(err)))) {
-            if (m < 0 || ig_cli_number("--duration", v, 0.001, 86400, &o.duration_s, err,
-                                       sizeof(err)) < 0)
+            if (m < 0 ||
+                ig_cli_number("--duration", v, 0.001, 86400, &o.duration_s, err, sizeof(err)) < 0)
                 goto usage;
             have_duration = true;
         } else if ((m = ig_cli_match(argc, argv, &i, "--requests", &v, err, sizeof(err)))) {
-            if (m < 0 ||
-                ig_cli_uint("--requests", v, 1, 1000000000000ull, &o.requests, err, sizeof(err)) <
-                    0)
+            if (m < 0 || ig_cli_uint("--requests", v, 1, 1000000000000ull, &o.requests, err,
+                                     sizeof(err)) < 0)
                 goto usage;
         } else if ((m = ig_cli_match(argc, argv, &i, "--rate", &v, err, sizeof(err)))) {
             if (m < 0 || ig_cli_number("--rate", v, 0.001, 10000000, &o.rate, err, sizeof(err)) < 0)
@@ -203,8 +201,8 @@ int ig_bench_load(int argc, char **argv)
             if (m < 0 || ig_cli_number("--warmup", v, 0, 3600, &o.warmup_s, err, sizeof(err)) < 0)
                 goto usage;
         } else if ((m = ig_cli_match(argc, argv, &i, "--timeout-ms", &v, err, sizeof(err)))) {
-            if (m < 0 || ig_cli_uint("--timeout-ms", v, 1, 3600000, &o.timeout_ms, err,
-                                     sizeof(err)) < 0)
+            if (m < 0 ||
+                ig_cli_uint("--timeout-ms", v, 1, 3600000, &o.timeout_ms, err, sizeof(err)) < 0)
                 goto usage;
         } else if ((m = ig_cli_match(argc, argv, &i, "--rss-pid", &v, err, sizeof(err)))) {
             if (m < 0 || ig_cli_uint("--rss-pid", v, 1, 4194304, &u, err, sizeof(err)) < 0)

@@ -189,12 +189,14 @@ int ig_peer_render(const char *tmpl, const char *const *vars, const char *path, 
 
 /* ---- the model --------------------------------------------------------- */
 
-int ig_model_start(const ig_bench_env_t *env, const char *args, ig_proc_t *p, int *port,
-                   char *err, size_t errlen)
+int ig_model_start(const ig_bench_env_t *env, const char *args, ig_proc_t *p, int *port, char *err,
+                   size_t errlen)
 {
     if (!ig_proc_executable(env->model)) {
-        snprintf(err, errlen, "--model: %s is not an executable (build infergate-model or pass "
-                 "--model PATH)", env->model);
+        snprintf(err, errlen,
+                 "--model: %s is not an executable (build infergate-model or pass "
+                 "--model PATH)",
+                 env->model);
         return IG_ENOTFOUND;
     }
     char port_file[PATH_MAX + 16], log[PATH_MAX + 16];
@@ -374,8 +376,8 @@ static int start_once(const ig_bench_env_t *env, ig_peer_t *peer, int model_port
             return rc;
         rc = ig_proc_wait_port(&peer->proc, peer->port, START_TIMEOUT_MS, err, errlen);
         if (rc == 0)
-            rc = ig_proc_wait_http(&peer->proc, peer->admin_port, "/readyz", 200,
-                                   START_TIMEOUT_MS, err, errlen);
+            rc = ig_proc_wait_http(&peer->proc, peer->admin_port, "/readyz", 200, START_TIMEOUT_MS,
+                                   err, errlen);
         break;
     }
     case IG_PEER_NGINX: {
@@ -384,9 +386,21 @@ static int start_once(const ig_bench_env_t *env, ig_peer_t *peer, int model_port
         snprintf(num1, sizeof(num1), "%u", conns * 2 + 64);
         snprintf(num2, sizeof(num2), "%u", conns * 4 + 256);
         snprintf(num3, sizeof(num3), "%u", conns < 32 ? 32 : conns);
-        const char *vars[] = {"DIR", env->dir, "LISTEN", listen, "UPSTREAM", upstream,
-                              "WORKER_CONNECTIONS", num1, "NOFILE", num2,
-                              "UPSTREAM_KEEPALIVE", num3, "EXTRA_TEMP_PATHS", extra, NULL};
+        const char *vars[] = {"DIR",
+                              env->dir,
+                              "LISTEN",
+                              listen,
+                              "UPSTREAM",
+                              upstream,
+                              "WORKER_CONNECTIONS",
+                              num1,
+                              "NOFILE",
+                              num2,
+                              "UPSTREAM_KEEPALIVE",
+                              num3,
+                              "EXTRA_TEMP_PATHS",
+                              extra,
+                              NULL};
         snprintf(path, sizeof(path), "%s/nginx.conf", env->dir);
         rc = ig_peer_render(ig_tmpl_nginx, vars, path, err, errlen);
         if (rc < 0)
@@ -394,8 +408,8 @@ static int start_once(const ig_bench_env_t *env, ig_peer_t *peer, int model_port
         char prefix[PATH_MAX + 2], errlog[PATH_MAX + 32];
         snprintf(prefix, sizeof(prefix), "%s/", env->dir);
         snprintf(errlog, sizeof(errlog), "%s/nginx-error.log", env->dir);
-        char *argv[] = {(char *)env->nginx, "-e", errlog, "-c", path, "-p", prefix,
-                        "-g", "daemon off;", NULL};
+        char *argv[] = {(char *)env->nginx, "-e", errlog, "-c", path, "-p", prefix, "-g",
+                        "daemon off;",      NULL};
         rc = ig_proc_spawn(&peer->proc, "nginx", argv, log, err, errlen);
         if (rc < 0)
             return rc;

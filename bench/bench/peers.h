@@ -65,8 +65,8 @@ bool ig_peer_available(const ig_bench_env_t *env, ig_peer_kind_t k, char *note, 
 
 /* Starts infergate-model on 127.0.0.1:0 with `args` (blank-separated flags,
  * appended after --quiet --log-level warn) and waits for its port file. */
-int ig_model_start(const ig_bench_env_t *env, const char *args, ig_proc_t *p, int *port,
-                   char *err, size_t errlen);
+int ig_model_start(const ig_bench_env_t *env, const char *args, ig_proc_t *p, int *port, char *err,
+                   size_t errlen);
 
 /* Starts a peer in front of the model on 127.0.0.1:`model_port`. `conns` is
  * the most client connections it will see (sizes pools and limits).

@@ -16,10 +16,10 @@
 #include <sys/types.h>
 
 typedef struct {
-    pid_t pid;            /* 0 when not running */
-    char name[32];        /* "nginx", for messages */
-    char log_path[512];   /* the child's stdout and stderr */
-    int exit_status;      /* waitpid status once reaped */
+    pid_t pid;          /* 0 when not running */
+    char name[32];      /* "nginx", for messages */
+    char log_path[512]; /* the child's stdout and stderr */
+    int exit_status;    /* waitpid status once reaped */
     bool reaped;
 } ig_proc_t;
 

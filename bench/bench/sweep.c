@@ -140,17 +140,16 @@ static int parse(sweep_t *s, int argc, char **argv, char *err, size_t errlen)
         for (size_t k = 0; k < NAXES && !axis_flag; k++) {
             if ((m = ig_cli_match(argc, argv, &i, axes[k].flag, &v, err, errlen)) == 0)
                 continue;
-            if (m < 0 || ig_cli_uint_list(axes[k].flag, v, axes[k].min, axes[k].max,
-                                          s->values[k], MAX_AXIS_VALUES, &s->nvalues[k], err,
-                                          errlen) < 0)
+            if (m < 0 || ig_cli_uint_list(axes[k].flag, v, axes[k].min, axes[k].max, s->values[k],
+                                          MAX_AXIS_VALUES, &s->nvalues[k], err, errlen) < 0)
                 return IG_EINVAL;
             axis_flag = true;
         }
         if (axis_flag)
             continue;
         if ((m = ig_cli_match(argc, argv, &i, "--p99-target-ms", &v, err, errlen))) {
-            if (m < 0 || ig_cli_number("--p99-target-ms", v, 0.001, 3600000, &s->target_ms, err,
-                                       errlen) < 0)
+            if (m < 0 ||
+                ig_cli_number("--p99-target-ms", v, 0.001, 3600000, &s->target_ms, err, errlen) < 0)
                 return IG_EINVAL;
             s->have_target = true;
         } else if ((m = ig_cli_match(argc, argv, &i, "--model-args", &v, err, errlen))) {
@@ -195,8 +194,8 @@ static int parse(sweep_t *s, int argc, char **argv, char *err, size_t errlen)
     }
     for (size_t k = 0; k < NAXES; k++) {
         if (s->nvalues[k] == 0 &&
-            ig_cli_uint_list(axes[k].flag, axes[k].defaults, axes[k].min, axes[k].max,
-                             s->values[k], MAX_AXIS_VALUES, &s->nvalues[k], err, errlen) < 0)
+            ig_cli_uint_list(axes[k].flag, axes[k].defaults, axes[k].min, axes[k].max, s->values[k],
+                             MAX_AXIS_VALUES, &s->nvalues[k], err, errlen) < 0)
             return IG_EINVAL;
     }
     size_t total = 1;
@@ -246,8 +245,8 @@ static double cost_limit(const char *args, long rows)
 {
     char store[2048], *w[64], err[128];
     size_t n = 0;
-    if (rows <= 0 || ig_cli_split("--model-args", args, store, sizeof(store), w, 64, &n, err,
-                                  sizeof(err)) < 0)
+    if (rows <= 0 ||
+        ig_cli_split("--model-args", args, store, sizeof(store), w, 64, &n, err, sizeof(err)) < 0)
         return NAN;
     double base = 0, per_row = 0, conc = 1, delay_ms = 0;
     for (size_t k = 0; k < n; k++) {

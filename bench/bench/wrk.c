@@ -68,8 +68,8 @@ int ig_wrk_parse(const char *text, ig_wrk_result_t *r)
             r->p99_ms = parse_time_ms(p + 3 + strspn(p + 3, " \t"));
         } else if (!strncmp(p, "Non-2xx or 3xx responses:", 25)) {
             r->non_2xx = strtoull(p + 25, NULL, 10);
-        } else if (sscanf(p, "Socket errors: connect %llu, read %llu, write %llu, timeout %llu",
-                          &a, &b, &c, &d) == 4) {
+        } else if (sscanf(p, "Socket errors: connect %llu, read %llu, write %llu, timeout %llu", &a,
+                          &b, &c, &d) == 4) {
             r->socket_errors = a + b + c + d;
         } else if (strstr(p, " requests in ")) {
             r->requests = strtoull(p, NULL, 10);
@@ -131,8 +131,7 @@ static int write_script(const char *path, const ig_load_opts_t *o, char *err, si
 }
 
 int ig_wrk_run(const char *wrk, const ig_bench_env_t *env, const ig_load_opts_t *o,
-               unsigned threads, const char *log_name, ig_wrk_result_t *r, char *err,
-               size_t errlen)
+               unsigned threads, const char *log_name, ig_wrk_result_t *r, char *err, size_t errlen)
 {
     memset(r, 0, sizeof(*r));
     char script[PATH_MAX + 16], log[PATH_MAX + 64];
@@ -148,8 +147,8 @@ int ig_wrk_run(const char *wrk, const ig_bench_env_t *env, const ig_load_opts_t 
     snprintf(t, sizeof(t), "%u", threads ? threads : 1);
     snprintf(c, sizeof(c), "%u", conns);
     snprintf(d, sizeof(d), "%.0fs", ceil(o->duration_s) < 1 ? 1 : ceil(o->duration_s));
-    char *argv[] = {(char *)wrk, "-t", t, "-c", c, "-d", d, "--latency", "-s", script,
-                    (char *)o->url, NULL};
+    char *argv[] = {(char *)wrk, "-t", t,      "-c",           c,   "-d", d,
+                    "--latency", "-s", script, (char *)o->url, NULL};
     unlink(log);
     ig_proc_t p;
     rc = ig_proc_spawn(&p, "wrk", argv, log, err, errlen);
