@@ -177,6 +177,13 @@ static int am_vars(const ig_bs_conf_t *c, char *const *envp, ig_tpl_vars_t *v, c
     ig_tpl_vars_setf(v, "ROUTE", "%s-route", c->name);
     ig_tpl_vars_set(v, "VIRTUAL_SERVICE", c->mesh.hostname);
     ig_tpl_vars_set(v, "MESH_HOSTNAME", c->mesh.hostname);
+    /* The virtual node finds its pods through a headless Service (rendered
+     * by the Kubernetes half when DISCOVERY_SERVICE is set): callers' Envoys
+     * then see every ready pod (responseType ENDPOINTS) and balance each
+     * request, where a ClusterIP would pin their keep-alive connections. */
+    ig_tpl_vars_setf(v, "DISCOVERY_SERVICE", "%s-pods", c->name);
+    ig_tpl_vars_setf(v, "DISCOVERY_HOSTNAME", "%s-pods.%s.svc.cluster.local", c->name,
+                     c->namespace_);
     ig_tpl_vars_set(v, "EGRESS_FILTER", c->mesh.egress_filter);
     ig_tpl_vars_set(v, "ENVOY_IMAGE", c->mesh.envoy_image);
     ig_tpl_vars_set(v, "PROXY_INIT_IMAGE", c->mesh.proxy_init_image);

@@ -130,6 +130,107 @@ static int get_double(ectx_t *e, const cJSON *parent, const char *key, const cha
     return 0;
 }
 
+static int get_bool(ectx_t *e, const cJSON *parent, const char *key, const char *path, bool *dst)
+{
+    const cJSON *v = parent ? cJSON_GetObjectItemCaseSensitive(parent, key) : NULL;
+    char p[256];
+    snprintf(p, sizeof(p), "%s.%s", path, key);
+    if (!v)
+        return 0;
+    if (!cJSON_IsBool(v))
+        return fail(e, p, "must be true or false");
+    *dst = cJSON_IsTrue(v);
+    return 0;
+}
+
+/* An annotation key: an optional DNS-subdomain prefix and '/', then a name of
+ * at most 63 alphanumerics, '-', '_' or '.', starting and ending alphanumeric. */
+static bool annotation_key_ok(const char *k)
+{
+    const char *slash = strchr(k, '/');
+    const char *name = slash ? slash + 1 : k;
+    if (slash) {
+        size_t pl = (size_t)(slash - k);
+        if (pl == 0 || pl > 253)
+            return false;
+        for (const char *c = k; c < slash; c++)
+            if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-' || *c == '.'))
+                return false;
+    }
+    size_t n = strlen(name);
+    if (n == 0 || n > 63)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!alnum && ((i == 0 || i == n - 1) || (c != '-' && c != '_' && c != '.')))
+            return false;
+    }
+    return true;
+}
+
+/* kubernetes.service_account_annotations: {"key": "string value", ...}. */
+static int get_annotations(ectx_t *e, const cJSON *parent, const char *key, const char *path,
+                           cJSON **dst)
+{
+    const cJSON *v;
+    int rc = get_obj(e, parent, key, path, &v);
+    if (rc || !v)
+        return rc;
+    cJSON *out = cJSON_CreateObject();
+    for (const cJSON *c = v->child; c; c = c->next) {
+        char p[512];
+        snprintf(p, sizeof(p), "%s.%s.%s", path, key, c->string);
+        if (!annotation_key_ok(c->string)) {
+            cJSON_Delete(out);
+            return fail(e, p,
+                        "not a valid annotation key ([prefix/]name, name of at most 63 "
+                        "alphanumerics, '-', '_' or '.')");
+        }
+        if (!cJSON_IsString(c)) {
+            cJSON_Delete(out);
+            return fail(e, p, "must be a string");
+        }
+        cJSON_AddStringToObject(out, c->string, c->valuestring);
+    }
+    cJSON_Delete(*dst);
+    *dst = out;
+    return 0;
+}
+
+/* arn:PARTITION:iam::ACCOUNT:role/NAME, the form IRSA's annotation takes. */
+static bool role_arn_ok(const char *s)
+{
+    if (strncmp(s, "arn:aws", 7))
+        return false;
+    const char *p = strchr(s + 4, ':');
+    if (!p || strncmp(p, ":iam::", 6))
+        return false;
+    p += 6;
+    size_t digits = 0;
+    while (*p >= '0' && *p <= '9') {
+        p++;
+        digits++;
+    }
+    return digits == 12 && !strncmp(p, ":role/", 6) && p[6] != '\0';
+}
+
+/* A DNS-1123 subdomain: dot-separated labels, at most 253 characters. */
+static bool dns_subdomain(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 253)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        bool edge = i == 0 || i == n - 1 || s[i - 1] == '.' || s[i + 1] == '.';
+        if (!alnum && (edge || (c != '-' && c != '.')))
+            return false;
+    }
+    return true;
+}
+
 /* A Kubernetes quantity: digits with an optional fraction and suffix. */
 static bool quantity_ok(const char *s)
 {
@@ -268,7 +369,10 @@ static void set_defaults(ig_bs_conf_t *c)
     c->mesh.proxy_init_image = ig_xstrdup(DEFAULT_PROXY_INIT_IMAGE);
     c->kubernetes.kubeconfig = NULL;
     c->kubernetes.context = NULL;
-    c->kubernetes.service_account = ig_xstrdup("default");
+    c->mesh.iam_role_arn = NULL;
+    c->kubernetes.service_account = NULL; /* the stack's name, below */
+    c->kubernetes.create_service_account = true;
+    c->kubernetes.sa_annotations = cJSON_CreateObject();
 }
 
 void ig_bs_conf_dispose(ig_bs_conf_t *c)
@@ -292,7 +396,9 @@ void ig_bs_conf_dispose(ig_bs_conf_t *c)
     free(c->mesh.proxy_init_image);
     free(c->kubernetes.kubeconfig);
     free(c->kubernetes.context);
+    free(c->mesh.iam_role_arn);
     free(c->kubernetes.service_account);
+    cJSON_Delete(c->kubernetes.sa_annotations);
     memset(c, 0, sizeof(*c));
 }
 
@@ -311,10 +417,15 @@ static int load(ig_bs_conf_t *c, const cJSON *b, ectx_t *e)
                                       "adapter_namespace",
                                       NULL};
     static const char *const res[] = {"model", "gateway", "proxy", NULL};
-    static const char *const msh[] = {
-        "provider",      "name",        "region",           "hostname",
-        "egress_filter", "envoy_image", "proxy_init_image", NULL};
-    static const char *const kub[] = {"kubeconfig", "context", "service_account", NULL};
+    static const char *const msh[] = {"provider",         "name",          "region",
+                                      "hostname",         "egress_filter", "envoy_image",
+                                      "proxy_init_image", "iam_role_arn",  NULL};
+    static const char *const kub[] = {"kubeconfig",
+                                      "context",
+                                      "service_account",
+                                      "create_service_account",
+                                      "service_account_annotations",
+                                      NULL};
     const char *P = "bootstrap";
     int rc;
     if (b && !cJSON_IsObject(b))
@@ -391,7 +502,8 @@ static int load(ig_bs_conf_t *c, const cJSON *b, ectx_t *e)
         (rc = get_str(e, o, "hostname", MP, &c->mesh.hostname, true)) ||
         (rc = get_str(e, o, "egress_filter", MP, &c->mesh.egress_filter, false)) ||
         (rc = get_str(e, o, "envoy_image", MP, &c->mesh.envoy_image, false)) ||
-        (rc = get_str(e, o, "proxy_init_image", MP, &c->mesh.proxy_init_image, false)))
+        (rc = get_str(e, o, "proxy_init_image", MP, &c->mesh.proxy_init_image, false)) ||
+        (rc = get_str(e, o, "iam_role_arn", MP, &c->mesh.iam_role_arn, true)))
         return rc;
     static const char *const providers[] = {"appmesh", "none", NULL};
     if (!one_of(c->mesh.provider, providers))
@@ -401,6 +513,15 @@ static int load(ig_bs_conf_t *c, const cJSON *b, ectx_t *e)
         return fail(e, "bootstrap.mesh.egress_filter", "must be \"ALLOW_ALL\" or \"DROP_ALL\"");
     if (strlen(c->mesh.name) > 255)
         return fail(e, "bootstrap.mesh.name", "must be at most 255 characters");
+    if (c->mesh.iam_role_arn && !role_arn_ok(c->mesh.iam_role_arn))
+        return fail(e, "bootstrap.mesh.iam_role_arn",
+                    "must be an IAM role ARN, arn:aws:iam::<12-digit account>:role/<name>");
+    /* App Mesh discovers the pods through the headless Service <name>-pods,
+     * whose name must stay a DNS-1035 label. */
+    if (!strcmp(c->mesh.provider, "appmesh") && strlen(c->name) > 58)
+        return fail(e, "bootstrap.name",
+                    "must be at most 58 characters with mesh.provider appmesh (the headless "
+                    "Service <name>-pods must be a DNS-1035 label)");
     if (!c->mesh.hostname) {
         ig_buf_t h;
         ig_buf_init(&h, 0);
@@ -412,8 +533,42 @@ static int load(ig_bs_conf_t *c, const cJSON *b, ectx_t *e)
     if ((rc = get_obj(e, b, "kubernetes", P, &o)) || (rc = only_known(e, o, KP, kub)) ||
         (rc = get_str(e, o, "kubeconfig", KP, &c->kubernetes.kubeconfig, true)) ||
         (rc = get_str(e, o, "context", KP, &c->kubernetes.context, true)) ||
-        (rc = get_str(e, o, "service_account", KP, &c->kubernetes.service_account, false)))
+        (rc = get_str(e, o, "service_account", KP, &c->kubernetes.service_account, false)) ||
+        (rc =
+             get_bool(e, o, "create_service_account", KP, &c->kubernetes.create_service_account)) ||
+        (rc = get_annotations(e, o, "service_account_annotations", KP,
+                              &c->kubernetes.sa_annotations)))
         return rc;
+    if (!c->kubernetes.service_account)
+        c->kubernetes.service_account = ig_xstrdup(c->name);
+    if (!dns_subdomain(c->kubernetes.service_account))
+        return fail(e, "bootstrap.kubernetes.service_account", "must be a DNS-1123 subdomain");
+    if (c->kubernetes.create_service_account) {
+        /* Every namespace has "default", made and owned by Kubernetes: infergate
+         * must neither label it as its own nor delete it on destroy. */
+        if (!strcmp(c->kubernetes.service_account, "default"))
+            return fail(e, "bootstrap.kubernetes.service_account",
+                        "\"default\" belongs to Kubernetes; choose another name, or set "
+                        "bootstrap.kubernetes.create_service_account to false to use it as is");
+        const char *irsa = "eks.amazonaws.com/role-arn";
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(c->kubernetes.sa_annotations, irsa);
+        if (c->mesh.iam_role_arn && a && strcmp(a->valuestring, c->mesh.iam_role_arn))
+            return fail(e, "bootstrap.mesh.iam_role_arn",
+                        "disagrees with bootstrap.kubernetes.service_account_annotations"
+                        "[\"eks.amazonaws.com/role-arn\"]; set one of them");
+        if (c->mesh.iam_role_arn && !a)
+            cJSON_AddStringToObject(c->kubernetes.sa_annotations, irsa, c->mesh.iam_role_arn);
+    } else {
+        if (c->mesh.iam_role_arn)
+            return fail(e, "bootstrap.mesh.iam_role_arn",
+                        "needs bootstrap.kubernetes.create_service_account: infergate can only "
+                        "annotate a ServiceAccount it creates (annotate yours with "
+                        "eks.amazonaws.com/role-arn instead)");
+        if (cJSON_GetArraySize(c->kubernetes.sa_annotations) > 0)
+            return fail(e, "bootstrap.kubernetes.service_account_annotations",
+                        "needs bootstrap.kubernetes.create_service_account: infergate can only "
+                        "annotate a ServiceAccount it creates");
+    }
     return 0;
 }
 

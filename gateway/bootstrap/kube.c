@@ -158,10 +158,13 @@ int ig_kube_object_path(const cJSON *obj, ig_buf_t *out, char *err, size_t errle
     /* Plural resource names of the kinds bootstrap writes. */
     static const struct {
         const char *kind, *plural;
-    } plurals[] = {
-        {"ConfigMap", "configmaps"},       {"Service", "services"},
-        {"Deployment", "deployments"},     {"HorizontalPodAutoscaler", "horizontalpodautoscalers"},
-        {"ScaledObject", "scaledobjects"}, {"ServiceAccount", "serviceaccounts"}};
+    } plurals[] = {{"ConfigMap", "configmaps"},
+                   {"Service", "services"},
+                   {"Deployment", "deployments"},
+                   {"HorizontalPodAutoscaler", "horizontalpodautoscalers"},
+                   {"ScaledObject", "scaledobjects"},
+                   {"ServiceAccount", "serviceaccounts"},
+                   {"PodDisruptionBudget", "poddisruptionbudgets"}};
     const char *plural = NULL;
     for (size_t i = 0; i < sizeof(plurals) / sizeof(plurals[0]); i++)
         if (!strcmp(kind->valuestring, plurals[i].kind))

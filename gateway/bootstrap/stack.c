@@ -1,8 +1,9 @@
 /*
  * stack.c: turns the config into the ordered list of resources (render).
  *
- * The Kubernetes half lives here: ConfigMap -> Deployment -> Service ->
- * prometheus-adapter rules -> HPA (or KEDA ScaledObject). The mesh provider
+ * The Kubernetes half lives here: ServiceAccount -> ConfigMap -> Deployment ->
+ * PodDisruptionBudget -> Service (and the headless one a DNS-discovering mesh
+ * asks for) -> prometheus-adapter rules -> HPA (or KEDA ScaledObject). The mesh provider
  * adds its own resources first and patches the pod spec with its proxy; this
  * file never looks at what it adds. Rendering is pure: no network, and the
  * same inputs give the same bytes. Also here: the structural diff that plan
@@ -333,6 +334,19 @@ static int common_vars(const ig_bs_conf_t *c, const ig_config_t *gc, ig_tpl_vars
     unsigned long long wait_s = (drain_ms + 999) / 1000 + 1;
     ig_tpl_vars_setf(v, "DRAIN_WAIT_S", "%llu", wait_s);
     ig_tpl_vars_setf(v, "TERMINATION_GRACE_S", "%llu", wait_s + 5);
+    /* What a preStop hook runs to wait for the drain: the gateway answers
+     * GET /admin/drain?wait=1 when it has drained. A failed call means it is
+     * already gone, so the hook returns at once instead of sleeping the whole
+     * drain out; only an image with neither curl nor wget sleeps. */
+    ig_tpl_vars_setf(v, "DRAIN_WAIT_CMD",
+                     "if command -v curl >/dev/null 2>&1; then "
+                     "curl -fsS -m %llu -o /dev/null 'http://127.0.0.1:%d/admin/drain?wait=1' "
+                     "|| true; "
+                     "elif command -v wget >/dev/null 2>&1; then "
+                     "wget -q -O /dev/null -T %llu 'http://127.0.0.1:%d/admin/drain?wait=1' "
+                     "|| true; "
+                     "else sleep %llu; fi",
+                     wait_s, aport, wait_s, aport, wait_s);
 
     /* A mesh proxy in front must not cut a request the gateway would still
      * serve: allow the longest queue wait plus the model's timeout. */
@@ -340,9 +354,12 @@ static int common_vars(const ig_bs_conf_t *c, const ig_config_t *gc, ig_tpl_vars
     for (size_t i = 0; i < gc->nroutes; i++)
         if (gc->routes[i].queue_timeout_ms > qmax)
             qmax = gc->routes[i].queue_timeout_ms;
-    ig_tpl_vars_setf(v, "REQUEST_TIMEOUT_MS", "%llu",
-                     (unsigned long long)gc->upstream.timeout_ms + qmax + 1000);
-    ig_tpl_vars_setf(v, "IDLE_TIMEOUT_MS", "%llu", (unsigned long long)gc->limits.idle_timeout_ms);
+    unsigned long long req_ms = (unsigned long long)gc->upstream.timeout_ms + qmax + 1000;
+    ig_tpl_vars_setf(v, "REQUEST_TIMEOUT_MS", "%llu", req_ms);
+    /* The mesh's idle timeout is a stream's: no byte flows while the model
+     * computes, so it must not be shorter than the longest request. */
+    unsigned long long idle_ms = gc->limits.idle_timeout_ms;
+    ig_tpl_vars_setf(v, "IDLE_TIMEOUT_MS", "%llu", idle_ms > req_ms ? idle_ms : req_ms);
     return 0;
 }
 
@@ -385,6 +402,59 @@ static int add_kube(ig_bs_stack_t *s, const char *source, cJSON *obj, char *err,
     return rc;
 }
 
+/* Loads one Kubernetes template and appends it. */
+static int add_template(ig_bs_stack_t *s, const char *tpl_dir, const char *path,
+                        const ig_tpl_vars_t *v, char *err, size_t errlen)
+{
+    cJSON *obj = NULL;
+    int rc = ig_bs_template_load(tpl_dir, path, v, &obj, err, errlen);
+    if (rc == 0)
+        rc = add_kube(s, path, obj, err, errlen);
+    return rc;
+}
+
+static int add_service_account(const ig_bs_conf_t *c, ig_bs_stack_t *s, const char *tpl_dir,
+                               const ig_tpl_vars_t *v, char *err, size_t errlen)
+{
+    cJSON *obj = NULL;
+    int rc = ig_bs_template_load(tpl_dir, "k8s/serviceaccount.yaml", v, &obj, err, errlen);
+    if (rc)
+        return rc;
+    if (cJSON_GetArraySize(c->kubernetes.sa_annotations) > 0) {
+        cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+        if (cJSON_IsObject(md)) {
+            cJSON_DeleteItemFromObjectCaseSensitive(md, "annotations");
+            cJSON_AddItemToObject(md, "annotations",
+                                  cJSON_Duplicate(c->kubernetes.sa_annotations, true));
+        }
+    }
+    return add_kube(s, "k8s/serviceaccount.yaml", obj, err, errlen);
+}
+
+static int add_deployment(const ig_bs_conf_t *c, const ig_mesh_provider_t *mp, ig_bs_stack_t *s,
+                          const char *tpl_dir, const ig_tpl_vars_t *v, char *err, size_t errlen)
+{
+    cJSON *obj = NULL;
+    int rc = ig_bs_template_load(tpl_dir, "k8s/deployment.yaml", v, &obj, err, errlen);
+    if (rc)
+        return rc;
+    cJSON *tmpl =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(obj, "spec"), "template");
+    cJSON *pod = cJSON_GetObjectItemCaseSensitive(tmpl, "spec");
+    cJSON *ann = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(tmpl, "metadata"), "annotations");
+    cJSON *containers = cJSON_GetObjectItemCaseSensitive(pod, "containers");
+    set_resources(containers, "model", c->resources_model);
+    set_resources(containers, "infergate", c->resources_gateway);
+    if (mp->pod_patch)
+        rc = mp->pod_patch(c, tpl_dir, v, pod, ann, err, errlen);
+    if (rc) {
+        cJSON_Delete(obj);
+        return rc;
+    }
+    return add_kube(s, "k8s/deployment.yaml", obj, err, errlen);
+}
+
 int ig_bs_render(const ig_bs_conf_t *c, const ig_config_t *gc, const char *tpl_dir,
                  char *const *envp, ig_bs_stack_t *s, char *err, size_t errlen)
 {
@@ -401,47 +471,27 @@ int ig_bs_render(const ig_bs_conf_t *c, const ig_config_t *gc, const char *tpl_d
     if (rc == 0 && mp->render)
         rc = mp->render(c, tpl_dir, &v, s, err, errlen);
 
-    cJSON *obj = NULL;
+    /* The ServiceAccount exists before the pods that name it. */
+    if (rc == 0 && c->kubernetes.create_service_account)
+        rc = add_service_account(c, s, tpl_dir, &v, err, errlen);
     if (rc == 0)
-        rc = ig_bs_template_load(tpl_dir, "k8s/configmap.yaml", &v, &obj, err, errlen);
+        rc = add_template(s, tpl_dir, "k8s/configmap.yaml", &v, err, errlen);
     if (rc == 0)
-        rc = add_kube(s, "k8s/configmap.yaml", obj, err, errlen);
-
+        rc = add_deployment(c, mp, s, tpl_dir, &v, err, errlen);
     if (rc == 0)
-        rc = ig_bs_template_load(tpl_dir, "k8s/deployment.yaml", &v, &obj, err, errlen);
-    if (rc == 0) {
-        cJSON *tmpl = cJSON_GetObjectItemCaseSensitive(
-            cJSON_GetObjectItemCaseSensitive(obj, "spec"), "template");
-        cJSON *pod = cJSON_GetObjectItemCaseSensitive(tmpl, "spec");
-        cJSON *ann = cJSON_GetObjectItemCaseSensitive(
-            cJSON_GetObjectItemCaseSensitive(tmpl, "metadata"), "annotations");
-        cJSON *containers = cJSON_GetObjectItemCaseSensitive(pod, "containers");
-        set_resources(containers, "model", c->resources_model);
-        set_resources(containers, "infergate", c->resources_gateway);
-        if (mp->pod_patch)
-            rc = mp->pod_patch(c, tpl_dir, &v, pod, ann, err, errlen);
-        if (rc == 0)
-            rc = add_kube(s, "k8s/deployment.yaml", obj, err, errlen);
-        else
-            cJSON_Delete(obj);
-    }
+        rc = add_template(s, tpl_dir, "k8s/poddisruptionbudget.yaml", &v, err, errlen);
     if (rc == 0)
-        rc = ig_bs_template_load(tpl_dir, "k8s/service.yaml", &v, &obj, err, errlen);
+        rc = add_template(s, tpl_dir, "k8s/service.yaml", &v, err, errlen);
+    /* A provider that discovers pods by DNS names the headless Service. */
+    if (rc == 0 && ig_tpl_vars_get(&v, "DISCOVERY_SERVICE"))
+        rc = add_template(s, tpl_dir, "k8s/service-pods.yaml", &v, err, errlen);
+    if (rc == 0 && c->autoscaling.engine == IG_BS_ENGINE_HPA)
+        rc = add_template(s, tpl_dir, "k8s/prometheus-adapter-rules.yaml", &v, err, errlen);
     if (rc == 0)
-        rc = add_kube(s, "k8s/service.yaml", obj, err, errlen);
-
-    const char *scaler =
-        c->autoscaling.engine == IG_BS_ENGINE_KEDA ? "k8s/keda-scaledobject.yaml" : "k8s/hpa.yaml";
-    if (rc == 0 && c->autoscaling.engine == IG_BS_ENGINE_HPA) {
-        rc = ig_bs_template_load(tpl_dir, "k8s/prometheus-adapter-rules.yaml", &v, &obj, err,
-                                 errlen);
-        if (rc == 0)
-            rc = add_kube(s, "k8s/prometheus-adapter-rules.yaml", obj, err, errlen);
-    }
-    if (rc == 0)
-        rc = ig_bs_template_load(tpl_dir, scaler, &v, &obj, err, errlen);
-    if (rc == 0)
-        rc = add_kube(s, scaler, obj, err, errlen);
+        rc = add_template(s, tpl_dir,
+                          c->autoscaling.engine == IG_BS_ENGINE_KEDA ? "k8s/keda-scaledobject.yaml"
+                                                                     : "k8s/hpa.yaml",
+                          &v, err, errlen);
 
     if (rc == 0) {
         const char *host = ig_tpl_vars_get(&v, "MESH_HOSTNAME");

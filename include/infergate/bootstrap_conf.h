@@ -42,11 +42,14 @@ typedef struct {
         char *egress_filter;
         char *envoy_image;
         char *proxy_init_image;
+        char *iam_role_arn; /* NULL: none; else the ServiceAccount's IRSA role */
     } mesh;
     struct {
-        char *kubeconfig; /* NULL: KUBECONFIG or ~/.kube/config or in-cluster */
-        char *context;    /* NULL: current-context */
-        char *service_account;
+        char *kubeconfig;             /* NULL: KUBECONFIG or ~/.kube/config or in-cluster */
+        char *context;                /* NULL: current-context */
+        char *service_account;        /* default: the stack's name */
+        bool create_service_account;  /* render and own it (default true) */
+        struct cJSON *sa_annotations; /* owned object of strings, maybe empty */
     } kubernetes;
 } ig_bs_conf_t;
 

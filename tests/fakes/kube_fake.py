@@ -1,16 +1,18 @@
 #!/usr/bin/python3
 """A fake Kubernetes API server for infergate's bootstrap tests.
 
-infergate's bootstrap applies a ConfigMap, a Deployment with the sidecar, a
-Service and an HPA (or a KEDA ScaledObject) with server-side apply, diffs with
-dry-run, waits for the rollout and deletes on destroy.  This fake serves that
+infergate's bootstrap applies a ServiceAccount, a ConfigMap, a Deployment with
+the sidecar, a PodDisruptionBudget, Services and an HPA (or a KEDA ScaledObject)
+with server-side apply, diffs with dry-run, waits for the rollout and deletes on
+destroy.  This fake serves that
 subset of the API the way a real API server does, and refuses what a real one
 refuses:
 
 - bearer-token auth (401 Status otherwise), HTTP or HTTPS;
 - discovery (/api, /apis, /api/v1, /apis/{group}/{version}, /version);
 - GET/list/POST/PUT/PATCH/DELETE on namespaced configmaps, services,
-  deployments, horizontalpodautoscalers (autoscaling/v2) and scaledobjects
+  serviceaccounts, deployments, poddisruptionbudgets (policy/v1),
+  horizontalpodautoscalers (autoscaling/v2) and scaledobjects
   (keda.sh/v1alpha1), plus namespaces;
 - server-side apply (application/apply-patch+yaml) with fieldManager, managed
   fields per manager, 409 conflicts unless force=true, dryRun=All, and a
@@ -72,9 +74,12 @@ RESOURCES = [
     Res("", "v1", "namespaces", "Namespace", False, ["ns"]),
     Res("", "v1", "configmaps", "ConfigMap", True, ["cm"]),
     Res("", "v1", "services", "Service", True, ["svc"]),
+    Res("", "v1", "serviceaccounts", "ServiceAccount", True, ["sa"]),
     Res("apps", "v1", "deployments", "Deployment", True, ["deploy"], generation=True, status_sub=True),
     Res("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", True, ["hpa"],
         generation=True, status_sub=True),
+    Res("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", True, ["pdb"], generation=True,
+        status_sub=True),
     Res("keda.sh", "v1alpha1", "scaledobjects", "ScaledObject", True, ["so"], generation=True, status_sub=True),
 ]
 BY_GV = {}

@@ -4,8 +4,9 @@ A real API server fills in defaults (a Service's ClusterIP and port protocol,
 a Deployment's strategy, a container's imagePullPolicy, ...) and rejects
 objects that break its validation rules with 422 Invalid and a list of causes
 naming each field.  This module reproduces the rules infergate's manifests can
-run into, for ConfigMap, Service, Deployment, HorizontalPodAutoscaler
-(autoscaling/v2), ScaledObject (keda.sh/v1alpha1) and Namespace.
+run into, for ConfigMap, Service, ServiceAccount, Deployment,
+PodDisruptionBudget (policy/v1), HorizontalPodAutoscaler (autoscaling/v2),
+ScaledObject (keda.sh/v1alpha1) and Namespace.
 
 It is deliberately not the full OpenAPI schema (tests/k8s-validate/ runs the
 real schemas offline); it is the server-side part a client sees at run time.
@@ -147,6 +148,8 @@ def validate(kind, obj, old):
         "ConfigMap": check_configmap,
         "Service": check_service,
         "Deployment": check_deployment,
+        "ServiceAccount": check_serviceaccount,
+        "PodDisruptionBudget": check_pdb,
         "HorizontalPodAutoscaler": check_hpa,
         "ScaledObject": check_scaledobject,
     }.get(kind)
@@ -402,6 +405,66 @@ def check_deployment(c, obj, old):
     if old is not None and isinstance(old.get("spec"), dict) and sel is not None:
         if old["spec"].get("selector") != sel:
             c.invalid("spec.selector", sel, "field is immutable")
+
+
+def check_serviceaccount(c, obj, old):
+    auto = obj.get("automountServiceAccountToken")
+    if auto is not None and not isinstance(auto, bool):
+        c.type_("automountServiceAccountToken", auto, "a boolean")
+    for key in ("secrets", "imagePullSecrets"):
+        refs = obj.get(key)
+        if refs is None:
+            continue
+        if not isinstance(refs, list):
+            c.type_(key, refs, "a list")
+            continue
+        for i, r in enumerate(refs):
+            if not isinstance(r, dict) or not isinstance(r.get("name"), str) or not r.get("name"):
+                c.required("%s[%d].name" % (key, i))
+
+
+PERCENT = re.compile(r"^(\d+)%$")
+
+
+def check_int_or_percent(c, field, v):
+    """An IntOrString budget: an integer >= 0 or "N%" with 0 <= N <= 100."""
+    if is_int(v):
+        if v < 0:
+            c.invalid(field, v, "must be greater than or equal to 0")
+        return
+    if isinstance(v, str):
+        m = PERCENT.match(v)
+        if not m:
+            c.invalid(field, v, "a valid percent string must be a numeric string followed by an ending '%' "
+                                "(e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')")
+        elif int(m.group(1)) > 100:
+            c.invalid(field, v, "must not be greater than 100%")
+        return
+    c.type_(field, v, "an integer or a percent string")
+
+
+def check_pdb(c, obj, old):
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        c.required("spec")
+        return
+    has_min, has_max = "minAvailable" in spec, "maxUnavailable" in spec
+    if has_min and has_max:
+        c.invalid("spec", spec, "minAvailable and maxUnavailable cannot be both set")
+    for k in ("minAvailable", "maxUnavailable"):
+        if k in spec:
+            check_int_or_percent(c, "spec." + k, spec[k])
+    policy = spec.get("unhealthyPodEvictionPolicy")
+    if policy is not None and policy not in ("IfHealthyBudget", "AlwaysAllow"):
+        c.unsupported("spec.unhealthyPodEvictionPolicy", policy, ["AlwaysAllow", "IfHealthyBudget"])
+    sel = spec.get("selector")
+    if sel is not None:
+        if not isinstance(sel, dict):
+            c.type_("spec.selector", sel, "an object")
+        elif sel.get("matchLabels") or sel.get("matchExpressions") or set(sel) - {"matchLabels",
+                                                                                  "matchExpressions"}:
+            # policy/v1: an empty selector selects every pod of the namespace.
+            check_selector(c, "spec.selector", sel)
 
 
 METRIC_SOURCES = {

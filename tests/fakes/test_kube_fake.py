@@ -61,6 +61,8 @@ CM = "/api/v1/namespaces/default/configmaps/ml-config"
 DEP = "/apis/apps/v1/namespaces/default/deployments/ml"
 SVC = "/api/v1/namespaces/default/services/ml"
 HPA = "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers/ml"
+SA = "/api/v1/namespaces/default/serviceaccounts/ml"
+PDB = "/apis/policy/v1/namespaces/default/poddisruptionbudgets/ml"
 
 
 def configmap(data, name="ml-config"):
@@ -233,6 +235,56 @@ def run_http(api):
     rv = b["metadata"]["resourceVersion"]
     st, b = api.apply(SVC, svc)
     t.check(st == 200 and b["metadata"]["resourceVersion"] == rv, "re-applying a defaulted Service changes nothing")
+
+    # --- service accounts and disruption budgets ----------------------------------------------
+    st, b = api.call("GET", "/api/v1")
+    t.check(st == 200 and "serviceaccounts" in [r["name"] for r in b["resources"]],
+            "/api/v1 lists serviceaccounts")
+    st, b = api.call("GET", "/apis/policy/v1")
+    t.check(st == 200 and [r["name"] for r in b["resources"]][:1] == ["poddisruptionbudgets"],
+            "/apis/policy/v1 lists poddisruptionbudgets")
+    st, b = api.call("GET", "/apis")
+    t.check(st == 200 and "policy" in {g["name"] for g in b["groups"]}, "/apis lists policy")
+    sa = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {
+        "name": "ml", "namespace": "default",
+        "annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::111122223333:role/ml"}},
+        "automountServiceAccountToken": "no"}
+    st, b = api.apply(SA, sa)
+    t.check(st == 422 and any(c["field"] == "automountServiceAccountToken" for c in b["details"]["causes"]),
+            "ServiceAccount with a non-boolean automountServiceAccountToken -> 422")
+    sa["automountServiceAccountToken"] = False
+    st, b = api.apply(SA, sa)
+    t.check(st == 201 and b["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].endswith("role/ml"),
+            "ServiceAccount applied with its IRSA annotation")
+    rv = b["metadata"]["resourceVersion"]
+    del sa["metadata"]["annotations"]
+    st, b = api.apply(SA, sa)
+    t.check(st == 200 and "annotations" not in b["metadata"] and b["metadata"]["resourceVersion"] != rv,
+            "an annotation no longer applied is removed from the ServiceAccount")
+    pdb = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+           "metadata": {"name": "ml", "namespace": "default"},
+           "spec": {"maxUnavailable": 1, "minAvailable": "50%", "selector": {"matchLabels": {"app": "ml"}}}}
+    st, b = api.apply(PDB, pdb)
+    t.check(st == 422 and any(c["field"] == "spec" and "both" in c["message"] for c in b["details"]["causes"]),
+            "PDB with minAvailable and maxUnavailable -> 422")
+    del pdb["spec"]["minAvailable"]
+    pdb["spec"]["maxUnavailable"] = "150%"
+    pdb["spec"]["unhealthyPodEvictionPolicy"] = "Never"
+    st, b = api.apply(PDB, pdb)
+    fields = sorted(c["field"] for c in b.get("details", {}).get("causes", []))
+    t.check(st == 422 and fields == ["spec.maxUnavailable", "spec.unhealthyPodEvictionPolicy"],
+            "PDB with maxUnavailable 150%% and an unknown eviction policy -> 422 naming both (%s)" % fields)
+    pdb["spec"]["maxUnavailable"] = 1
+    pdb["spec"]["unhealthyPodEvictionPolicy"] = "AlwaysAllow"
+    st, b = api.apply(PDB, pdb)
+    t.check(st == 201 and b["metadata"]["generation"] == 1, "valid policy/v1 PDB -> 201 at generation 1")
+    st, b = api.apply(PDB, pdb, extra="&dryRun=All")
+    t.check(st == 200 and b["metadata"]["generation"] == 1, "dry-run re-apply of the PDB changes nothing")
+    st, b = api.call("GET", "/apis/policy/v1beta1/namespaces/default/poddisruptionbudgets/ml")
+    t.check(st == 404, "the removed policy/v1beta1 is not served")
+    for path in (SA, PDB):
+        st, b = api.call("DELETE", path + "?propagationPolicy=Foreground")
+        t.check(st == 200 and api.call("GET", path)[0] == 404, "DELETE %s removes it" % path.rsplit("/", 2)[-2])
 
     # --- deployment rollout ------------------------------------------------------------------
     st, b = api.apply(DEP, deployment())

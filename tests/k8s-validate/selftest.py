@@ -43,6 +43,12 @@ SCALED = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": 
                                                    "targetValue": "0.7"}}]}}
 CONFIGMAP = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ml-config"},
              "data": {"infergate.json": "{}"}}
+SERVICEACCOUNT = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {
+    "name": "ml", "annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::111122223333:role/ml"}},
+    "automountServiceAccountToken": False}
+PDB = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "ml"},
+       "spec": {"maxUnavailable": 1, "unhealthyPodEvictionPolicy": "AlwaysAllow",
+                "selector": {"matchLabels": {"app": "ml"}}}}
 SERVICE = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ml"},
            "spec": {"selector": {"app": "ml"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}
 
@@ -79,6 +85,20 @@ def main():
     t.check(rc == 0 and out.splitlines() == ["ok ConfigMap/ml-config", "ok Service/ml",
                                              "ok HorizontalPodAutoscaler/ml", "ok ScaledObject/ml"],
             "ConfigMap, Service, autoscaling/v2 HPA and KEDA ScaledObject pass (rc=%d, %r %r)" % (rc, out, err))
+
+    rc, out, err = run(node, json.dumps([SERVICEACCOUNT, PDB]))
+    t.check(rc == 0 and out.splitlines() == ["ok ServiceAccount/ml", "ok PodDisruptionBudget/ml"],
+            "ServiceAccount and policy/v1 PodDisruptionBudget pass (rc=%d, %r %r)" % (rc, out, err))
+    bad_sa = dict(SERVICEACCOUNT, automountServiceAccountToken="no")
+    bad_pdb = json.loads(json.dumps(PDB))
+    bad_pdb["spec"]["unhealthyPodEvictionPolicy"] = "Sometimes"
+    rc, out, err = run(node, json.dumps([bad_sa, bad_pdb]))
+    t.check(rc == 1 and "FAIL ServiceAccount/ml" in out and "automountServiceAccountToken" in out
+            and "FAIL PodDisruptionBudget/ml" in out and "unhealthyPodEvictionPolicy" in out,
+            "invalid ServiceAccount and PodDisruptionBudget fail naming the field (rc=%d, %r)" % (rc, out))
+    rc, out, err = run(node, json.dumps([dict(PDB, apiVersion="policy/v1beta1")]))
+    t.check(rc == 2 and "UNKNOWN PodDisruptionBudget/ml" in out,
+            "PodDisruptionBudget in the removed policy/v1beta1 -> exit 2 (rc=%d, %r)" % (rc, out))
 
     bad_hpa = json.loads(json.dumps(HPA))
     bad_hpa["spec"]["maxReplicas"] = "ten"

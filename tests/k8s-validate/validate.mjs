@@ -22,6 +22,8 @@ const MODELS = {
   "v1/ConfigMap": "kubernetes-models/v1/ConfigMap",
   "v1/Service": "kubernetes-models/v1/Service",
   "v1/Namespace": "kubernetes-models/v1/Namespace",
+  "v1/ServiceAccount": "kubernetes-models/v1/ServiceAccount",
+  "policy/v1/PodDisruptionBudget": "kubernetes-models/policy/v1/PodDisruptionBudget",
   "apps/v1/Deployment": "kubernetes-models/apps/v1/Deployment",
   "autoscaling/v2/HorizontalPodAutoscaler": "kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler",
   "keda.sh/v1alpha1/ScaledObject": "@kubernetes-models/keda/keda.sh/v1alpha1/ScaledObject",

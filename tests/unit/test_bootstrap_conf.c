@@ -45,6 +45,51 @@ static void test_defaults(void **state)
     assert_string_equal(c.mesh.hostname, "ml-service.default.svc.cluster.local");
     assert_non_null(strstr(c.mesh.envoy_image, "aws-appmesh-envoy"));
     assert_null(c.kubernetes.kubeconfig);
+    /* The pods get their own ServiceAccount, named after the stack. */
+    assert_string_equal(c.kubernetes.service_account, "ml-service");
+    assert_true(c.kubernetes.create_service_account);
+    assert_int_equal(cJSON_GetArraySize(c.kubernetes.sa_annotations), 0);
+    assert_null(c.mesh.iam_role_arn);
+    ig_bs_conf_dispose(&c);
+}
+
+static void test_service_account_and_irsa(void **state)
+{
+    (void)state;
+    ig_bs_conf_t c;
+    char err[512];
+    assert_int_equal(load_text(&c,
+                               "{\"name\":\"bert\",\"mesh\":{\"iam_role_arn\":"
+                               "\"arn:aws-cn:iam::111122223333:role/path/envoy\"},"
+                               "\"kubernetes\":{\"service_account_annotations\":"
+                               "{\"example.com/owner\":\"ml\"}}}",
+                               err),
+                     0);
+    assert_string_equal(c.kubernetes.service_account, "bert");
+    const cJSON *a = c.kubernetes.sa_annotations;
+    assert_string_equal(
+        cJSON_GetObjectItemCaseSensitive(a, "eks.amazonaws.com/role-arn")->valuestring,
+        "arn:aws-cn:iam::111122223333:role/path/envoy");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(a, "example.com/owner")->valuestring,
+                        "ml");
+    ig_bs_conf_dispose(&c);
+    /* The same role given both ways is fine. */
+    assert_int_equal(load_text(&c,
+                               "{\"mesh\":{\"iam_role_arn\":\"arn:aws:iam::111122223333:role/r\"},"
+                               "\"kubernetes\":{\"service_account_annotations\":{"
+                               "\"eks.amazonaws.com/role-arn\":"
+                               "\"arn:aws:iam::111122223333:role/r\"}}}",
+                               err),
+                     0);
+    ig_bs_conf_dispose(&c);
+    /* An existing account is used as is. */
+    assert_int_equal(load_text(&c,
+                               "{\"kubernetes\":{\"service_account\":\"default\","
+                               "\"create_service_account\":false}}",
+                               err),
+                     0);
+    assert_string_equal(c.kubernetes.service_account, "default");
+    assert_false(c.kubernetes.create_service_account);
     ig_bs_conf_dispose(&c);
 }
 
@@ -100,6 +145,35 @@ static void test_errors_name_the_key_path(void **state)
     expect_error("{\"resources\":{\"gpu\":{}}}", "bootstrap.resources.gpu: unknown key");
     expect_error("{\"kubernetes\":{\"context\":5}}", "bootstrap.kubernetes.context");
     expect_error("[1]", "bootstrap: must be an object");
+    expect_error("{\"kubernetes\":{\"service_account\":\"default\"}}",
+                 "bootstrap.kubernetes.service_account: \"default\" belongs to Kubernetes");
+    expect_error("{\"kubernetes\":{\"service_account\":\"Bad_SA\"}}",
+                 "bootstrap.kubernetes.service_account: must be a DNS-1123 subdomain");
+    expect_error("{\"kubernetes\":{\"create_service_account\":\"yes\"}}",
+                 "bootstrap.kubernetes.create_service_account: must be true or false");
+    expect_error("{\"kubernetes\":{\"service_account_annotations\":{\"a\":1}}}",
+                 "bootstrap.kubernetes.service_account_annotations.a: must be a string");
+    expect_error(
+        "{\"kubernetes\":{\"service_account_annotations\":{\"-bad\":\"x\"}}}",
+        "bootstrap.kubernetes.service_account_annotations.-bad: not a valid annotation key");
+    expect_error("{\"kubernetes\":{\"create_service_account\":false,"
+                 "\"service_account_annotations\":{\"a\":\"b\"}}}",
+                 "bootstrap.kubernetes.service_account_annotations: needs "
+                 "bootstrap.kubernetes.create_service_account");
+    expect_error("{\"mesh\":{\"iam_role_arn\":\"arn:aws:iam::1234:role/x\"}}",
+                 "bootstrap.mesh.iam_role_arn: must be an IAM role ARN");
+    expect_error("{\"mesh\":{\"iam_role_arn\":\"arn:aws:iam::111122223333:user/x\"}}",
+                 "bootstrap.mesh.iam_role_arn: must be an IAM role ARN");
+    expect_error("{\"mesh\":{\"iam_role_arn\":\"arn:aws:iam::111122223333:role/a\"},"
+                 "\"kubernetes\":{\"create_service_account\":false}}",
+                 "bootstrap.mesh.iam_role_arn: needs bootstrap.kubernetes.create_service_account");
+    expect_error("{\"mesh\":{\"iam_role_arn\":\"arn:aws:iam::111122223333:role/a\"},"
+                 "\"kubernetes\":{\"service_account_annotations\":{"
+                 "\"eks.amazonaws.com/role-arn\":\"arn:aws:iam::111122223333:role/b\"}}}",
+                 "bootstrap.mesh.iam_role_arn: disagrees with");
+    /* <name>-pods, the headless Service App Mesh discovers, must stay a label. */
+    expect_error("{\"name\":\"a23456789012345678901234567890123456789012345678901234567890\"}",
+                 "bootstrap.name: must be at most 58 characters with mesh.provider appmesh");
 }
 
 static void test_check_config_entry_point(void **state)
@@ -118,6 +192,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_values_and_derived_hostname),
+        cmocka_unit_test(test_service_account_and_irsa),
         cmocka_unit_test(test_errors_name_the_key_path),
         cmocka_unit_test(test_check_config_entry_point),
     };

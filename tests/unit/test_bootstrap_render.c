@@ -72,18 +72,32 @@ static void test_appmesh_hpa_stack(void **state)
     (void)state;
     fx_t f;
     assert_int_equal(render(&f, GATEWAY, NULL, NULL), 0);
-    static const char *const kinds[] = {
-        "Mesh",      "VirtualNode", "VirtualRouter", "Route",     "VirtualService",
-        "ConfigMap", "Deployment",  "Service",       "ConfigMap", "HorizontalPodAutoscaler"};
-    assert_int_equal(f.s.n, 10);
+    static const char *const kinds[] = {"Mesh",
+                                        "VirtualNode",
+                                        "VirtualRouter",
+                                        "Route",
+                                        "VirtualService",
+                                        "ServiceAccount",
+                                        "ConfigMap",
+                                        "Deployment",
+                                        "PodDisruptionBudget",
+                                        "Service",
+                                        "Service",
+                                        "ConfigMap",
+                                        "HorizontalPodAutoscaler"};
+    assert_int_equal(f.s.n, 13);
     for (size_t i = 0; i < f.s.n; i++)
         assert_string_equal(f.s.items[i].kind, kinds[i]);
     assert_ptr_equal(f.s.items[0].backend, &ig_bs_appmesh_backend);
     assert_ptr_equal(f.s.items[5].backend, &ig_bs_kube_backend);
+    assert_string_equal(f.s.items[5].path, "/api/v1/namespaces/default/serviceaccounts/ml-service");
+    assert_string_equal(f.s.items[8].path,
+                        "/apis/policy/v1/namespaces/default/poddisruptionbudgets/ml-service");
+    assert_string_equal(f.s.items[10].name, "ml-service-pods");
     assert_string_equal(f.s.items[3].path,
                         "/v20190125/meshes/ml-mesh/virtualRouter/ml-service-router/routes/"
                         "ml-service-route");
-    assert_string_equal(f.s.items[6].path,
+    assert_string_equal(f.s.items[7].path,
                         "/apis/apps/v1/namespaces/default/deployments/ml-service");
     const cJSON *vn = f.s.items[1].body;
     assert_int_equal(at(vn, "spec.listeners.0.portMapping.port")->valueint, 8080);
@@ -91,7 +105,7 @@ static void test_appmesh_hpa_stack(void **state)
     /* Route timeout covers queueing (default 5000) + model timeout (30000) + slack. */
     assert_int_equal(at(f.s.items[3].body, "spec.httpRoute.timeout.perRequest.value")->valueint,
                      36000);
-    const cJSON *dep = f.s.items[6].body;
+    const cJSON *dep = f.s.items[7].body;
     const cJSON *pod = at(dep, "spec.template.spec");
     assert_int_equal(cJSON_GetArraySize(at(pod, "containers")), 3);
     assert_string_equal(at(pod, "containers.2.name")->valuestring, "envoy");
@@ -102,21 +116,190 @@ static void test_appmesh_hpa_stack(void **state)
     assert_true(cJSON_IsNumber(at(pod, "containers.0.ports.0.containerPort")));
     assert_string_equal(at(pod, "containers.0.resources.requests.cpu")->valuestring, "1");
     const cJSON *cfg =
-        cJSON_GetObjectItemCaseSensitive(at(f.s.items[5].body, "data"), "config.json");
+        cJSON_GetObjectItemCaseSensitive(at(f.s.items[6].body, "data"), "config.json");
     assert_true(cJSON_IsString(cfg));
     cJSON *gw = cJSON_Parse(cfg->valuestring);
     assert_non_null(gw);
     assert_null(cJSON_GetObjectItemCaseSensitive(gw, "bootstrap"));
     assert_string_equal(at(gw, "upstream.url")->valuestring, "http://127.0.0.1:8081");
     cJSON_Delete(gw);
-    const cJSON *hpa = f.s.items[9].body;
+    const cJSON *hpa = f.s.items[12].body;
     assert_string_equal(at(hpa, "spec.metrics.0.pods.target.averageValue")->valuestring, "700m");
     assert_string_equal(at(hpa, "spec.metrics.1.pods.target.averageValue")->valuestring, "8");
     assert_int_equal(at(hpa, "spec.metrics.2.resource.target.averageUtilization")->valueint, 80);
-    assert_string_equal(at(f.s.items[8].body, "metadata.namespace")->valuestring, "monitoring");
+    assert_string_equal(at(f.s.items[11].body, "metadata.namespace")->valuestring, "monitoring");
     assert_string_equal(
         cJSON_GetObjectItemCaseSensitive(f.s.outputs, "ml_service_endpoint")->valuestring,
         "http://ml-service.default.svc.cluster.local:8080");
+    fx_dispose(&f);
+}
+
+static const cJSON *named(const cJSON *arr, const char *name)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, arr)
+    {
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(it, "name");
+        if (cJSON_IsString(n) && !strcmp(n->valuestring, name))
+            return it;
+    }
+    return NULL;
+}
+
+static const ig_bs_resource_t *find_kind(const fx_t *f, const char *kind, const char *name)
+{
+    for (size_t i = 0; i < f->s.n; i++)
+        if (!strcmp(f->s.items[i].kind, kind) && (!name || !strcmp(f->s.items[i].name, name)))
+            return &f->s.items[i];
+    return NULL;
+}
+
+/* The Deployment names a ServiceAccount: it must be rendered (and applied)
+ * before it, or the ReplicaSet cannot create a single pod. */
+static void test_service_account_is_rendered_before_the_deployment(void **state)
+{
+    (void)state;
+    fx_t f;
+    assert_int_equal(
+        render(&f, GATEWAY,
+               "{\"mesh\":{\"iam_role_arn\":\"arn:aws:iam::111122223333:role/envoy\"},"
+               "\"kubernetes\":{\"service_account_annotations\":{\"example.com/team\":\"ml\"}}}",
+               NULL),
+        0);
+    const ig_bs_resource_t *sa = find_kind(&f, "ServiceAccount", NULL);
+    const ig_bs_resource_t *dep = find_kind(&f, "Deployment", NULL);
+    assert_non_null(sa);
+    assert_true(sa < dep);
+    assert_string_equal(sa->name, "ml-service");
+    assert_string_equal(at(sa->body, "apiVersion")->valuestring, "v1");
+    assert_string_equal(at(sa->body, "metadata.namespace")->valuestring, "default");
+    const cJSON *labels = at(sa->body, "metadata.labels");
+    assert_string_equal(
+        cJSON_GetObjectItemCaseSensitive(labels, "app.kubernetes.io/managed-by")->valuestring,
+        "infergate");
+    const cJSON *ann = at(sa->body, "metadata.annotations");
+    assert_string_equal(
+        cJSON_GetObjectItemCaseSensitive(ann, "eks.amazonaws.com/role-arn")->valuestring,
+        "arn:aws:iam::111122223333:role/envoy");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(ann, "example.com/team")->valuestring,
+                        "ml");
+    assert_true(cJSON_IsFalse(at(sa->body, "automountServiceAccountToken")));
+    const cJSON *pod = at(dep->body, "spec.template.spec");
+    assert_string_equal(at(pod, "serviceAccountName")->valuestring, "ml-service");
+    assert_true(cJSON_IsFalse(at(pod, "automountServiceAccountToken")));
+    fx_dispose(&f);
+
+    /* Without annotations there is no annotations member at all. */
+    assert_int_equal(render(&f, GATEWAY, NULL, NULL), 0);
+    assert_null(at(find_kind(&f, "ServiceAccount", NULL)->body, "metadata.annotations"));
+    fx_dispose(&f);
+
+    /* An existing account (e.g. made by eksctl for IRSA) is used, not rendered. */
+    assert_int_equal(render(&f, GATEWAY,
+                            "{\"kubernetes\":{\"service_account\":\"shared-sa\","
+                            "\"create_service_account\":false}}",
+                            NULL),
+                     0);
+    assert_null(find_kind(&f, "ServiceAccount", NULL));
+    assert_string_equal(
+        at(find_kind(&f, "Deployment", NULL)->body, "spec.template.spec.serviceAccountName")
+            ->valuestring,
+        "shared-sa");
+    fx_dispose(&f);
+}
+
+static void test_disruption_budget_and_spread(void **state)
+{
+    (void)state;
+    fx_t f;
+    assert_int_equal(render(&f, GATEWAY, "{\"replicas\":{\"min\":1,\"max\":3}}", NULL), 0);
+    const ig_bs_resource_t *pdb = find_kind(&f, "PodDisruptionBudget", NULL);
+    const ig_bs_resource_t *dep = find_kind(&f, "Deployment", NULL);
+    assert_non_null(pdb);
+    assert_string_equal(at(pdb->body, "apiVersion")->valuestring, "policy/v1");
+    assert_int_equal(at(pdb->body, "spec.maxUnavailable")->valueint, 1);
+    assert_null(at(pdb->body, "spec.minAvailable"));
+    assert_string_equal(at(pdb->body, "spec.unhealthyPodEvictionPolicy")->valuestring,
+                        "AlwaysAllow");
+    assert_true(cJSON_Compare(at(pdb->body, "spec.selector"), at(dep->body, "spec.selector"), 1));
+    const cJSON *spread = at(dep->body, "spec.template.spec.topologySpreadConstraints");
+    assert_int_equal(cJSON_GetArraySize(spread), 2);
+    assert_string_equal(at(spread, "0.topologyKey")->valuestring, "topology.kubernetes.io/zone");
+    assert_string_equal(at(spread, "1.topologyKey")->valuestring, "kubernetes.io/hostname");
+    assert_string_equal(at(spread, "0.whenUnsatisfiable")->valuestring, "ScheduleAnyway");
+    assert_true(cJSON_Compare(at(spread, "0.labelSelector"), at(dep->body, "spec.selector"), 1));
+    fx_dispose(&f);
+}
+
+/* The mesh's view of the gateway: DNS discovery of every ready pod through a
+ * headless Service, retries only where no request reached a gateway, a stream
+ * idle timeout no shorter than a request. */
+static void test_mesh_discovery_retries_and_timeouts(void **state)
+{
+    (void)state;
+    fx_t f;
+    const char *gw = "{\"listen\":\"0.0.0.0:8080\",\"admin_listen\":\"0.0.0.0:9090\","
+                     "\"upstream\":{\"url\":\"http://127.0.0.1:8081\",\"timeout_ms\":30000},"
+                     "\"limits\":{\"idle_timeout_ms\":10000}}";
+    assert_int_equal(render(&f, gw, "{\"name\":\"bert\",\"namespace\":\"ml\"}", NULL), 0);
+    const cJSON *vn = find_kind(&f, "VirtualNode", NULL)->body;
+    assert_string_equal(at(vn, "spec.serviceDiscovery.dns.hostname")->valuestring,
+                        "bert-pods.ml.svc.cluster.local");
+    assert_string_equal(at(vn, "spec.serviceDiscovery.dns.responseType")->valuestring, "ENDPOINTS");
+    const ig_bs_resource_t *hs = find_kind(&f, "Service", "bert-pods");
+    assert_non_null(hs);
+    assert_string_equal(at(hs->body, "spec.clusterIP")->valuestring, "None");
+    assert_true(cJSON_Compare(at(hs->body, "spec.selector"),
+                              at(find_kind(&f, "Service", "bert")->body, "spec.selector"), 1));
+    /* The virtual service keeps the ClusterIP Service's name: what clients call. */
+    assert_string_equal(find_kind(&f, "VirtualService", NULL)->name, "bert.ml.svc.cluster.local");
+    const cJSON *route = at(find_kind(&f, "Route", NULL)->body, "spec.httpRoute");
+    assert_int_equal(at(route, "timeout.perRequest.value")->valueint, 36000);
+    /* idle_timeout_ms 10000 would cut a 30 s inference: the longest request wins. */
+    assert_int_equal(at(route, "timeout.idle.value")->valueint, 36000);
+    assert_int_equal(at(vn, "spec.listeners.0.timeout.http.idle.value")->valueint, 36000);
+    const cJSON *retry = at(route, "retryPolicy");
+    assert_non_null(retry);
+    assert_null(at(retry, "httpRetryEvents")); /* never a 503 queue_full: no retry budget */
+    assert_string_equal(at(retry, "tcpRetryEvents.0")->valuestring, "connection-error");
+    assert_int_equal(at(retry, "maxRetries")->valueint, 2);
+    assert_int_equal(at(retry, "perRetryTimeout.value")->valueint, 36000);
+    fx_dispose(&f);
+
+    /* A longer keep-alive idle is kept. */
+    const char *gw2 = "{\"listen\":\"0.0.0.0:8080\",\"admin_listen\":\"0.0.0.0:9090\","
+                      "\"upstream\":{\"url\":\"http://127.0.0.1:8081\"},"
+                      "\"limits\":{\"idle_timeout_ms\":90000}}";
+    assert_int_equal(render(&f, gw2, NULL, NULL), 0);
+    assert_int_equal(
+        at(find_kind(&f, "Route", NULL)->body, "spec.httpRoute.timeout.idle.value")->valueint,
+        90000);
+    fx_dispose(&f);
+}
+
+/* preStop hooks wait for the gateway's drain; a failed call (the gateway has
+ * already drained and exited) must not turn into a sleep of the whole drain. */
+static void test_prestop_hooks_wait_for_the_drain(void **state)
+{
+    (void)state;
+    fx_t f;
+    assert_int_equal(render(&f, GATEWAY, NULL, NULL), 0);
+    const cJSON *pod = at(find_kind(&f, "Deployment", NULL)->body, "spec.template.spec");
+    static const char *const who[] = {"model", "envoy"};
+    for (int i = 0; i < 2; i++) {
+        const cJSON *ct = named(at(pod, "containers"), who[i]);
+        assert_non_null(ct);
+        const char *cmd = at(ct, "lifecycle.preStop.exec.command.2")->valuestring;
+        assert_non_null(strstr(cmd, "curl -fsS -m 29 -o /dev/null "
+                                    "'http://127.0.0.1:9090/admin/drain?wait=1' || true"));
+        assert_non_null(strstr(cmd, "command -v curl"));
+        assert_null(strstr(cmd, "|| sleep"));
+    }
+    const cJSON *envoy = named(at(pod, "containers"), "envoy");
+    assert_true(cJSON_IsFalse(at(envoy, "securityContext.allowPrivilegeEscalation")));
+    assert_int_equal(at(envoy, "securityContext.runAsUser")->valueint, 1337);
+    assert_string_equal(at(pod, "securityContext.seccompProfile.type")->valuestring,
+                        "RuntimeDefault");
     fx_dispose(&f);
 }
 
@@ -134,11 +317,11 @@ static void test_render_is_deterministic_and_tracks_config(void **state)
     assert_int_equal(render(&c, other, NULL, NULL), 0);
     const char *h1 =
         cJSON_GetObjectItemCaseSensitive(
-            at(a.s.items[6].body, "spec.template.metadata.annotations"), "infergate.io/config-hash")
+            at(a.s.items[7].body, "spec.template.metadata.annotations"), "infergate.io/config-hash")
             ->valuestring;
     const char *h3 =
         cJSON_GetObjectItemCaseSensitive(
-            at(c.s.items[6].body, "spec.template.metadata.annotations"), "infergate.io/config-hash")
+            at(c.s.items[7].body, "spec.template.metadata.annotations"), "infergate.io/config-hash")
             ->valuestring;
     assert_int_equal(strlen(h1), 16);
     assert_string_not_equal(h1, h3);
@@ -156,16 +339,25 @@ static void test_keda_and_no_mesh(void **state)
                             "\"mesh\":{\"provider\":\"none\"},\"namespace\":\"ml\"}",
                             NULL),
                      0);
-    assert_int_equal(f.s.n, 4);
-    assert_string_equal(f.s.items[3].kind, "ScaledObject");
-    assert_string_equal(f.s.items[3].path,
+    /* No mesh: no headless Service for DNS discovery, no adapter rules. */
+    static const char *const kinds[] = {"ServiceAccount",      "ConfigMap", "Deployment",
+                                        "PodDisruptionBudget", "Service",   "ScaledObject"};
+    assert_int_equal(f.s.n, 6);
+    for (size_t i = 0; i < f.s.n; i++)
+        assert_string_equal(f.s.items[i].kind, kinds[i]);
+    const cJSON *so = f.s.items[5].body;
+    assert_string_equal(f.s.items[5].path,
                         "/apis/keda.sh/v1alpha1/namespaces/ml/scaledobjects/ml-service");
-    assert_string_equal(at(f.s.items[3].body, "spec.triggers.0.metadata.threshold")->valuestring,
-                        "1.5");
-    assert_non_null(strstr(at(f.s.items[3].body, "spec.triggers.0.metadata.query")->valuestring,
-                           "namespace=\"ml\""));
-    assert_int_equal(cJSON_GetArraySize(at(f.s.items[1].body, "spec.template.spec.containers")), 2);
-    assert_null(at(f.s.items[1].body, "spec.template.spec.initContainers"));
+    assert_string_equal(at(so, "spec.triggers.0.metadata.threshold")->valuestring, "1.5");
+    const char *q = at(so, "spec.triggers.0.metadata.query")->valuestring;
+    assert_non_null(strstr(q, "namespace=\"ml\""));
+    /* Only this Deployment's pods (<name>-<rs hash>-<pod hash>), not those
+     * of a Deployment named ml-service-something. */
+    assert_non_null(strstr(q, "pod=~\"ml-service-[a-z0-9]+-[a-z0-9]+\""));
+    assert_null(strstr(q, "ml-service-.*"));
+    const cJSON *pod = at(f.s.items[2].body, "spec.template.spec");
+    assert_int_equal(cJSON_GetArraySize(at(pod, "containers")), 2);
+    assert_null(at(pod, "initContainers"));
     assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(f.s.outputs, "mesh")));
     fx_dispose(&f);
 }
@@ -254,6 +446,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_appmesh_hpa_stack),
+        cmocka_unit_test(test_service_account_is_rendered_before_the_deployment),
+        cmocka_unit_test(test_disruption_budget_and_spread),
+        cmocka_unit_test(test_mesh_discovery_retries_and_timeouts),
+        cmocka_unit_test(test_prestop_hooks_wait_for_the_drain),
         cmocka_unit_test(test_render_is_deterministic_and_tracks_config),
         cmocka_unit_test(test_keda_and_no_mesh),
         cmocka_unit_test(test_cross_checks_with_the_gateway_config),

@@ -36,11 +36,17 @@ RUN_TIMEOUT = 120
 
 MESH_CREATES = ["CreateMesh", "CreateVirtualNode", "CreateVirtualRouter", "CreateRoute",
                 "CreateVirtualService"]
-KUBE_ORDER = ["/api/v1/namespaces/default/configmaps/ml-service-config",
+KUBE_ORDER = ["/api/v1/namespaces/default/serviceaccounts/ml-service",
+              "/api/v1/namespaces/default/configmaps/ml-service-config",
               "/apis/apps/v1/namespaces/default/deployments/ml-service",
+              "/apis/policy/v1/namespaces/default/poddisruptionbudgets/ml-service",
               "/api/v1/namespaces/default/services/ml-service",
+              "/api/v1/namespaces/default/services/ml-service-pods",
               "/api/v1/namespaces/monitoring/configmaps/ml-service-adapter-rules",
               "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers/ml-service"]
+KUBE_KINDS = ["ServiceAccount", "ConfigMap", "Deployment", "PodDisruptionBudget", "Service", "Service",
+              "ConfigMap", "HorizontalPodAutoscaler"]
+TOTAL = len(MESH_CREATES) + len(KUBE_ORDER)
 
 
 class Env:
@@ -204,10 +210,8 @@ def test_render_is_offline_deterministic_and_valid(env):
     doc = json.loads(a.stdout)
     kinds = [(r["backend"], r["kind"]) for r in doc["resources"]]
     check(kinds == [("appmesh", "Mesh"), ("appmesh", "VirtualNode"), ("appmesh", "VirtualRouter"),
-                    ("appmesh", "Route"), ("appmesh", "VirtualService"),
-                    ("kubernetes", "ConfigMap"), ("kubernetes", "Deployment"),
-                    ("kubernetes", "Service"), ("kubernetes", "ConfigMap"),
-                    ("kubernetes", "HorizontalPodAutoscaler")], "order: %s" % kinds)
+                    ("appmesh", "Route"), ("appmesh", "VirtualService")]
+          + [("kubernetes", k) for k in KUBE_KINDS], "order: %s" % kinds)
     out = doc["outputs"]
     check(out == {"mesh": "ml-mesh", "virtual_node": "ml-service",
                   "virtual_router": "ml-service-router",
@@ -251,13 +255,53 @@ def test_render_is_offline_deterministic_and_valid(env):
     cfg = json.loads(res["ConfigMap/ml-service-config"]["data"]["config.json"])
     check("bootstrap" not in cfg and cfg["listen"] == "0.0.0.0:8080", "ConfigMap config")
     vn = res["VirtualNode/ml-service"]["spec"]
-    check(vn["serviceDiscovery"]["dns"]["hostname"] == "ml-service.default.svc.cluster.local",
-          "DNS discovery")
+    check(vn["serviceDiscovery"]["dns"] == {"hostname": "ml-service-pods.default.svc.cluster.local",
+                                            "responseType": "ENDPOINTS"}, "DNS discovery %s" % vn)
     check(vn["listeners"][0]["healthCheck"]["path"] == "/v2/health/ready", "health check")
     vs = res["VirtualService/ml-service.default.svc.cluster.local"]["spec"]
     check(vs["provider"]["virtualRouter"]["virtualRouterName"] == "ml-service-router", "provider")
+    check_review_fixes(res)
     # Every Kubernetes object passes the Kubernetes schemas.
     validate(env, [r["body"] for r in doc["resources"] if r["backend"] == "kubernetes"])
+
+
+def check_review_fixes(res):
+    """What the expert review of the rendered stack fixed (docs/bootstrap.md)."""
+    sa = res["ServiceAccount/ml-service"]
+    check(sa["apiVersion"] == "v1" and sa["metadata"]["namespace"] == "default"
+          and sa["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "infergate"
+          and sa["metadata"]["annotations"] == {
+              "eks.amazonaws.com/role-arn": "arn:aws:iam::111122223333:role/ml-service-appmesh-envoy"},
+          "ServiceAccount with the IRSA role: %s" % sa)
+    pod = res["Deployment/ml-service"]["spec"]["template"]["spec"]
+    check(pod["serviceAccountName"] == "ml-service" and pod["automountServiceAccountToken"] is False,
+          "pod service account")
+    check([t["topologyKey"] for t in pod["topologySpreadConstraints"]]
+          == ["topology.kubernetes.io/zone", "kubernetes.io/hostname"]
+          and all(t["whenUnsatisfiable"] == "ScheduleAnyway" for t in pod["topologySpreadConstraints"]),
+          "topology spread")
+    check(pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", "seccomp")
+    for c in pod["containers"]:
+        if c["name"] in ("model", "envoy"):
+            cmd = c["lifecycle"]["preStop"]["exec"]["command"][2]
+            check("/admin/drain?wait=1" in cmd and "|| sleep" not in cmd,
+                  "%s preStop waits for the drain, never sleeps it out after a failed call: %s"
+                  % (c["name"], cmd))
+    envoy = pod["containers"][2]
+    check(envoy["securityContext"]["allowPrivilegeEscalation"] is False, "envoy securityContext")
+    pdb = res["PodDisruptionBudget/ml-service"]
+    check(pdb["apiVersion"] == "policy/v1" and pdb["spec"]["maxUnavailable"] == 1
+          and pdb["spec"]["selector"] == res["Deployment/ml-service"]["spec"]["selector"],
+          "PDB %s" % pdb)
+    headless = res["Service/ml-service-pods"]["spec"]
+    check(headless["clusterIP"] == "None"
+          and headless["selector"] == res["Service/ml-service"]["spec"]["selector"], "headless Service")
+    route = res["Route/ml-service-route"]["spec"]["httpRoute"]
+    check(route["retryPolicy"] == {"tcpRetryEvents": ["connection-error"], "maxRetries": 2,
+                                   "perRetryTimeout": route["timeout"]["perRequest"]},
+          "route retries connection errors only: %s" % route.get("retryPolicy"))
+    check(route["timeout"]["idle"]["value"] >= route["timeout"]["perRequest"]["value"],
+          "stream idle timeout shorter than a request")
 
 
 def validate(env, objs):
@@ -284,8 +328,9 @@ def test_keda_without_mesh(env):
     ok(r, "render keda")
     doc = json.loads(r.stdout)
     kinds = [r["kind"] for r in doc["resources"]]
-    check(kinds == ["ConfigMap", "Deployment", "Service", "ScaledObject"], "kinds %s" % kinds)
-    pod = doc["resources"][1]["body"]["spec"]["template"]["spec"]
+    check(kinds == ["ServiceAccount", "ConfigMap", "Deployment", "PodDisruptionBudget", "Service",
+                    "ScaledObject"], "kinds %s" % kinds)
+    pod = doc["resources"][2]["body"]["spec"]["template"]["spec"]
     check([c["name"] for c in pod["containers"]] == ["model", "infergate"], "no proxy wanted")
     check(doc["outputs"]["mesh"] is None, "no mesh output")
     validate(env, [r["body"] for r in doc["resources"]])
@@ -305,7 +350,7 @@ def test_apply_creates_in_order_then_is_idempotent(env):
     p = env.run("apply", "--wait", "-o", "json")
     ok(p, "first apply")
     doc = json.loads(p.stdout)
-    check(doc["summary"] == {"created": 10, "updated": 0, "unchanged": 0}, doc["summary"])
+    check(doc["summary"] == {"created": TOTAL, "updated": 0, "unchanged": 0}, doc["summary"])
     check(doc["outputs"]["ml_service_endpoint"] ==
           "http://ml-service.default.svc.cluster.local:8080", "outputs")
     creates = [r["op"] for r in env.am_requests() if r["op"].startswith("Create")]
@@ -321,7 +366,7 @@ def test_apply_creates_in_order_then_is_idempotent(env):
     n_am, n_k = len(env.am_requests()), len(env.kube_requests())
     p = env.run("apply", "-o", "json")
     ok(p, "second apply")
-    check(json.loads(p.stdout)["summary"] == {"created": 0, "updated": 0, "unchanged": 10},
+    check(json.loads(p.stdout)["summary"] == {"created": 0, "updated": 0, "unchanged": TOTAL},
           p.stdout[-500:])
     am_new = env.am_requests()[n_am:]
     k_new = env.kube_requests()[n_k:]
@@ -355,7 +400,7 @@ def test_plan_shows_exactly_a_manual_change(env):
         ("Deployment", "ml-service"):
             ['spec.template.metadata.annotations.prometheus.io/port: "9999" -> "9090"'],
     }, "plan changes: %r" % (changed,))
-    check(doc["summary"] == {"to create": 0, "to update": 2, "unchanged": 8}, doc["summary"])
+    check(doc["summary"] == {"to create": 0, "to update": 2, "unchanged": TOTAL - 2}, doc["summary"])
     check(not [r for r in env.am_requests()[n_am:] if is_write_am(r)], "plan wrote to App Mesh")
     check(not [r for r in env.kube_requests()[n_k:] if is_write_kube(r)], "plan wrote to k8s")
     text = env.run("plan")
@@ -401,8 +446,7 @@ def test_destroy_leaves_fakes_empty_and_spares_unmanaged(env):
 def test_403_at_each_step_stops_and_rerun_continues(env):
     steps = [("am", op, kind) for op, kind in zip(MESH_CREATES, [
         "Mesh", "VirtualNode", "VirtualRouter", "Route", "VirtualService"])]
-    steps += [("kube", path, kind) for path, kind in zip(KUBE_ORDER, [
-        "ConfigMap", "Deployment", "Service", "ConfigMap", "HorizontalPodAutoscaler"])]
+    steps += [("kube", path, kind) for path, kind in zip(KUBE_ORDER, KUBE_KINDS)]
     for i, (where, what, kind) in enumerate(steps):
         env.reset()
         if where == "am":
@@ -424,7 +468,7 @@ def test_403_at_each_step_stops_and_rerun_continues(env):
               % (i, list(env.kube_objects())))
         p = env.run("apply", "-o", "json")
         ok(p, "re-run after step %d" % i)
-        check(json.loads(p.stdout)["summary"] == {"created": 10 - i, "updated": 0,
+        check(json.loads(p.stdout)["summary"] == {"created": TOTAL - i, "updated": 0,
                                                   "unchanged": i}, p.stdout[-400:])
 
 
@@ -437,10 +481,10 @@ def test_destroy_failure_then_rerun(env):
     p = env.run("destroy")
     check(p.returncode == 1 and "AccessDeniedException" in p.stderr
           and "not allowed to delete routers" in p.stderr, p.stderr)
-    check("already done: 7 deleted" in p.stderr, p.stderr)
+    check("already done: %d deleted" % (len(KUBE_ORDER) + 2) in p.stderr, p.stderr)
     p = env.run("destroy", "-o", "json")
     ok(p, "destroy re-run")
-    check(json.loads(p.stdout)["summary"] == {"deleted": 3, "absent": 7, "skipped": 0},
+    check(json.loads(p.stdout)["summary"] == {"deleted": 3, "absent": TOTAL - 3, "skipped": 0},
           p.stdout[-300:])
     check(env.am_state() == {"meshes": {}} and env.kube_objects() == {}, "not empty")
 
@@ -474,7 +518,7 @@ def test_conflicts_are_reported(env):
     p = env.run("apply")
     check(p.returncode == 1 and "Conflict" in p.stderr and "Service" in p.stderr, p.stderr)
     ok(env.run("apply"), "third apply completes")
-    check(len(env.kube_objects()) == 5, "objects %s" % list(env.kube_objects()))
+    check(len(env.kube_objects()) == len(KUBE_ORDER), "objects %s" % list(env.kube_objects()))
 
 
 def test_network_down(env):
