@@ -189,9 +189,31 @@ bool ig_proc_alive(ig_proc_t *p)
     return r == 0;
 }
 
+/* A clean stop is exit 0 or death by our SIGTERM. Anything else (a
+ * sanitizer abort, a crash, a hang that needed SIGKILL) is worth a line: the
+ * figures of that peer may be suspect, and the tests look for it. */
+static void report_exit(const ig_proc_t *p, bool killed, unsigned grace_ms)
+{
+    int st = p->exit_status;
+    if (killed)
+        fprintf(stderr, "infergate-bench: %s (pid %d) ignored SIGTERM for %u ms and was killed\n",
+                p->name, (int)p->pid, grace_ms);
+    else if (p->reaped && ((WIFEXITED(st) && WEXITSTATUS(st) != 0) ||
+                           (WIFSIGNALED(st) && WTERMSIG(st) != SIGTERM)))
+        fprintf(stderr, "infergate-bench: %s (pid %d) exited abnormally (%s %d); log: %s\n",
+                p->name, (int)p->pid, WIFSIGNALED(st) ? "signal" : "status",
+                WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st), p->log_path);
+}
+
 void ig_proc_stop(ig_proc_t *p, unsigned grace_ms)
 {
+    if (p->pid <= 0)
+        return;
     if (!ig_proc_alive(p)) {
+        if (p->reaped && !p->reported) {
+            p->reported = true;
+            report_exit(p, false, grace_ms);
+        }
         registry_remove(p);
         return;
     }
@@ -199,8 +221,10 @@ void ig_proc_stop(ig_proc_t *p, unsigned grace_ms)
     uint64_t deadline = now_ms() + grace_ms;
     while (ig_proc_alive(p) && now_ms() < deadline)
         sleep_ms(10);
+    bool killed = false;
     if (ig_proc_alive(p)) {
         kill(p->pid, SIGKILL);
+        killed = true;
         int st;
         if (waitpid(p->pid, &st, 0) == p->pid) {
             p->reaped = true;
@@ -208,6 +232,8 @@ void ig_proc_stop(ig_proc_t *p, unsigned grace_ms)
         }
     }
     registry_remove(p);
+    p->reported = true;
+    report_exit(p, killed, grace_ms);
 }
 
 void ig_proc_stop_all(void)

@@ -21,6 +21,7 @@ typedef struct {
     char log_path[512]; /* the child's stdout and stderr */
     int exit_status;    /* waitpid status once reaped */
     bool reaped;
+    bool reported; /* an abnormal exit was already reported */
 } ig_proc_t;
 
 /* Installs the SIGINT/SIGTERM handler (sets the interrupted flag) and the

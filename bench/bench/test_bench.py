@@ -137,6 +137,8 @@ def pid_gone(pid):
 
 
 def check_children_gone(stderr):
+    for bad in ("exited abnormally", "was killed"):
+        check(bad not in stderr, "a child did not stop cleanly:\n%s" % stderr[-3000:])
     pids = [(name, int(pid)) for name, pid in STARTED_RE.findall(stderr)]
     check(pids, "stderr names no started process:\n%s" % stderr[-2000:])
     deadline = time.monotonic() + 10
