@@ -222,6 +222,9 @@ static void test_disruption_budget_and_spread(void **state)
     assert_string_equal(at(pdb->body, "spec.unhealthyPodEvictionPolicy")->valuestring,
                         "AlwaysAllow");
     assert_true(cJSON_Compare(at(pdb->body, "spec.selector"), at(dep->body, "spec.selector"), 1));
+    /* Rollouts never go below capacity and scale with the fleet. */
+    assert_int_equal(at(dep->body, "spec.strategy.rollingUpdate.maxUnavailable")->valueint, 0);
+    assert_string_equal(at(dep->body, "spec.strategy.rollingUpdate.maxSurge")->valuestring, "25%");
     const cJSON *spread = at(dep->body, "spec.template.spec.topologySpreadConstraints");
     assert_int_equal(cJSON_GetArraySize(spread), 2);
     assert_string_equal(at(spread, "0.topologyKey")->valuestring, "topology.kubernetes.io/zone");
