@@ -111,12 +111,27 @@ static bool omitted(const char *name, const char *const *omit)
     return false;
 }
 
+const char *ig_codec_duplicate_member(const cJSON *obj)
+{
+    const char *dup = NULL;
+    members_t m;
+
+    if (!cJSON_IsObject(obj))
+        return NULL;
+    members_sorted(obj, &m);
+    for (size_t i = 1; i < m.n && !dup; i++)
+        if (strcmp(m.v[i - 1].item->string, m.v[i].item->string) == 0)
+            dup = m.v[i].item->string;
+    members_dispose(&m);
+    return dup;
+}
+
 int ig_codec_parse_object(ig_slice_t body, const char *what, cJSON **out, char *err,
                           size_t errlen)
 {
     const char *end = NULL;
     cJSON *root;
-    members_t m;
+    const char *dup;
     int rc = 0;
 
     *out = NULL;
@@ -146,17 +161,11 @@ int ig_codec_parse_object(ig_slice_t body, const char *what, cJSON **out, char *
     }
     /* A member given twice would be read one way for the key and another
      * way by the model; refuse it rather than guess. */
-    members_sorted(root, &m);
-    for (size_t i = 1; i < m.n; i++) {
-        if (strcmp(m.v[i - 1].item->string, m.v[i].item->string) == 0) {
-            rc = ig_codec_fail(err, errlen, IG_EINVAL, "%s: member \"%.64s\" appears twice", what,
-                               m.v[i].item->string);
-            break;
-        }
-    }
-    members_dispose(&m);
-    if (rc)
+    if ((dup = ig_codec_duplicate_member(root))) {
+        rc = ig_codec_fail(err, errlen, IG_EINVAL, "%s: member \"%.64s\" appears twice", what,
+                           dup);
         goto fail;
+    }
     *out = root;
     return 0;
 fail:

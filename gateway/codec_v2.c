@@ -259,6 +259,7 @@ static int check_input(const cJSON *t, size_t i, double *rows, char *err, size_t
 {
     const cJSON *name, *dtype, *shape, *data;
     const dtype_t *dt;
+    const char *dup;
     char where[96], shp[72];
     size_t want;
     walk_t w;
@@ -267,6 +268,9 @@ static int check_input(const cJSON *t, size_t i, double *rows, char *err, size_t
     snprintf(where, sizeof(where), "inputs[%zu]", i);
     if (!cJSON_IsObject(t))
         return ig_codec_fail(err, errlen, IG_EINVAL, "%s: expected a tensor object", where);
+    if ((dup = ig_codec_duplicate_member(t)))
+        return ig_codec_fail(err, errlen, IG_EINVAL, "%s: member \"%.32s\" appears twice", where,
+                             dup);
     name = cJSON_GetObjectItemCaseSensitive(t, "name");
     if (!cJSON_IsString(name))
         return ig_codec_fail(err, errlen, IG_EINVAL, "%s.name: expected a string", where);
@@ -503,16 +507,21 @@ static int write_leaves(ig_buf_t *out, const cJSON *arr, bool *first)
 /* Writes input j of the merged call; cur[i] is part i's input j. */
 static int merge_input(ig_buf_t *out, const cJSON *const *cur, size_t n, uint64_t total)
 {
+    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(cur[0], "shape");
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(cur[0], "data");
     bool first = true;
-    int rc = ig_buf_append(out, "{", 1);
+    int rc;
 
+    if (bad_dim(shape) != -1 || !cJSON_IsArray(data))
+        return IG_EINVAL; /* not a part that v2_parse accepted */
+    rc = ig_buf_append(out, "{", 1);
     for (const cJSON *m = cur[0]->child; m && !rc; m = m->next) {
         if ((rc = member_name(out, &first, m->string)))
             break;
-        if (strcmp(m->string, "shape") == 0) {
+        if (m == shape) {
             /* shape[1:] is equal in every part: it is in the key */
             rc = write_shape_rows(out, total, m);
-        } else if (strcmp(m->string, "data") == 0) {
+        } else if (m == data) {
             bool lfirst = true;
             rc = ig_buf_append(out, "[", 1);
             for (size_t i = 0; i < n && !rc; i++) {

@@ -86,6 +86,11 @@ int ig_codec_fail(char *err, size_t errlen, int code, const char *fmt, ...)
 int ig_codec_parse_object(ig_slice_t body, const char *what, struct cJSON **out, char *err,
                           size_t errlen);
 
+/* Returns the name of a member that appears twice in object `obj` (the
+ * pointer lies inside obj), or NULL when every name is unique or obj is not
+ * an object. O(n log n). */
+const char *ig_codec_duplicate_member(const struct cJSON *obj);
+
 /* Appends `v` as compact JSON. With `sorted`, every object's members are
  * written ordered by name (bytewise; equal names keep document order): the
  * canonical form of batch keys. `omit` (NULL-terminated, may be NULL) names

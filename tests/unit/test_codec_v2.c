@@ -98,6 +98,11 @@ static void test_parse_errors(void **state)
                  "inputs[0] (\"a\").parameters: expected an object");
     expect_error("{\"outputs\": [{\"nom\": \"y\"}], \"inputs\": [" T("a", "FP32", "[1]", "[1]") "]}",
                  "outputs[0].name: expected a string");
+    /* Regression (fuzz_codecs v2_duplicate_shape_member): a member given
+     * twice in a tensor is refused, not half-validated. */
+    expect_error("{\"inputs\": [{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[1],"
+                 "\"data\":[1],\"shape\":true}]}",
+                 "inputs[0]: member \"shape\" appears twice");
     expect_error("{\"outputs\": {}, \"inputs\": [" T("a", "FP32", "[1]", "[1]") "]}",
                  "outputs: expected an array");
 }
