@@ -49,7 +49,8 @@ typedef struct {
         char *context;                /* NULL: current-context */
         char *service_account;        /* default: the stack's name */
         bool create_service_account;  /* render and own it (default true) */
-        struct cJSON *sa_annotations; /* owned object of strings, maybe empty */
+        struct cJSON *sa_annotations; /* owned object of strings, maybe empty; holds
+                                       * eks.amazonaws.com/role-arn from mesh.iam_role_arn */
     } kubernetes;
 } ig_bs_conf_t;
 
