@@ -83,7 +83,8 @@ static void members_sorted(const cJSON *obj, members_t *m)
     size_t n = 0;
     for (it = obj->child; it; it = it->next)
         n++;
-    m->v = n <= sizeof(m->stack) / sizeof(m->stack[0]) ? m->stack : ig_xmalloc(n * sizeof(member_t));
+    m->v =
+        n <= sizeof(m->stack) / sizeof(m->stack[0]) ? m->stack : ig_xmalloc(n * sizeof(member_t));
     m->n = 0;
     for (it = obj->child; it; it = it->next) {
         m->v[m->n].item = it;
@@ -126,8 +127,7 @@ const char *ig_codec_duplicate_member(const cJSON *obj)
     return dup;
 }
 
-int ig_codec_parse_object(ig_slice_t body, const char *what, cJSON **out, char *err,
-                          size_t errlen)
+int ig_codec_parse_object(ig_slice_t body, const char *what, cJSON **out, char *err, size_t errlen)
 {
     const char *end = NULL;
     cJSON *root;
@@ -139,9 +139,8 @@ int ig_codec_parse_object(ig_slice_t body, const char *what, cJSON **out, char *
         return ig_codec_fail(err, errlen, IG_EINVAL, "%s: empty, expected a JSON object", what);
     root = cJSON_ParseWithLengthOpts(body.base, body.len, &end, false);
     if (!root) {
-        size_t at = end && end >= body.base && end <= body.base + body.len
-                        ? (size_t)(end - body.base)
-                        : 0;
+        size_t at =
+            end && end >= body.base && end <= body.base + body.len ? (size_t)(end - body.base) : 0;
         return ig_codec_fail(err, errlen, IG_EINVAL, "%s: invalid JSON at byte %zu", what, at);
     }
     if (end) {
@@ -162,8 +161,7 @@ int ig_codec_parse_object(ig_slice_t body, const char *what, cJSON **out, char *
     /* A member given twice would be read one way for the key and another
      * way by the model; refuse it rather than guess. */
     if ((dup = ig_codec_duplicate_member(root))) {
-        rc = ig_codec_fail(err, errlen, IG_EINVAL, "%s: member \"%.64s\" appears twice", what,
-                           dup);
+        rc = ig_codec_fail(err, errlen, IG_EINVAL, "%s: member \"%.64s\" appears twice", what, dup);
         goto fail;
     }
     *out = root;

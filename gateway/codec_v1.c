@@ -107,9 +107,8 @@ static int v1_merge(ig_batch_part_t *const *parts, size_t n, ig_buf_t *out)
     if ((rc = ig_buf_append_str(out, "{\"instances\":[")))
         return rc;
     for (size_t i = 0; i < n; i++) {
-        const cJSON *inst = parts[i]->doc
-                                ? cJSON_GetObjectItemCaseSensitive(parts[i]->doc, "instances")
-                                : NULL;
+        const cJSON *inst =
+            parts[i]->doc ? cJSON_GetObjectItemCaseSensitive(parts[i]->doc, "instances") : NULL;
         if (!cJSON_IsArray(inst))
             return IG_EINVAL;
         for (const cJSON *row = inst->child; row; row = row->next) {

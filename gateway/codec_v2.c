@@ -218,8 +218,8 @@ static int check_scalar(walk_t *w, const cJSON *v)
         if (d < dt->min || d >= dt->max_excl)
             if (!(dt->kind == K_FLOAT && d == dt->max_excl))
                 return ig_codec_fail(w->err, w->errlen, IG_EINVAL,
-                                     "%s.data: value %zu (%.17g) is out of range for %s",
-                                     w->where, w->count, d, dt->name);
+                                     "%s.data: value %zu (%.17g) is out of range for %s", w->where,
+                                     w->count, d, dt->name);
         return 0;
     }
 wrong_type:
@@ -297,13 +297,12 @@ static int check_input(const cJSON *t, size_t i, double *rows, char *err, size_t
                              "%s.shape[%d]: expected a non-negative integer", where, bad);
     *rows = shape->child->valuedouble;
     if (*rows < 1)
-        return ig_codec_fail(err, errlen, IG_EINVAL,
-                             "%s.shape[0]: expected at least 1 row, got 0", where);
+        return ig_codec_fail(err, errlen, IG_EINVAL, "%s.shape[0]: expected at least 1 row, got 0",
+                             where);
     if (*rows > UINT32_MAX)
         return ig_codec_fail(err, errlen, IG_EINVAL, "%s.shape[0]: %.0f rows is too many", where,
                              *rows);
-    if ((rc = check_params(cJSON_GetObjectItemCaseSensitive(t, "parameters"), where, err,
-                           errlen)))
+    if ((rc = check_params(cJSON_GetObjectItemCaseSensitive(t, "parameters"), where, err, errlen)))
         return rc;
     data = cJSON_GetObjectItemCaseSensitive(t, "data");
     if (!cJSON_IsArray(data))
@@ -646,8 +645,8 @@ static int check_output(out_t *ot, const cJSON *o, size_t k, uint64_t total, cha
     if (have != want) {
         shape_text(ot->shape, shp, sizeof(shp));
         return ig_codec_fail(err, errlen, IG_EUPSTREAM,
-                             "%s.data: holds %zu values but shape %s needs %s%zu", where, have,
-                             shp, want == SIZE_MAX ? "more than " : "", want);
+                             "%s.data: holds %zu values but shape %s needs %s%zu", where, have, shp,
+                             want == SIZE_MAX ? "more than " : "", want);
     }
     if (ot->shape->child->valuedouble == (double)total) {
         size_t at = 0;
@@ -688,8 +687,8 @@ static int write_output(ig_buf_t *r, const out_t *ot, uint64_t row0, uint32_t ro
 }
 
 /* Members of the answer that each reply gets in a fixed place. */
-static const char *const reply_fixed[] = {"model_name", "model_version", "id", "parameters",
-                                          "outputs", NULL};
+static const char *const reply_fixed[] = {"model_name", "model_version", "id",
+                                          "parameters", "outputs",       NULL};
 
 static int write_reply(ig_buf_t *r, const cJSON *root, const out_t *outs, size_t nout,
                        const ig_batch_part_t *part, uint64_t row0)
@@ -745,8 +744,7 @@ static int v2_split(ig_slice_t body, ig_batch_part_t *const *parts, size_t n, ch
 
     for (size_t i = 0; i < n; i++) {
         if (!parts[i]->doc)
-            return ig_codec_fail(err, errlen, IG_EINVAL, "request %zu of the batch has no body",
-                                 i);
+            return ig_codec_fail(err, errlen, IG_EINVAL, "request %zu of the batch has no body", i);
         total += parts[i]->rows;
     }
     if (ig_codec_parse_object(body, "model answer", &root, err, errlen))

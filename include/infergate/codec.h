@@ -96,8 +96,7 @@ const char *ig_codec_duplicate_member(const struct cJSON *obj);
  * canonical form of batch keys. `omit` (NULL-terminated, may be NULL) names
  * members of `v` itself to leave out. Numbers go through
  * ig_codec_write_number. Returns 0 or IG_ETOOLARGE (out's cap). */
-int ig_codec_write_json(ig_buf_t *out, const struct cJSON *v, bool sorted,
-                        const char *const *omit);
+int ig_codec_write_json(ig_buf_t *out, const struct cJSON *v, bool sorted, const char *const *omit);
 
 /* Appends a number so that parsing it back gives the same double:
  * integral values in [-2^63, 2^64) as plain integers (never "1e+17",

@@ -23,8 +23,7 @@ static int parse(ig_batch_part_t *p, const char *model, const char *body)
 {
     memset(p, 0, sizeof(*p));
     err[0] = '\0';
-    return ig_codec_v1.parse(p, ig_slice_cstr(model), ig_slice_cstr(body), false, err,
-                             sizeof(err));
+    return ig_codec_v1.parse(p, ig_slice_cstr(model), ig_slice_cstr(body), false, err, sizeof(err));
 }
 
 static void parse_ok(ig_batch_part_t *p, const char *model, const char *body)
@@ -110,14 +109,15 @@ static void test_keys(void **state)
     assert_true(same_key("m", "{\"instances\": [1]}", "m", "{\"instances\": [[2, 3], 4, 5]}"));
     /* Other members do, whatever their order and spacing. */
     assert_true(same_key("m", "{\"instances\": [1], \"a\": 1, \"b\": {\"x\": 1, \"y\": [2, 3]}}",
-                         "m", "{ \"b\": {\"y\": [2,3], \"x\": 1}, \"instances\": [9], \"a\": 1.0 }"));
+                         "m",
+                         "{ \"b\": {\"y\": [2,3], \"x\": 1}, \"instances\": [9], \"a\": 1.0 }"));
     assert_false(same_key("m", "{\"instances\": [1], \"signature_name\": \"a\"}", "m",
                           "{\"instances\": [1], \"signature_name\": \"b\"}"));
     assert_false(same_key("m", "{\"instances\": [1], \"signature_name\": \"a\"}", "m",
                           "{\"instances\": [1]}"));
     /* Array order inside parameters is significant. */
-    assert_false(
-        same_key("m", "{\"instances\": [1], \"p\": [1, 2]}", "m", "{\"instances\": [1], \"p\": [2, 1]}"));
+    assert_false(same_key("m", "{\"instances\": [1], \"p\": [1, 2]}", "m",
+                          "{\"instances\": [1], \"p\": [2, 1]}"));
     /* The model name is part of the key, and cannot be confused with the body. */
     assert_false(same_key("m1", "{\"instances\": [1]}", "m2", "{\"instances\": [1]}"));
     assert_false(same_key("a\" {}", "{\"instances\": [1]}", "a", "{\"instances\": [1]}"));
@@ -137,8 +137,11 @@ static void test_merge_three_parts(void **state)
     ig_batch_part_t a, b, c;
     ig_batch_part_t *parts[] = {&a, &b, &c};
     parse_ok(&a, "m", "{\"signature_name\": \"serve\", \"instances\": [[1, 2]]}");
-    parse_ok(&b, "m", "{\"instances\": [[3, 4], {\"k\": \"v\", \"a\": null}], \"signature_name\": \"serve\"}");
-    parse_ok(&c, "m", "{\"instances\": [\"x\", true, [0.5, -0.25]], \"signature_name\": \"serve\"}");
+    parse_ok(
+        &b, "m",
+        "{\"instances\": [[3, 4], {\"k\": \"v\", \"a\": null}], \"signature_name\": \"serve\"}");
+    parse_ok(&c, "m",
+             "{\"instances\": [\"x\", true, [0.5, -0.25]], \"signature_name\": \"serve\"}");
     assert_int_equal(a.rows + b.rows + c.rows, 6);
     char *body = merge(parts, 3);
     assert_string_equal(body, "{\"instances\":[[1,2],[3,4],{\"k\":\"v\",\"a\":null},\"x\",true,"
@@ -229,9 +232,9 @@ static void test_split_count_mismatch(void **state)
     parse_ok(&a, "m", "{\"instances\": [1, 2]}");
     parse_ok(&b, "m", "{\"instances\": [3]}");
 
-    assert_int_equal(ig_codec_v1.split(IG_SLICE_LIT("{\"predictions\": [1, 2]}"), parts, 2, err,
-                                       sizeof(err)),
-                     IG_EUPSTREAM);
+    assert_int_equal(
+        ig_codec_v1.split(IG_SLICE_LIT("{\"predictions\": [1, 2]}"), parts, 2, err, sizeof(err)),
+        IG_EUPSTREAM);
     assert_string_equal(err, "the model returned 2 predictions for a batch of 3 rows");
     assert_null(a.reply.base);
     assert_null(b.reply.base);
@@ -241,18 +244,18 @@ static void test_split_count_mismatch(void **state)
                      IG_EUPSTREAM);
     assert_string_equal(err, "the model returned 4 predictions for a batch of 3 rows");
 
-    assert_int_equal(ig_codec_v1.split(IG_SLICE_LIT("{\"outputs\": [1, 2, 3]}"), parts, 2, err,
-                                       sizeof(err)),
-                     IG_EUPSTREAM);
+    assert_int_equal(
+        ig_codec_v1.split(IG_SLICE_LIT("{\"outputs\": [1, 2, 3]}"), parts, 2, err, sizeof(err)),
+        IG_EUPSTREAM);
     assert_non_null(strstr(err, "expected a \"predictions\" array"));
 
-    assert_int_equal(ig_codec_v1.split(IG_SLICE_LIT("<html>502</html>"), parts, 2, err,
-                                       sizeof(err)),
-                     IG_EUPSTREAM);
+    assert_int_equal(
+        ig_codec_v1.split(IG_SLICE_LIT("<html>502</html>"), parts, 2, err, sizeof(err)),
+        IG_EUPSTREAM);
     assert_non_null(strstr(err, "model answer: invalid JSON"));
 
-    assert_int_equal(ig_codec_v1.split(IG_SLICE_LIT("{\"predictions\": [[1], 2, \"x\"]}"), parts,
-                                       2, err, sizeof(err)),
+    assert_int_equal(ig_codec_v1.split(IG_SLICE_LIT("{\"predictions\": [[1], 2, \"x\"]}"), parts, 2,
+                                       err, sizeof(err)),
                      0);
     assert_string_equal(a.reply.base, "{\"predictions\":[[1],2]}");
     assert_string_equal(b.reply.base, "{\"predictions\":[\"x\"]}");
@@ -272,8 +275,9 @@ static void test_numbers_survive(void **state)
              "{\"instances\": [[0.1, 0.30000000000000004, 1.7976931348623157e308, "
              "100000000000000000, -0, 1.5e-300, 9007199254740993, 123456789012, -42]]}");
     char *body = merge(parts, 1);
-    assert_string_equal(body, "{\"instances\":[[0.1,0.30000000000000004,1.7976931348623157e+308,"
-                              "100000000000000000,-0,1.5e-300,9007199254740992,123456789012,-42]]}");
+    assert_string_equal(body,
+                        "{\"instances\":[[0.1,0.30000000000000004,1.7976931348623157e+308,"
+                        "100000000000000000,-0,1.5e-300,9007199254740992,123456789012,-42]]}");
     free(body);
     ig_batch_part_dispose(&a);
 }

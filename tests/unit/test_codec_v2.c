@@ -44,7 +44,8 @@ static void expect_error(const char *body, const char *needle)
     assert_null(p.key.base);
 }
 
-#define T(name, dt, shape, data) "{\"name\":\"" name "\",\"datatype\":\"" dt "\",\"shape\":" shape ",\"data\":" data "}"
+#define T(name, dt, shape, data)                                                                   \
+    "{\"name\":\"" name "\",\"datatype\":\"" dt "\",\"shape\":" shape ",\"data\":" data "}"
 #define REQ1(t) "{\"inputs\":[" t "]}"
 
 static void test_parse_errors(void **state)
@@ -85,19 +86,21 @@ static void test_parse_errors(void **state)
     expect_error(REQ1(T("s", "BYTES", "[2]", "[\"a\", null]")),
                  "value 1 is null, datatype BYTES needs strings");
     expect_error(REQ1(T("i", "INT32", "[2]", "[1, 2.5]")), "value 1 (2.5) is not an integer");
-    expect_error(REQ1(T("i", "INT8", "[2]", "[127, 128]")), "value 1 (128) is out of range for INT8");
+    expect_error(REQ1(T("i", "INT8", "[2]", "[127, 128]")),
+                 "value 1 (128) is out of range for INT8");
     expect_error(REQ1(T("u", "UINT8", "[1]", "[-1]")), "out of range for UINT8");
     expect_error(REQ1(T("o", "FP32", "[1]", "[{\"a\": 1}]")), "value 0 is an object");
     expect_error("{\"inputs\": [" T("a", "FP32", "[2]", "[1, 2]") "," T("b", "FP32", "[3]",
-                                                                          "[1, 2, 3]") "]}",
+                                                                        "[1, 2, 3]") "]}",
                  "inputs[1].shape[0]: 3 rows, but inputs[0] has 2");
     expect_error("{\"parameters\": [], \"inputs\": [" T("a", "FP32", "[1]", "[1]") "]}",
                  "body.parameters: expected an object");
     expect_error("{\"inputs\": [{\"name\":\"a\",\"datatype\":\"FP32\",\"shape\":[1],\"data\":[1],"
                  "\"parameters\":1}]}",
                  "inputs[0] (\"a\").parameters: expected an object");
-    expect_error("{\"outputs\": [{\"nom\": \"y\"}], \"inputs\": [" T("a", "FP32", "[1]", "[1]") "]}",
-                 "outputs[0].name: expected a string");
+    expect_error(
+        "{\"outputs\": [{\"nom\": \"y\"}], \"inputs\": [" T("a", "FP32", "[1]", "[1]") "]}",
+        "outputs[0].name: expected a string");
     /* Regression (fuzz_codecs v2_duplicate_shape_member): a member given
      * twice in a tensor is refused, not half-validated. */
     expect_error("{\"inputs\": [{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[1],"
@@ -112,11 +115,20 @@ static void test_valid_tensors(void **state)
     (void)state;
     ig_batch_part_t p;
     /* Nested and flat data, several inputs with equal rows, zero-sized dims. */
-    parse_ok(&p, "{\"id\": \"r1\", \"inputs\": [" T("a", "FP32", "[2, 2]", "[[1, 2], [3, 4]]") ","
-                 T("b", "INT64", "[2]", "[-9223372036854775808, 9007199254740992]") ","
-                 T("c", "BYTES", "[2, 1]", "[\"x\", \"\\u00e9\"]") ","
-                 T("d", "BOOL", "[2, 0]", "[[], []]") ","
-                 T("e", "UINT64", "[2]", "[0, 18446744073709549568]") "]}");
+    parse_ok(
+        &p,
+        "{\"id\": \"r1\", \"inputs\": [" T("a", "FP32", "[2, 2]", "[[1, 2], [3, 4]]") "," T(
+            "b", "INT64", "[2]",
+            "[-9223372036854775808, 9007199254740992]") "," T("c", "BYTES", "[2, 1]",
+                                                              "[\"x\", \"\\u00e9\"]") "," T("d",
+                                                                                            "BOOL",
+                                                                                            "[2, "
+                                                                                            "0]",
+                                                                                            "[[], "
+                                                                                            "[]]") "," T("e",
+                                                                                                         "UINT64",
+                                                                                                         "[2]",
+                                                                                                         "[0, 18446744073709549568]") "]}");
     assert_int_equal(p.rows, 2);
     assert_false(p.alone);
     ig_batch_part_dispose(&p);
@@ -138,8 +150,9 @@ static void test_keys(void **state)
 {
     (void)state;
     /* Rows, data and ids do not matter. */
-    assert_true(same_key("{\"id\": \"1\", \"inputs\": [" T("x", "FP32", "[1, 2]", "[1, 2]") "]}",
-                         "{\"id\": \"2\", \"inputs\": [" T("x", "FP32", "[3, 2]", "[[1, 2], [3, 4], [5, 6]]") "]}"));
+    assert_true(same_key(
+        "{\"id\": \"1\", \"inputs\": [" T("x", "FP32", "[1, 2]", "[1, 2]") "]}",
+        "{\"id\": \"2\", \"inputs\": [" T("x", "FP32", "[3, 2]", "[[1, 2], [3, 4], [5, 6]]") "]}"));
     /* Member order (anywhere) does not matter. */
     assert_true(same_key(
         "{\"parameters\": {\"a\": 1, \"b\": 2}, \"outputs\": [{\"name\": \"y\", \"parameters\": "
@@ -148,16 +161,18 @@ static void test_keys(void **state)
         "\"x\"}], \"outputs\": [{\"parameters\": {\"j\": 2, \"k\": 1}, \"name\": \"y\"}], "
         "\"parameters\": {\"b\": 2, \"a\": 1}}"));
     /* Top-level parameters differ. */
-    assert_false(same_key("{\"parameters\": {\"a\": 1}, \"inputs\": [" T("x", "FP32", "[1]", "[1]") "]}",
-                          "{\"parameters\": {\"a\": 2}, \"inputs\": [" T("x", "FP32", "[1]", "[1]") "]}"));
-    assert_false(same_key("{\"parameters\": {\"a\": 1}, \"inputs\": [" T("x", "FP32", "[1]", "[1]") "]}",
-                          "{\"inputs\": [" T("x", "FP32", "[1]", "[1]") "]}"));
+    assert_false(
+        same_key("{\"parameters\": {\"a\": 1}, \"inputs\": [" T("x", "FP32", "[1]", "[1]") "]}",
+                 "{\"parameters\": {\"a\": 2}, \"inputs\": [" T("x", "FP32", "[1]", "[1]") "]}"));
+    assert_false(
+        same_key("{\"parameters\": {\"a\": 1}, \"inputs\": [" T("x", "FP32", "[1]", "[1]") "]}",
+                 "{\"inputs\": [" T("x", "FP32", "[1]", "[1]") "]}"));
     /* Input parameters differ. */
-    assert_false(same_key(
-        "{\"inputs\": [{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[1],\"data\":[1],"
-        "\"parameters\":{\"content_type\":\"np\"}}]}",
-        "{\"inputs\": [{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[1],\"data\":[1],"
-        "\"parameters\":{\"content_type\":\"pd\"}}]}"));
+    assert_false(
+        same_key("{\"inputs\": [{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[1],\"data\":[1],"
+                 "\"parameters\":{\"content_type\":\"np\"}}]}",
+                 "{\"inputs\": [{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[1],\"data\":[1],"
+                 "\"parameters\":{\"content_type\":\"pd\"}}]}"));
     /* shape[1:] differs. */
     assert_false(same_key("{\"inputs\": [" T("x", "FP32", "[1, 2]", "[1, 2]") "]}",
                           "{\"inputs\": [" T("x", "FP32", "[2, 1]", "[1, 2]") "]}"));
@@ -169,12 +184,17 @@ static void test_keys(void **state)
     assert_false(same_key("{\"inputs\": [" T("x", "FP32", "[1]", "[1]") "]}",
                           "{\"inputs\": [" T("y", "FP32", "[1]", "[1]") "]}"));
     /* Output selection differs. */
-    assert_false(same_key("{\"outputs\": [{\"name\": \"label\"}], \"inputs\": [" T("x", "FP32", "[1]", "[1]") "]}",
-                          "{\"outputs\": [{\"name\": \"probabilities\"}], \"inputs\": [" T("x", "FP32", "[1]", "[1]") "]}"));
-    assert_false(same_key("{\"outputs\": [{\"name\": \"label\"}], \"inputs\": [" T("x", "FP32", "[1]", "[1]") "]}",
-                          "{\"inputs\": [" T("x", "FP32", "[1]", "[1]") "]}"));
-    assert_false(same_key("{\"outputs\": [{\"name\": \"a\"}, {\"name\": \"b\"}], \"inputs\": [" T("x", "FP32", "[1]", "[1]") "]}",
-                          "{\"outputs\": [{\"name\": \"b\"}, {\"name\": \"a\"}], \"inputs\": [" T("x", "FP32", "[1]", "[1]") "]}"));
+    assert_false(same_key(
+        "{\"outputs\": [{\"name\": \"label\"}], \"inputs\": [" T("x", "FP32", "[1]", "[1]") "]}",
+        "{\"outputs\": [{\"name\": \"probabilities\"}], \"inputs\": [" T("x", "FP32", "[1]",
+                                                                         "[1]") "]}"));
+    assert_false(same_key(
+        "{\"outputs\": [{\"name\": \"label\"}], \"inputs\": [" T("x", "FP32", "[1]", "[1]") "]}",
+        "{\"inputs\": [" T("x", "FP32", "[1]", "[1]") "]}"));
+    assert_false(same_key("{\"outputs\": [{\"name\": \"a\"}, {\"name\": \"b\"}], \"inputs\": [" T(
+                              "x", "FP32", "[1]", "[1]") "]}",
+                          "{\"outputs\": [{\"name\": \"b\"}, {\"name\": \"a\"}], \"inputs\": [" T(
+                              "x", "FP32", "[1]", "[1]") "]}"));
 }
 
 static void test_binary_goes_alone(void **state)
@@ -185,8 +205,8 @@ static void test_binary_goes_alone(void **state)
     const char bin[] = "{\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[3,4],"
                        "\"parameters\":{\"binary_data_size\":48}}]}\x01\x02\x03\x00\xff";
     memset(&p, 0, sizeof(p));
-    assert_int_equal(ig_codec_v2.parse(&p, IG_SLICE_LIT("m"), ig_slice(bin, sizeof(bin) - 1),
-                                       true, err, sizeof(err)),
+    assert_int_equal(ig_codec_v2.parse(&p, IG_SLICE_LIT("m"), ig_slice(bin, sizeof(bin) - 1), true,
+                                       err, sizeof(err)),
                      0);
     assert_true(p.alone);
     assert_int_equal(p.rows, 3);
@@ -231,19 +251,22 @@ static void test_merge_three_parts(void **state)
     (void)state;
     ig_batch_part_t a, b, c;
     ig_batch_part_t *parts[] = {&a, &b, &c};
-    parse_ok(&a, "{\"id\":\"a\",\"parameters\":{\"p\":1},\"outputs\":[{\"name\":\"y\"}],\"inputs\":["
-                 "{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[1,2],\"data\":[0.1,2],"
-                 "\"parameters\":{\"content_type\":\"np\"}},"
-                 T("s", "BYTES", "[1]", "[\"one\"]") "]}");
-    parse_ok(&b, "{\"inputs\":["
-                 "{\"parameters\":{\"content_type\":\"np\"},\"data\":[[3,4],[5,6]],\"shape\":[2,2],"
-                 "\"datatype\":\"FP32\",\"name\":\"x\"},"
-                 T("s", "BYTES", "[2]", "[\"two\",\"three\"]") "],"
-                 "\"outputs\":[{\"name\":\"y\"}],\"parameters\":{\"p\":1}}");
-    parse_ok(&c, "{\"id\":\"c\",\"outputs\":[{\"name\":\"y\"}],\"parameters\":{\"p\":1},\"inputs\":["
-                 "{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[3,2],\"data\":[7,8,9,10,11,12],"
-                 "\"parameters\":{\"content_type\":\"np\"}},"
-                 T("s", "BYTES", "[3]", "[\"4\",\"5\",\"\\\"6\\\"\"]") "]}");
+    parse_ok(&a,
+             "{\"id\":\"a\",\"parameters\":{\"p\":1},\"outputs\":[{\"name\":\"y\"}],\"inputs\":["
+             "{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[1,2],\"data\":[0.1,2],"
+             "\"parameters\":{\"content_type\":\"np\"}}," T("s", "BYTES", "[1]", "[\"one\"]") "]}");
+    parse_ok(&b,
+             "{\"inputs\":["
+             "{\"parameters\":{\"content_type\":\"np\"},\"data\":[[3,4],[5,6]],\"shape\":[2,2],"
+             "\"datatype\":\"FP32\",\"name\":\"x\"}," T(
+                 "s", "BYTES", "[2]",
+                 "[\"two\",\"three\"]") "],"
+                                        "\"outputs\":[{\"name\":\"y\"}],\"parameters\":{\"p\":1}}");
+    parse_ok(&c,
+             "{\"id\":\"c\",\"outputs\":[{\"name\":\"y\"}],\"parameters\":{\"p\":1},\"inputs\":["
+             "{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[3,2],\"data\":[7,8,9,10,11,12],"
+             "\"parameters\":{\"content_type\":\"np\"}}," T("s", "BYTES", "[3]",
+                                                            "[\"4\",\"5\",\"\\\"6\\\"\"]") "]}");
     assert_true(a.key.len == b.key.len && memcmp(a.key.base, b.key.base, a.key.len) == 0);
     assert_true(a.key.len == c.key.len && memcmp(a.key.base, c.key.base, a.key.len) == 0);
     char *body = merge(parts, 3);
@@ -322,8 +345,8 @@ static char *fake_model(const char *body)
         cJSON_AddItemToArray(pd, cJSON_CreateNumber(x1));
         cJSON_AddItemToArray(pd, cJSON_CreateNumber(x0));
         bool f = cJSON_IsTrue(cJSON_GetArrayItem(flag, i));
-        cJSON_AddItemToArray(ed, cJSON_CreateString(f ? cJSON_GetArrayItem(tag, i)->valuestring
-                                                       : "!"));
+        cJSON_AddItemToArray(ed,
+                             cJSON_CreateString(f ? cJSON_GetArrayItem(tag, i)->valuestring : "!"));
     }
     for (int v = 1; v <= 4; v++)
         cJSON_AddItemToArray(vd, cJSON_CreateNumber(v * 10));
@@ -352,8 +375,8 @@ static void assert_json_equal(const char *got, const char *want)
 }
 
 #define INPUTS3(xs, xd, n, fd, td)                                                                 \
-    "\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":" xs ",\"data\":" xd "},"      \
-    "{\"name\":\"flag\",\"datatype\":\"BOOL\",\"shape\":[" n "],\"data\":" fd "},"                \
+    "\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":" xs ",\"data\":" xd "},"         \
+    "{\"name\":\"flag\",\"datatype\":\"BOOL\",\"shape\":[" n "],\"data\":" fd "},"                 \
     "{\"name\":\"tag\",\"datatype\":\"BYTES\",\"shape\":[" n ",1],\"data\":" td "}]"
 
 static void test_split_round_trip(void **state)
@@ -362,8 +385,8 @@ static void test_split_round_trip(void **state)
     const char *bodies[] = {
         "{\"id\":\"first\"," INPUTS3("[1,2]", "[[0.5,0.25]]", "1", "[true]", "[[\"a\"]]") "}",
         "{" INPUTS3("[2,2]", "[1,2,3,4]", "2", "[false,true]", "[\"b\",\"c\"]") "}",
-        "{\"id\":\"third\"," INPUTS3("[3,2]", "[[5,6],[7,8],[0.1,0.2]]", "3",
-                                     "[true,true,false]", "[[\"d\"],[\"\\u00e9\"],[\"f\"]]") "}",
+        "{\"id\":\"third\"," INPUTS3("[3,2]", "[[5,6],[7,8],[0.1,0.2]]", "3", "[true,true,false]",
+                                     "[[\"d\"],[\"\\u00e9\"],[\"f\"]]") "}",
     };
     ig_batch_part_t a, b, c;
     ig_batch_part_t *parts[] = {&a, &b, &c};
@@ -436,15 +459,19 @@ static void test_malformed_answers(void **state)
                        "outputs[0] (\"y\").data: missing (binary outputs cannot be split)");
 
     /* Shape [3, 2] with nested rows is sliced; [2] is copied whole. */
-    assert_int_equal(ig_codec_v2.split(IG_SLICE_LIT("{\"outputs\": ["
-                                                    "{\"name\":\"y\",\"shape\":[3,2],\"data\":[[1,2],[3,4],[5,6]]},"
-                                                    "{\"name\":\"z\",\"shape\":[2],\"data\":[true,false]}]}"),
-                                       parts, 2, err, sizeof(err)),
-                     0);
-    assert_string_equal(a.reply.base, "{\"outputs\":[{\"name\":\"y\",\"shape\":[1,2],\"data\":[1,2]},"
-                                      "{\"name\":\"z\",\"shape\":[2],\"data\":[true,false]}]}");
-    assert_string_equal(b.reply.base, "{\"outputs\":[{\"name\":\"y\",\"shape\":[2,2],\"data\":[3,4,5,6]},"
-                                      "{\"name\":\"z\",\"shape\":[2],\"data\":[true,false]}]}");
+    assert_int_equal(
+        ig_codec_v2.split(
+            IG_SLICE_LIT("{\"outputs\": ["
+                         "{\"name\":\"y\",\"shape\":[3,2],\"data\":[[1,2],[3,4],[5,6]]},"
+                         "{\"name\":\"z\",\"shape\":[2],\"data\":[true,false]}]}"),
+            parts, 2, err, sizeof(err)),
+        0);
+    assert_string_equal(a.reply.base,
+                        "{\"outputs\":[{\"name\":\"y\",\"shape\":[1,2],\"data\":[1,2]},"
+                        "{\"name\":\"z\",\"shape\":[2],\"data\":[true,false]}]}");
+    assert_string_equal(b.reply.base,
+                        "{\"outputs\":[{\"name\":\"y\",\"shape\":[2,2],\"data\":[3,4,5,6]},"
+                        "{\"name\":\"z\",\"shape\":[2],\"data\":[true,false]}]}");
     ig_batch_part_dispose(&a);
     ig_batch_part_dispose(&b);
 }
@@ -454,8 +481,10 @@ static void test_numbers_survive(void **state)
     (void)state;
     ig_batch_part_t a;
     ig_batch_part_t *parts[] = {&a};
-    parse_ok(&a, "{\"inputs\":[" T("f", "FP32", "[3]", "[0.1, 3.4028234663852886e38, 1.17549435e-38]") ","
-                 T("i", "INT64", "[3]", "[9007199254740993, -9223372036854775808, 1e17]") "]}");
+    parse_ok(
+        &a,
+        "{\"inputs\":[" T("f", "FP32", "[3]", "[0.1, 3.4028234663852886e38, 1.17549435e-38]") "," T(
+            "i", "INT64", "[3]", "[9007199254740993, -9223372036854775808, 1e17]") "]}");
     char *body = merge(parts, 1);
     assert_string_equal(body,
                         "{\"inputs\":[{\"name\":\"f\",\"datatype\":\"FP32\",\"shape\":[3],"
