@@ -279,6 +279,16 @@ static double ratio(double a, double b)
     return b > 0 ? a / b : NAN;
 }
 
+/* "%9.2f", or a dash when there is nothing to compare with. */
+static const char *fmt_num(char *buf, size_t len, double v, int width, int prec)
+{
+    if (isnan(v))
+        snprintf(buf, len, "%*s", width, "-");
+    else
+        snprintf(buf, len, "%*.*f", width, prec, v);
+    return buf;
+}
+
 static double wrk_mean(const peer_run_t *pr, int what)
 {
     double s = 0;
@@ -310,12 +320,14 @@ static void print_tables(compare_t *c)
         for (unsigned r = 0; r < pr->nruns; r++)
             if (pr->runs[r].rss_end_kb > end_max)
                 end_max = pr->runs[r].rss_end_kb;
-        printf("%-10s %10.0f %9.3f %9.3f %9.2f %9.2f %10llu %10llu %9.1f ", ig_peer_name(k),
-               pr->rps_mean, (double)ig_hist_quantile(&pr->merged, 0.5) / 1000.0,
+        char r1[24], r2[24], r3[24];
+        printf("%-10s %10.0f %9.3f %9.3f %s %s %10llu %10llu %s ", ig_peer_name(k), pr->rps_mean,
+               (double)ig_hist_quantile(&pr->merged, 0.5) / 1000.0,
                (double)ig_hist_quantile(&pr->merged, 0.99) / 1000.0,
-               ratio(pr->rps_mean, direct->rps_mean), ratio(pr->rps_mean, nginx->rps_mean),
+               fmt_num(r1, sizeof(r1), ratio(pr->rps_mean, direct->rps_mean), 9, 2),
+               fmt_num(r2, sizeof(r2), ratio(pr->rps_mean, nginx->rps_mean), 9, 2),
                (unsigned long long)first->rss_before_kb, (unsigned long long)end_max,
-               per_conn_kb(first));
+               fmt_num(r3, sizeof(r3), per_conn_kb(first), 9, 1));
         for (unsigned r = 0; r < pr->nruns; r++)
             printf(" %.0f", pr->runs[r].rps);
         uint64_t bad = 0, errs = 0;
@@ -337,9 +349,11 @@ static void print_tables(compare_t *c)
             const peer_run_t *pr = &c->peers[k];
             if (!pr->wanted || pr->skipped || !pr->nwrk)
                 continue;
-            printf("%-10s %10.0f %9.3f %9.3f %9.2f %9.2f ", ig_peer_name(k), wrk_mean(pr, 0),
-                   wrk_mean(pr, 1), wrk_mean(pr, 2), ratio(wrk_mean(pr, 0), wrk_mean(direct, 0)),
-                   ratio(wrk_mean(pr, 0), wrk_mean(nginx, 0)));
+            char r1[24], r2[24];
+            printf("%-10s %10.0f %9.3f %9.3f %s %s ", ig_peer_name(k), wrk_mean(pr, 0),
+                   wrk_mean(pr, 1), wrk_mean(pr, 2),
+                   fmt_num(r1, sizeof(r1), ratio(wrk_mean(pr, 0), wrk_mean(direct, 0)), 9, 2),
+                   fmt_num(r2, sizeof(r2), ratio(wrk_mean(pr, 0), wrk_mean(nginx, 0)), 9, 2));
             for (unsigned r = 0; r < pr->nwrk; r++)
                 printf(" %.0f", pr->wrk[r].rps);
             uint64_t bad = 0;
@@ -359,10 +373,12 @@ static void print_tables(compare_t *c)
             const peer_run_t *pr = &c->peers[k];
             if (!pr->wanted || pr->skipped || !pr->have_idle)
                 continue;
-            printf("%-10s %12llu %12llu %10u %10.2f%s\n", ig_peer_name(k),
+            char r1[24];
+            printf("%-10s %12llu %12llu %10u %s%s\n", ig_peer_name(k),
                    (unsigned long long)pr->idle.rss_before_kb,
                    (unsigned long long)pr->idle.rss_end_kb, pr->idle.connections_open,
-                   per_conn_kb(&pr->idle), k == IG_PEER_DIRECT ? "  (infergate-model itself)" : "");
+                   fmt_num(r1, sizeof(r1), per_conn_kb(&pr->idle), 10, 2),
+                   k == IG_PEER_DIRECT ? "  (infergate-model itself)" : "");
         }
     }
     for (int k = 0; k < IG_PEER__COUNT; k++)

@@ -334,6 +334,25 @@ def case_compare_skips_missing_peer_and_prints_tables():
     check(not re.search(r"^(nginx|haproxy)\s+\d", out, re.M), "skipped peer has a row:\n%s" % out)
 
 
+def case_compare_wrk_sends_the_same_request():
+    wrk = "/usr/bin/wrk"
+    if not os.access(wrk, os.X_OK):
+        print("skip compare_wrk: %s is not installed" % wrk)
+        return
+    c, err = bench_json("compare", "--peers", "direct", "--duration", "0.5", "--warmup", "0",
+                        "--rounds", "1", "--connections", "4", "--wrk", wrk, "--wrk-threads", "2",
+                        "--header", "X-Bench: [[yes]]", "--model", ARGS.model, "--json")
+    check_children_gone(err)
+    runs = c["peers"][0]["wrk"]
+    check(len(runs) == 1, "wrk runs: %s" % runs)
+    w = runs[0]
+    # A POST with the KServe body that the model answers 200: a broken generated script would
+    # make wrk send bodiless GETs, which the model answers 405.
+    check(w["requests"] > 0 and w["non_2xx"] == 0 and w["socket_errors"] == 0,
+          "wrk did not get only 200s: %s" % w)
+    check(0 < w["p50_ms"] <= w["p99_ms"], "wrk percentiles: %s" % w)
+
+
 def case_compare_sigint_stops_everything():
     p = subprocess.Popen([ARGS.bench, "compare", "--peers", "direct,infergate", "--duration",
                           "60", "--rounds", "1", "--connections", "2", "--gateway", ARGS.gateway,

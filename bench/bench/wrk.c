@@ -112,9 +112,10 @@ static int write_script(const char *path, const ig_load_opts_t *o, char *err, si
         ig_buf_append_str(&b, "\n");
     }
     for (size_t k = 0; k < o->nheaders; k++) {
-        ig_buf_append_str(&b, "wrk.headers[");
+        /* The spaces matter: "[[[" would open a long string at once. */
+        ig_buf_append_str(&b, "wrk.headers[ ");
         lua_string(&b, o->headers[k].name.base, o->headers[k].name.len);
-        ig_buf_append_str(&b, "] = ");
+        ig_buf_append_str(&b, " ] = ");
         lua_string(&b, o->headers[k].value.base, o->headers[k].value.len);
         ig_buf_append_str(&b, "\n");
     }
@@ -172,6 +173,15 @@ int ig_wrk_run(const char *wrk, const ig_bench_env_t *env, const ig_load_opts_t 
     text[n] = '\0';
     if (f)
         fclose(f);
+    /* wrk reports a broken script on stderr and then runs anyway, sending
+     * plain GETs: that must not pass for a measurement. */
+    char script_err[PATH_MAX + 20];
+    snprintf(script_err, sizeof(script_err), "%s:", script);
+    if (strstr(text, script_err)) {
+        snprintf(err, errlen, "wrk rejected the generated script %s (%s):\n%.400s", script, log,
+                 text);
+        return IG_EPARSE;
+    }
     if (!finished || ig_wrk_parse(text, r) < 0) {
         snprintf(err, errlen, "wrk %s: no summary in its output (%s):\n%.400s",
                  finished ? "ended" : "did not end", log, text);
