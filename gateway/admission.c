@@ -25,6 +25,7 @@ void ig_admission_init(ig_admission_t *a, size_t max_queue, size_t max_concurren
     a->head = a->tail = NULL;
     a->hold_us_ewma = 0;
     a->hold_samples = 0;
+    a->per_call_ewma = 1.0;
 }
 
 static void link_tail(ig_admission_t *a, ig_adm_item_t *it)
@@ -61,7 +62,9 @@ uint64_t ig_admission_predict_wait_us(const ig_admission_t *a, size_t ahead)
         return 0;
     if (a->hold_samples < IG_ADMISSION_MIN_SAMPLES)
         return 0;
-    return (uint64_t)((double)(ahead + 1) * a->hold_us_ewma / (double)a->max_concurrency);
+    /* Items ahead are served per_call_ewma at a time. */
+    double calls_ahead = (double)ahead / a->per_call_ewma;
+    return (uint64_t)((calls_ahead + 1.0) * a->hold_us_ewma / (double)a->max_concurrency);
 }
 
 int ig_admission_arrive(ig_admission_t *a, ig_adm_item_t *it, uint64_t budget_us)
@@ -72,6 +75,13 @@ int ig_admission_arrive(ig_admission_t *a, ig_adm_item_t *it, uint64_t budget_us
         a->inflight++;
         return IG_ADMIT_RUN;
     }
+    return ig_admission_enqueue(a, it, budget_us);
+}
+
+int ig_admission_enqueue(ig_admission_t *a, ig_adm_item_t *it, uint64_t budget_us)
+{
+    it->queued = false;
+    it->prev = it->next = NULL;
     if (a->depth >= a->max_queue)
         return IG_EQUEUEFULL;
     if (budget_us && a->hold_samples >= IG_ADMISSION_MIN_SAMPLES) {
@@ -97,6 +107,35 @@ ig_adm_item_t *ig_admission_pop(ig_admission_t *a)
     unlink_item(a, it);
     a->inflight++;
     return it;
+}
+
+void ig_admission_take(ig_admission_t *a, ig_adm_item_t *it)
+{
+    if (it->queued)
+        unlink_item(a, it);
+    a->inflight++;
+}
+
+void ig_admission_push_front(ig_admission_t *a, ig_adm_item_t *it)
+{
+    it->prev = NULL;
+    it->next = a->head;
+    if (a->head)
+        a->head->prev = it;
+    else
+        a->tail = it;
+    a->head = it;
+    it->queued = true;
+    a->depth++;
+}
+
+void ig_admission_note_call(ig_admission_t *a, uint32_t requests)
+{
+    if (requests == 0)
+        return;
+    a->per_call_ewma += EWMA_ALPHA * ((double)requests - a->per_call_ewma);
+    if (a->per_call_ewma < 1.0)
+        a->per_call_ewma = 1.0;
 }
 
 ig_adm_item_t *ig_admission_pop_rider(ig_admission_t *a)

@@ -1,18 +1,21 @@
 /*
- * gateway.c: the sidecar's data-port request path and its start-up.
+ * gateway.c: the sidecar's data-port request path.
  *
  * A request is routed, given a deadline, and admitted: it takes a
  * concurrency slot at once, waits in the bounded queue, or is refused with
- * its own status. With a slot it is forwarded to the model through the
- * upstream pool, and the response is streamed back as it arrives. Every
+ * its own status. On a batching route its body is parsed first (a bad one
+ * gets 400 alone) and it waits in its batch group (batcher.c) until the
+ * group is ready; a batch of several goes to the model as one call
+ * (batch_call.c). Alone, a request is forwarded as it came through the
+ * upstream pool and the response is streamed back as it arrives. Every
  * request ends in exactly one response; every error response goes through
- * ig_gateway_reject, which also counts it.
+ * ig_gateway_reject, which also counts it. Start-up and teardown: run.c.
  *
  * Per-request state (ig_pending_t) is recycled through a free list, and its
  * deadline timer stays initialised across uses, so the steady state
  * allocates nothing per request.
  */
-#include "infergate/gateway.h"
+#include "gateway_int.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -22,35 +25,7 @@
 #include "infergate/error.h"
 #include "infergate/log.h"
 
-#define MAX_FWD_HEADERS (IG_SERVER_MAX_HEADERS + 6)
-
-typedef enum {
-    P_FREE,
-    P_QUEUED,   /* waiting for a slot */
-    P_UPSTREAM, /* holding a slot, call in progress */
-} pending_state_t;
-
-struct ig_pending {
-    ig_adm_item_t item;
-    ig_gateway_t *gw;
-    ig_req_t *req;
-    size_t route;
-    pending_state_t state;
-    uv_timer_t deadline_timer;
-    uint64_t deadline_ns; /* 0: none */
-    uint64_t queued_ns;
-    uint64_t dispatched_ns;
-    uint64_t head_ns;
-    bool started; /* response head sent to the client */
-    ig_ucall_t call;
-    ig_header_t fwd[MAX_FWD_HEADERS];
-    ig_buf_t xff;
-    char timing[160];
-    ig_pending_t *next_free;
-    ig_pending_t *next_all;
-};
-
-static uint64_t now_us(const ig_gateway_t *gw)
+uint64_t ig_gw_now_us(const ig_gateway_t *gw)
 {
     return uv_now(gw->loop) * 1000;
 }
@@ -75,6 +50,10 @@ static ig_pending_t *pending_get(ig_gateway_t *gw)
     p->req = NULL;
     p->state = P_FREE;
     p->started = false;
+    p->batching = false;
+    p->bcall = NULL;
+    memset(&p->member, 0, sizeof(p->member));
+    p->member.data = p;
     p->deadline_ns = p->queued_ns = p->dispatched_ns = p->head_ns = 0;
     memset(&p->call, 0, sizeof(p->call));
     p->call.data = p;
@@ -82,10 +61,12 @@ static ig_pending_t *pending_get(ig_gateway_t *gw)
     return p;
 }
 
-static void pending_put(ig_pending_t *p)
+void ig_gw_pending_put(ig_pending_t *p)
 {
     ig_gateway_t *gw = p->gw;
     uv_timer_stop(&p->deadline_timer);
+    ig_batcher_leave(&p->member);
+    ig_batch_part_dispose(&p->part);
     if (p->req) {
         p->req->data = NULL;
         p->req->on_abort = NULL;
@@ -97,7 +78,7 @@ static void pending_put(ig_pending_t *p)
     gw->free_pendings = p;
 }
 
-static void update_gauges(ig_gateway_t *gw)
+void ig_gw_update_gauges(ig_gateway_t *gw)
 {
     ig_metrics_set_inflight(gw->metrics, gw->inflight);
     ig_metrics_set_upstream_inflight(gw->metrics, gw->adm.inflight);
@@ -134,13 +115,13 @@ void ig_gateway_reject(ig_gateway_t *gw, ig_req_t *req, size_t route, int status
 
 /* Ends a pending request with an error response (if nothing was sent yet)
  * or a truncated connection (if the response had started). */
-static void pending_fail(ig_pending_t *p, int status, ig_reason_t reason, const char *msg)
+void ig_gw_pending_fail(ig_pending_t *p, int status, ig_reason_t reason, const char *msg)
 {
     ig_gateway_t *gw = p->gw;
     ig_req_t *req = p->req;
     size_t route = p->route;
     bool started = p->started;
-    pending_put(p);
+    ig_gw_pending_put(p);
     if (started) {
         if (reason == IG_REASON_UPSTREAM_UNAVAILABLE || reason == IG_REASON_UPSTREAM_TIMEOUT ||
             reason == IG_REASON_BAD_RESPONSE)
@@ -155,18 +136,78 @@ static void pending_fail(ig_pending_t *p, int status, ig_reason_t reason, const 
 
 static void dispatch(ig_pending_t *p);
 
-/* A slot came free: give it to the oldest queued request. */
-static void release_slot(ig_gateway_t *gw, uint64_t held_us)
+/* Gives free concurrency slots to queued requests, oldest first. A
+ * request of a batching route goes when its group is ready (full, a
+ * preferred size reached, or its oldest member waited max_delay_us), and
+ * takes batch-mates of its group along; a group not ready yet is passed
+ * over for the requests behind it. */
+static void pump(ig_gateway_t *gw)
+{
+    enum { MAX_BATCH = 4096 };
+    while (gw->adm.inflight < gw->adm.max_concurrency && gw->adm.head) {
+        uint64_t now = uv_hrtime();
+        ig_pending_t *p = NULL;
+        for (ig_adm_item_t *it = gw->adm.head; it; it = it->next) {
+            ig_pending_t *c = it->data;
+            if (!c->member.group || ig_batcher_ready(c->member.group, now)) {
+                p = c;
+                break;
+            }
+        }
+        if (!p)
+            break;
+        if (!p->member.group) {
+            ig_admission_take(&gw->adm, &p->item);
+            depth_change(gw, p->route, -1);
+            uv_timer_stop(&p->deadline_timer);
+            dispatch(p);
+            continue;
+        }
+        ig_batch_member_t *ms[MAX_BATCH];
+        size_t n = ig_batcher_take(p->member.group, now, ms, MAX_BATCH);
+        ig_pending_t *members[MAX_BATCH];
+        for (size_t i = 0; i < n; i++) {
+            ig_pending_t *q = ms[i]->data;
+            if (i == 0)
+                ig_admission_take(&gw->adm, &q->item);
+            else
+                ig_admission_remove(&gw->adm, &q->item);
+            depth_change(gw, q->route, -1);
+            members[i] = q;
+        }
+        if (n == 1) {
+            /* Alone after all: the request goes as it came, streamed back. */
+            uv_timer_stop(&members[0]->deadline_timer);
+            dispatch(members[0]);
+        } else {
+            /* Deadline timers keep running: each member's own deadline
+             * still holds while the model works on the batch. */
+            ig_bcall_dispatch(gw, members, n);
+        }
+    }
+    ig_gw_update_gauges(gw);
+}
+
+void ig_gw_on_group_due(ig_batcher_t *b, ig_batch_group_t *g)
+{
+    (void)g;
+    pump(b->data);
+}
+
+/* A slot came free: give it to the next request. */
+void ig_gw_release_slot(ig_gateway_t *gw, uint64_t held_us)
 {
     ig_admission_release(&gw->adm, held_us);
-    ig_adm_item_t *it;
-    while ((it = ig_admission_pop(&gw->adm)) != NULL) {
-        ig_pending_t *next = it->data;
-        uv_timer_stop(&next->deadline_timer);
-        depth_change(gw, next->route, -1);
-        dispatch(next);
-    }
-    update_gauges(gw);
+    pump(gw);
+}
+
+void ig_gw_requeue_alone(ig_pending_t *p)
+{
+    ig_gateway_t *gw = p->gw;
+    ig_batcher_leave(&p->member);
+    p->batching = false;
+    ig_admission_push_front(&gw->adm, &p->item);
+    depth_change(gw, p->route, +1);
 }
 
 /* The call of `p` is over: its slot goes to the next request. `reached`
@@ -178,10 +219,10 @@ static void finish_call(ig_pending_t *p, bool reached)
     if (reached) {
         held = (uv_hrtime() - p->dispatched_ns) / 1000;
         held = held ? held : 1;
-        ig_metrics_upstream_call(gw->metrics, p->route, held, 1, 1, now_us(gw));
+        ig_metrics_upstream_call(gw->metrics, p->route, held, 1, 1, ig_gw_now_us(gw));
     }
     p->state = P_FREE;
-    release_slot(gw, held);
+    ig_gw_release_slot(gw, held);
 }
 
 static bool connection_listed(ig_slice_t conn_hdr, ig_slice_t name)
@@ -208,7 +249,7 @@ static size_t build_forward_headers(ig_pending_t *p)
     ig_slice_t old_xff = {NULL, 0};
     bool have_id = false, have_proto = false;
     size_t n = 0;
-    for (size_t i = 0; i < req->nheaders && n < MAX_FWD_HEADERS - 4; i++) {
+    for (size_t i = 0; i < req->nheaders && n < IG_GW_MAX_FWD_HEADERS - 4; i++) {
         ig_slice_t name = req->headers[i].name;
         if (ig_http_is_hop_by_hop(name) || ig_slice_ieq(name, "host") ||
             ig_slice_ieq(name, "content-length") || ig_slice_ieq(name, "expect") ||
@@ -251,9 +292,9 @@ static int on_up_head(ig_ucall_t *c, int status, const ig_header_t *hdrs, size_t
     ig_pending_t *p = c->data;
     ig_req_t *req = p->req;
     p->head_ns = uv_hrtime();
-    ig_header_t out[MAX_FWD_HEADERS];
+    ig_header_t out[IG_GW_MAX_FWD_HEADERS];
     size_t k = 0;
-    for (size_t i = 0; i < n && k < MAX_FWD_HEADERS - 1; i++) {
+    for (size_t i = 0; i < n && k < IG_GW_MAX_FWD_HEADERS - 1; i++) {
         ig_slice_t name = hdrs[i].name;
         if (ig_http_is_hop_by_hop(name) || ig_slice_ieq(name, "content-length") ||
             ig_slice_ieq(name, "x-request-id"))
@@ -291,22 +332,22 @@ static void on_up_done(ig_ucall_t *c, int err)
     finish_call(p, err != IG_ECONNREFUSED && err != IG_ECANCELED);
     if (err == 0) {
         ig_req_t *req = p->req;
-        pending_put(p);
+        ig_gw_pending_put(p);
         ig_req_finish(req);
         return;
     }
     char msg[160];
     if (err == IG_ETIMEDOUT) {
         snprintf(msg, sizeof(msg), "the model did not answer in time");
-        pending_fail(p, 504, IG_REASON_UPSTREAM_TIMEOUT, msg);
+        ig_gw_pending_fail(p, 504, IG_REASON_UPSTREAM_TIMEOUT, msg);
     } else if (err == IG_EPROTO) {
         snprintf(msg, sizeof(msg), "the model sent an invalid HTTP response");
-        pending_fail(p, 502, IG_REASON_BAD_RESPONSE, msg);
+        ig_gw_pending_fail(p, 502, IG_REASON_BAD_RESPONSE, msg);
     } else if (err == IG_ECANCELED) {
-        pending_fail(p, 503, IG_REASON_DRAINING, "the gateway is shutting down");
+        ig_gw_pending_fail(p, 503, IG_REASON_DRAINING, "the gateway is shutting down");
     } else {
         snprintf(msg, sizeof(msg), "the model is unavailable: %s", ig_strerror(err));
-        pending_fail(p, 502, IG_REASON_UPSTREAM_UNAVAILABLE, msg);
+        ig_gw_pending_fail(p, 502, IG_REASON_UPSTREAM_UNAVAILABLE, msg);
     }
     (void)gw;
 }
@@ -324,7 +365,7 @@ static void dispatch(ig_pending_t *p)
         if (p->dispatched_ns >= p->deadline_ns) {
             /* Expired in the same loop turn that freed its slot. */
             finish_call(p, false);
-            pending_fail(p, 504, IG_REASON_DEADLINE, "deadline passed while queued");
+            ig_gw_pending_fail(p, 504, IG_REASON_DEADLINE, "deadline passed while queued");
             return;
         }
         uint64_t left_ms = (p->deadline_ns - p->dispatched_ns + 999999) / 1000000;
@@ -344,10 +385,10 @@ static void dispatch(ig_pending_t *p)
     c->on_done = on_up_done;
     p->state = P_UPSTREAM;
     req->on_writable = on_client_writable;
-    update_gauges(gw);
+    ig_gw_update_gauges(gw);
     if (ig_upstream_call(gw->upstream, c) != 0) {
         finish_call(p, false);
-        pending_fail(p, 502, IG_REASON_UPSTREAM_UNAVAILABLE, "the upstream pool refused the call");
+        ig_gw_pending_fail(p, 502, IG_REASON_UPSTREAM_UNAVAILABLE, "the upstream pool refused the call");
     }
 }
 
@@ -357,11 +398,16 @@ static void on_deadline(uv_timer_t *t)
 {
     ig_pending_t *p = t->data;
     ig_gateway_t *gw = p->gw;
+    if (p->state == P_BATCH) {
+        ig_bcall_expire(p);
+        return;
+    }
     if (p->state != P_QUEUED)
         return;
     ig_admission_remove(&gw->adm, &p->item);
+    ig_batcher_leave(&p->member);
     depth_change(gw, p->route, -1);
-    pending_fail(p, 504, IG_REASON_DEADLINE, "deadline passed while queued");
+    ig_gw_pending_fail(p, 504, IG_REASON_DEADLINE, "deadline passed while queued");
 }
 
 static void on_client_abort(ig_req_t *req)
@@ -371,14 +417,18 @@ static void on_client_abort(ig_req_t *req)
     if (p->state == P_QUEUED) {
         /* Never sent upstream. */
         ig_admission_remove(&gw->adm, &p->item);
+        ig_batcher_leave(&p->member);
         depth_change(gw, p->route, -1);
         p->req = NULL;
-        pending_put(p);
+        ig_gw_pending_put(p);
+    } else if (p->state == P_BATCH) {
+        /* The batch goes on for the others; the call owns p until it ends. */
+        ig_bcall_detach(p);
     } else if (p->state == P_UPSTREAM) {
         ig_upstream_cancel(&p->call);
         p->req = NULL;
         finish_call(p, true);
-        pending_put(p);
+        ig_gw_pending_put(p);
     }
 }
 
@@ -418,6 +468,28 @@ static bool answer_own_health(ig_gateway_t *gw, ig_req_t *req)
     return true;
 }
 
+/* Puts a queued request of a batching route into the group of requests it
+ * may share a call with: same route, same request target, same
+ * credentials (a batch is sent with one Authorization) and same codec key. */
+static void join_batch(ig_gateway_t *gw, ig_pending_t *p, const ig_route_match_t *m)
+{
+    ig_req_t *req = p->req;
+    ig_buf_t *k = &gw->scratch;
+    ig_buf_reset(k);
+    ig_buf_append_slice(k, req->target);
+    ig_buf_append(k, "\n", 1);
+    ig_slice_t auth = ig_req_header(req, "authorization");
+    if (auth.base)
+        ig_buf_append_slice(k, auth);
+    ig_buf_append(k, "\n", 1);
+    ig_buf_append(k, p->part.key.base ? p->part.key.base : "", p->part.key.len);
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < k->len; i++)
+        h = (h ^ (unsigned char)k->base[i]) * 1099511628211ull;
+    ig_batcher_join(&gw->batcher, p->route, &m->route->batch, k->base, k->len, h, &p->member,
+                    p->part.rows, p->queued_ns);
+}
+
 void ig_gateway_on_request(ig_req_t *req, void *ud)
 {
     ig_gateway_t *gw = ud;
@@ -432,7 +504,7 @@ void ig_gateway_on_request(ig_req_t *req, void *ud)
     }
     size_t route = m.index;
     req->tag = route + 1;
-    ig_metrics_arrival(gw->metrics, route, now_us(gw));
+    ig_metrics_arrival(gw->metrics, route, ig_gw_now_us(gw));
     if (gw->health.phase == IG_DRAIN_DONE || gw->health.timed_out) {
         ig_gateway_reject(gw, req, route, 503, IG_REASON_DRAINING, "the gateway is draining");
         return;
@@ -453,17 +525,34 @@ void ig_gateway_on_request(ig_req_t *req, void *ud)
     uint64_t budget_us = 0;
     if (p->deadline_ns) {
         if (p->deadline_ns <= p->queued_ns) {
-            pending_put(p);
+            ig_gw_pending_put(p);
             ig_gateway_reject(gw, req, route, 504, IG_REASON_DEADLINE,
                               "deadline passed before the request was read");
             return;
         }
         budget_us = (p->deadline_ns - p->queued_ns) / 1000;
     }
+
+    /* A batching route parses the body now: a malformed one gets its 400
+     * here and never disturbs a batch. */
+    const ig_codec_t *codec = gw->route_codecs[route];
+    if (codec) {
+        char err[256];
+        ig_slice_t model = ig_route_capture(&m, "model");
+        bool binary = ig_req_header(req, "inference-header-content-length").base != NULL;
+        if (codec->parse(&p->part, model.base ? model : ig_slice("", 0), req->body, binary, err,
+                         sizeof(err)) != 0) {
+            ig_gw_pending_put(p);
+            ig_gateway_reject(gw, req, route, 400, IG_REASON_BAD_REQUEST, err);
+            return;
+        }
+        p->batching = !p->part.alone && gw->cfg->limits.max_queue > 0;
+    }
     req->data = p;
     req->on_abort = on_client_abort;
 
-    int r = ig_admission_arrive(&gw->adm, &p->item, budget_us);
+    int r = p->batching ? ig_admission_enqueue(&gw->adm, &p->item, budget_us)
+                        : ig_admission_arrive(&gw->adm, &p->item, budget_us);
     if (r == IG_ADMIT_RUN) {
         dispatch(p);
         return;
@@ -474,9 +563,12 @@ void ig_gateway_on_request(ig_req_t *req, void *ud)
         if (p->deadline_ns)
             uv_timer_start(&p->deadline_timer, on_deadline,
                            (p->deadline_ns - p->queued_ns + 999999) / 1000000, 0);
+        if (p->batching)
+            join_batch(gw, p, &m);
+        pump(gw);
         return;
     }
-    pending_put(p);
+    ig_gw_pending_put(p);
     if (r == IG_EQUEUEFULL)
         ig_gateway_reject(gw, req, route, 503, IG_REASON_QUEUE_FULL,
                           "the queue is full (limits.max_queue)");
@@ -495,8 +587,9 @@ void ig_gateway_fail_all(ig_gateway_t *gw)
     ig_adm_item_t *it;
     while ((it = ig_admission_pop_rider(&gw->adm)) != NULL) {
         ig_pending_t *p = it->data;
+        ig_batcher_leave(&p->member);
         depth_change(gw, p->route, -1);
-        pending_fail(p, 503, IG_REASON_DRAINING,
+        ig_gw_pending_fail(p, 503, IG_REASON_DRAINING,
                      "the gateway is shutting down and drain.timeout_ms has passed");
     }
     for (ig_pending_t *p = gw->all_pendings; p; p = p->next_all) {
@@ -504,168 +597,9 @@ void ig_gateway_fail_all(ig_gateway_t *gw)
             continue;
         ig_upstream_cancel(&p->call);
         finish_call(p, true);
-        pending_fail(p, 503, IG_REASON_DRAINING,
+        ig_gw_pending_fail(p, 503, IG_REASON_DRAINING,
                      "the gateway is shutting down and drain.timeout_ms has passed");
     }
+    ig_bcall_fail_all(gw);
 }
 
-/* ---- access log and completion ---------------------------------------- */
-
-static void on_data_complete(ig_req_t *req, int status, uint64_t bytes_out, void *ud)
-{
-    ig_gateway_t *gw = ud;
-    uint64_t dur_us = (uv_hrtime() - req->start_ns) / 1000;
-    size_t route = req->tag ? (size_t)(req->tag - 1) : IG_METRICS_NO_ROUTE;
-    ig_metrics_request_done(gw->metrics, route, status, dur_us, now_us(gw));
-    if (gw->inflight > 0)
-        gw->inflight--;
-    update_gauges(gw);
-    if (gw->cfg->log.access_log && ig_log_threshold <= IG_LOG_INFO) {
-        ig_buf_t *b = &gw->scratch;
-        ig_buf_reset(b);
-        ig_buf_append_str(b, "{\"msg\":\"access\",\"method\":");
-        ig_buf_append_json_str(b, req->method_name.base, req->method_name.len);
-        ig_buf_append_str(b, ",\"path\":");
-        ig_buf_append_json_str(b, req->path.base, req->path.len);
-        ig_buf_printf(b, ",\"status\":%d,\"duration_ms\":%.3f,\"bytes\":%" PRIu64 ",\"peer\":",
-                      status, (double)dur_us / 1000.0, bytes_out);
-        ig_buf_append_json_str(b, req->peer_ip, strlen(req->peer_ip));
-        ig_buf_append_str(b, ",\"request_id\":");
-        ig_buf_append_json_str(b, req->request_id.base, req->request_id.len);
-        ig_buf_append_str(b, "}\n");
-        ig_log_raw(b->base, b->len);
-    }
-    ig_health_on_request_done(gw);
-}
-
-static void on_data_request(ig_req_t *req, void *ud)
-{
-    ig_gateway_t *gw = ud;
-    gw->inflight++;
-    ig_gateway_on_request(req, ud);
-}
-
-/* ---- start-up and shutdown -------------------------------------------- */
-
-static void on_signal(uv_signal_t *s, int signum)
-{
-    ig_gateway_t *gw = s->data;
-    ig_health_drain(gw, signum == SIGTERM ? "SIGTERM" : "SIGINT");
-}
-
-static void close_walk(uv_handle_t *h, void *arg)
-{
-    (void)arg;
-    if (!uv_is_closing(h))
-        uv_close(h, NULL);
-}
-
-int ig_gateway_run(const ig_config_t *cfg)
-{
-    ig_gateway_t gw_storage;
-    ig_gateway_t *gw = &gw_storage;
-    memset(gw, 0, sizeof(*gw));
-    char err[512];
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    gw->loop = &loop;
-    gw->cfg = cfg;
-    ig_log_threshold = cfg->log.level;
-    ig_buf_init(&gw->scratch, 0);
-
-    if (ig_router_init(&gw->router, cfg->routes, cfg->nroutes, err, sizeof(err)) != 0) {
-        ig_log_fail("invalid routes: %s", err);
-        return 2;
-    }
-    gw->route_names = ig_xcalloc(cfg->nroutes, sizeof(char *));
-    for (size_t i = 0; i < cfg->nroutes; i++)
-        gw->route_names[i] = cfg->routes[i].match;
-    gw->route_depth = ig_xcalloc(cfg->nroutes, sizeof(uint64_t));
-    gw->metrics = ig_metrics_new(cfg->nroutes, gw->route_names, cfg->metrics.window_s,
-                                 cfg->upstream.max_concurrency);
-    ig_metrics_start(gw->metrics, now_us(gw));
-    ig_admission_init(&gw->adm, cfg->limits.max_queue, cfg->upstream.max_concurrency);
-
-    ig_upstream_opts_t uo = {
-        .url = cfg->upstream.url,
-        .max_connections = cfg->upstream.max_connections,
-        .connect_timeout_ms = cfg->upstream.connect_timeout_ms,
-        .timeout_ms = cfg->upstream.timeout_ms,
-        .max_header_bytes = cfg->limits.max_header_bytes * 4,
-    };
-    int rc = 1;
-    if (ig_upstream_new(&loop, &uo, &gw->upstream, err, sizeof(err)) != 0) {
-        ig_log_fail("%s", err);
-        goto out;
-    }
-
-    ig_server_opts_t so = {
-        .limits = {
-            .max_header_bytes = cfg->limits.max_header_bytes,
-            .max_body_bytes = cfg->limits.max_body_bytes,
-            .header_timeout_ms = cfg->limits.header_timeout_ms,
-            .idle_timeout_ms = cfg->limits.idle_timeout_ms,
-            .max_connections = cfg->limits.max_connections,
-        },
-        .on_request = on_data_request,
-        .on_complete = on_data_complete,
-        .ud = gw,
-    };
-    gw->data = ig_server_new(&loop, &so);
-    int r = ig_server_listen(gw->data, cfg->listen);
-    if (r != 0) {
-        ig_log_fail("cannot listen on %s (listen): %s", cfg->listen, ig_strerror(r));
-        goto out;
-    }
-    ig_server_opts_t ao = so;
-    ao.limits.max_body_bytes = 4096;
-    ao.limits.max_connections = 256;
-    ao.on_request = ig_admin_on_request;
-    ao.on_complete = NULL;
-    gw->admin = ig_server_new(&loop, &ao);
-    r = ig_server_listen(gw->admin, cfg->admin_listen);
-    if (r != 0) {
-        ig_log_fail("cannot listen on %s (admin_listen): %s", cfg->admin_listen, ig_strerror(r));
-        goto out;
-    }
-
-    uv_signal_init(&loop, &gw->sigterm);
-    uv_signal_init(&loop, &gw->sigint);
-    gw->sigterm.data = gw->sigint.data = gw;
-    uv_signal_start(&gw->sigterm, on_signal, SIGTERM);
-    uv_signal_start(&gw->sigint, on_signal, SIGINT);
-    signal(SIGPIPE, SIG_IGN);
-
-    ig_health_start(gw);
-    char fields[256];
-    snprintf(fields, sizeof(fields), "\"listen\":\"%s\",\"admin_listen\":\"%s\",\"upstream\":\"%s\"",
-             cfg->listen, cfg->admin_listen, cfg->upstream.url);
-    IG_LOGF(IG_LOG_INFO, fields, "infergate serving");
-    uv_run(&loop, UV_RUN_DEFAULT);
-    rc = gw->exit_code;
-    IG_LOGF(IG_LOG_INFO, NULL, "infergate stopped, exit code %d", rc);
-
-out:
-    /* Close whatever is still open so the loop can be closed cleanly. */
-    if (gw->data && gw->health.phase != IG_DRAIN_DONE)
-        ig_server_close(gw->data, NULL, NULL);
-    if (gw->admin && gw->health.phase != IG_DRAIN_DONE)
-        ig_server_close(gw->admin, NULL, NULL);
-    if (gw->upstream)
-        ig_upstream_free(gw->upstream);
-    uv_walk(&loop, close_walk, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    uv_loop_close(&loop);
-    ig_pending_t *p = gw->all_pendings;
-    while (p) {
-        ig_pending_t *n = p->next_all;
-        ig_buf_dispose(&p->xff);
-        free(p);
-        p = n;
-    }
-    ig_metrics_free(gw->metrics);
-    free(gw->route_names);
-    free(gw->route_depth);
-    ig_buf_dispose(&gw->scratch);
-    return rc;
-}

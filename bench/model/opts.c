@@ -40,6 +40,8 @@ static const char usage[] =
     "  --port-file PATH         write the bound port (decimal + newline) once listening\n"
     "  --log-level L            debug|info|warn|error|off (default info)\n"
     "  --quiet                  no per-call log lines\n"
+    "  --short-batch-answers    a V1 call with more than one row is answered with one\n"
+    "                           prediction too few (tests a gateway's count check)\n"
     "  -h, --help               this text\n"
     "  --version                print the version\n";
 
@@ -213,6 +215,13 @@ int ig_opts_parse(int argc, char **argv, ig_opts_t *o, char *err, size_t errlen)
         }
         if (eq && nlen == strlen("--quiet") && strncmp(arg, "--quiet", nlen) == 0)
             return fail(err, errlen, "--quiet: takes no value");
+        if (strcmp(arg, "--short-batch-answers") == 0) {
+            o->short_batch_answers = true;
+            continue;
+        }
+        if (eq && nlen == strlen("--short-batch-answers") &&
+            strncmp(arg, "--short-batch-answers", nlen) == 0)
+            return fail(err, errlen, "--short-batch-answers: takes no value");
         for (size_t f = 0; f < sizeof(value_flags) / sizeof(value_flags[0]); f++) {
             const char *name = value_flags[f].name;
             const char *v;

@@ -37,6 +37,7 @@ typedef struct {
     const char *port_file; /* NULL: none */
     ig_log_level_t log_level;
     bool quiet;
+    bool short_batch_answers; /* V1 answers to multi-row calls lack one prediction */
 } ig_opts_t;
 
 /* Fills `o` with the defaults, then applies argv[1..argc). Flags take their

@@ -29,6 +29,7 @@ typedef struct {
     ig_adm_item_t *head, *tail;
     double hold_us_ewma; /* how long a call recently held a slot */
     uint64_t hold_samples;
+    double per_call_ewma; /* requests served by one call (batching), >= 1 */
 } ig_admission_t;
 
 /* Outcomes of ig_admission_arrive besides the negative IG_E* refusals. */
@@ -45,6 +46,22 @@ void ig_admission_init(ig_admission_t *a, size_t max_queue, size_t max_concurren
  * IG_EQUEUEFULL, or IG_EUNMEETABLE (waiting for a slot and then being
  * served would take longer than the budget, by recent history). */
 int ig_admission_arrive(ig_admission_t *a, ig_adm_item_t *it, uint64_t budget_us);
+
+/* Queues an item even when a slot is free (a batch member waiting for
+ * batch-mates). Returns IG_ADMIT_QUEUED, IG_EQUEUEFULL or IG_EUNMEETABLE. */
+int ig_admission_enqueue(ig_admission_t *a, ig_adm_item_t *it, uint64_t budget_us);
+
+/* Unlinks a queued item and takes a slot for it (the caller checked that
+ * one is free: inflight < max_concurrency). */
+void ig_admission_take(ig_admission_t *a, ig_adm_item_t *it);
+
+/* Puts an item back at the head of the queue, past the max_queue bound: a
+ * request that was already admitted and must be re-sent on its own. */
+void ig_admission_push_front(ig_admission_t *a, ig_adm_item_t *it);
+
+/* Records that a call carried `requests` requests, so that predictions
+ * count calls, not requests, when batching serves many per call. */
+void ig_admission_note_call(ig_admission_t *a, uint32_t requests);
 
 /* Removes a queued item (deadline passed, client gone). No-op if not queued. */
 void ig_admission_remove(ig_admission_t *a, ig_adm_item_t *it);

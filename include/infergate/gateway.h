@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "infergate/admission.h"
+#include "infergate/batcher.h"
 #include "infergate/buf.h"
 #include "infergate/config.h"
 #include "infergate/metrics.h"
@@ -72,6 +73,10 @@ struct ig_gateway {
     uint64_t inflight;        /* client requests inside the gateway */
     ig_health_t health;
     uv_signal_t sigterm, sigint;
+    struct ig_codec const **route_codecs; /* per route: NULL for passthrough */
+    ig_batcher_t batcher;
+    struct ig_bcall *bcalls_free; /* recycled batch calls */
+    struct ig_bcall *bcalls_all;
     ig_pending_t *free_pendings; /* recycled per-request state */
     ig_pending_t *all_pendings;  /* every allocated one, for shutdown */
     ig_buf_t scratch;            /* access log lines and admin bodies */

@@ -34,7 +34,8 @@
     X(BODY_TOO_LARGE, "body_too_large")                                                            \
     X(HEADER_TIMEOUT, "header_timeout")                                                            \
     X(NO_ROUTE, "no_route")                                                                        \
-    X(FORBIDDEN, "forbidden")
+    X(FORBIDDEN, "forbidden")                                                                      \
+    X(INTERNAL, "internal")
 
 typedef enum {
 #define IG_REASON_ENUM(name, str) IG_REASON_##name,

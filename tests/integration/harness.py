@@ -322,6 +322,19 @@ class Model(Proc):
         raise CaseFailure("model /stats %s never became %s (last %r)" % (key, what, last))
 
 
+def wait_for(pred, timeout=IO_TIMEOUT, interval=0.01):
+    """Polls pred() until it is true; returns whether it became true."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if pred():
+                return True
+        except OSError:
+            pass
+        time.sleep(interval)
+    return False
+
+
 def deep_merge(base, over):
     out = dict(base)
     for k, v in over.items():
@@ -399,6 +412,11 @@ class Gateway(Proc):
             return r.json().get("queue_depth")
         except ValueError:
             return None
+
+    def wait_queue_depth_at_most(self, n, timeout=IO_TIMEOUT):
+        """Waits until the gateway reports at most n queued requests."""
+        check(wait_for(lambda: (self.queue_depth() or 0) <= n, timeout),
+              "gateway queue depth never fell to %d" % n)
 
     def wait_queue_depth(self, n, timeout=IO_TIMEOUT):
         """Waits until the gateway reports at least n queued requests. When

@@ -163,6 +163,53 @@ static void test_release_without_sample_keeps_average(void **state)
     assert_int_equal(a.inflight, 0);
 }
 
+static void test_enqueue_take_push_front(void **state)
+{
+    (void)state;
+    ig_admission_t a;
+    ig_adm_item_t w1, w2, again;
+    ig_admission_init(&a, 2, 2);
+    /* A batch member waits even with slots free. */
+    assert_int_equal(ig_admission_enqueue(&a, &w1, 0), IG_ADMIT_QUEUED);
+    assert_int_equal(ig_admission_enqueue(&a, &w2, 0), IG_ADMIT_QUEUED);
+    assert_int_equal(a.inflight, 0);
+    assert_int_equal(ig_admission_enqueue(&a, &again, 0), IG_EQUEUEFULL);
+    /* Taking a specific item (not the head) unlinks it and holds a slot. */
+    ig_admission_take(&a, &w2);
+    assert_int_equal(a.inflight, 1);
+    assert_int_equal(a.depth, 1);
+    assert_ptr_equal(a.head, &w1);
+    /* Re-sent alone: back at the head, past the bound. */
+    ig_admission_push_front(&a, &again);
+    ig_admission_push_front(&a, &w2);
+    assert_int_equal(a.depth, 3);
+    assert_ptr_equal(a.head, &w2);
+    assert_ptr_equal(a.head->next, &again);
+    assert_ptr_equal(a.tail, &w1);
+}
+
+static void test_prediction_counts_calls_not_requests(void **state)
+{
+    (void)state;
+    ig_admission_t a;
+    ig_adm_item_t run, q[8];
+    ig_admission_init(&a, 100, 1);
+    for (int i = 0; i < IG_ADMISSION_MIN_SAMPLES; i++) {
+        ig_admission_arrive(&a, &run, 0);
+        ig_admission_release(&a, 100000);
+    }
+    ig_admission_arrive(&a, &run, 0);
+    for (int i = 0; i < 8; i++)
+        ig_admission_enqueue(&a, &q[i], 0);
+    uint64_t one_per_call = ig_admission_predict_wait_us(&a, 8);
+    for (int i = 0; i < 50; i++)
+        ig_admission_note_call(&a, 8);
+    uint64_t batched = ig_admission_predict_wait_us(&a, 8);
+    /* 8 ahead served 8 per call: about two calls' time instead of nine. */
+    assert_int_equal(one_per_call, 900000);
+    assert_true(batched < 250000 && batched >= 150000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -175,6 +222,8 @@ int main(void)
         cmocka_unit_test(test_unmeetable_deadline),
         cmocka_unit_test(test_ewma_and_retry_after),
         cmocka_unit_test(test_release_without_sample_keeps_average),
+        cmocka_unit_test(test_enqueue_take_push_front),
+        cmocka_unit_test(test_prediction_counts_calls_not_requests),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
