@@ -292,7 +292,7 @@ static int on_headers_complete(llhttp_t *p)
     ig_ucall_t *c = uc->call;
     int status = llhttp_get_status_code(p);
     if (status < 200)
-        return 0; /* interim response: skipped, the real one follows */
+        return 1; /* interim response: no content (RFC 9110 15.2), the real one follows */
     uc->status = status;
     uc->got_head = true;
     const char *base = uc->head.base ? uc->head.base : "";
@@ -319,7 +319,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     uconn_t *uc = uc_of(p);
     ig_ucall_t *c = uc->call;
-    if (c && c->on_body)
+    if (c && c->on_body && uc->got_head)
         c->on_body(c, at, len);
     return uc->call ? 0 : -1;
 }
