@@ -51,6 +51,7 @@ typedef struct {
     ig_header_t headers[IG_SERVER_MAX_HEADERS];
     size_t nheaders;
     bool in_value;
+    size_t trailer_len; /* bytes of trailer fields after a chunked body */
     ig_buf_t body;
     bool started;       /* response head sent */
     bool chunked;       /* response uses chunked encoding */
@@ -407,10 +408,30 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
     return head_append(c, at, len);
 }
 
+/* llhttp reports the trailer fields of a chunked body through the header
+ * callbacks too, after headers-complete. By then the request's target, path,
+ * headers and id are slices into `head`, which must not grow (it would move),
+ * so trailers are discarded, as RFC 9110 6.5.1 allows, and only counted:
+ * head and trailers together stay within max_header_bytes. */
+static int on_trailer(ig_conn_t *c, size_t len)
+{
+    req_impl_t *r = &c->req;
+    size_t max = c->srv->opts.limits.max_header_bytes;
+    r->trailer_len += len;
+    if (max && (r->trailer_len > max || r->head.len > max - r->trailer_len)) {
+        c->err_status = 431;
+        c->err_msg = "request trailers exceed limits.max_header_bytes";
+        return -1;
+    }
+    return 0;
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     ig_conn_t *c = conn_of(p);
     req_impl_t *r = &c->req;
+    if (c->state == C_BODY)
+        return on_trailer(c, len);
     if (r->in_value || r->nheaders == 0) {
         if (r->nheaders == IG_SERVER_MAX_HEADERS) {
             c->err_status = 431;
@@ -432,6 +453,8 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     ig_conn_t *c = conn_of(p);
     req_impl_t *r = &c->req;
+    if (c->state == C_BODY)
+        return on_trailer(c, len);
     if (!r->in_value) {
         r->in_value = true;
         r->hval[r->nheaders - 1].off = r->head.len;
