@@ -301,8 +301,13 @@ static int on_headers_complete(llhttp_t *p)
         uc->hdrs[i].value = ig_slice(base + uc->hval_off[i], uc->hval_len[i]);
     }
     int64_t cl = -1;
-    if (p->flags & F_CONTENT_LENGTH)
+    if (p->flags & F_CONTENT_LENGTH) {
+        /* llhttp takes lengths up to 2^64-1; ours is signed, with -1 for
+         * unknown. A length beyond INT64_MAX is no honest answer. */
+        if (p->content_length > (uint64_t)INT64_MAX)
+            return -1;
         cl = (int64_t)p->content_length;
+    }
     bool no_body = uc->head_method || status == 204 || status == 304;
     /* A HEAD answer keeps the length of the body it describes. */
     int64_t shown = uc->head_method ? cl : (no_body ? 0 : cl);

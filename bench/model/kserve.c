@@ -22,6 +22,11 @@
 
 #include "infergate/error.h"
 
+/* Iris measurements are centimetres. Far larger values overflow the
+ * standardisation into infinities and the softmax into NaN, so they are
+ * refused instead of answered with meaningless numbers. */
+#define MAX_FEATURE 1e6
+
 static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
@@ -123,6 +128,13 @@ int ig_kserve_v1_parse(const char *body, size_t len, ig_kserve_input_t *in, char
                               j);
                     goto out;
                 }
+                if (fabs(v->valuedouble) > MAX_FEATURE) {
+                    free(x);
+                    rc = fail(err, errlen, IG_EINVAL,
+                              "instances[%zu][%d]: %g is out of range (|x| <= %g)", i, j,
+                              v->valuedouble, MAX_FEATURE);
+                    goto out;
+                }
                 x[i * IG_IRIS_FEATURES + (size_t)j++] = v->valuedouble;
             }
         }
@@ -218,6 +230,9 @@ static int element(const cJSON *v, const dtype_t *dt, double *out, const char *w
                         d);
         d = (double)(float)d;
     }
+    if (fabs(d) > MAX_FEATURE)
+        return fail(err, errlen, IG_EINVAL, "inputs[0].data%s: %g is out of range (|x| <= %g)",
+                    where, d, MAX_FEATURE);
     *out = d;
     return 0;
 }

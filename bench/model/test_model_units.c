@@ -133,6 +133,8 @@ static void test_v1_parse_errors(void **state)
                     "instances[0]: expected an array of 4 numbers");
     expect_v1_error("{\"instances\":[[1,2,1e999,4]]}", IG_EINVAL,
                     "instances[0][2]: not a finite number");
+    expect_v1_error("{\"instances\":[[5.1,3.5,2e300,0.2]]}", IG_EINVAL,
+                    "instances[0][2]: 2e+300 is out of range (|x| <= 1e+06)");
 }
 
 static void test_v1_render(void **state)
@@ -242,6 +244,8 @@ static void test_v2_parse_errors(void **state)
                     "inputs[0].data[2]: 256 is not a valid UINT8 value");
     expect_v2_error(T("[1,4]", "FP32", "[1,2,1e39,4]"),
                     "inputs[0].data[2]: 1e+39 is out of FP32 range");
+    expect_v2_error(T("[1,4]", "FP64", "[5.1,3.5,1.41e308,0.3]"),
+                    "inputs[0].data[2]: 1.41e+308 is out of range (|x| <= 1e+06)");
     expect_v2_error(T("[1,4]", "FP32", "{}"), "inputs[0].data: expected an array");
     expect_v2_error("{\"inputs\":[{\"name\":\"x\",\"shape\":[1,4],\"datatype\":\"FP32\"}]}",
                     "inputs[0].data: missing");
