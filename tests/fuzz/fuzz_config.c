@@ -48,8 +48,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     char verr[1024] = "";
     int vrc = ig_config_validate(&c, verr, sizeof verr);
-    FUZZ_CHECK(vrc == 0 || vrc == IG_ECONFIG || vrc == IG_EINVAL,
-               "validate returned %d (%s)", vrc, ig_err_name(vrc));
+    FUZZ_CHECK(vrc == 0 || vrc == IG_ECONFIG || vrc == IG_EINVAL, "validate returned %d (%s)", vrc,
+               ig_err_name(vrc));
     FUZZ_CHECK(vrc == 0 || verr[0] != '\0', "validate failed without a message");
 
     char *printed = ig_config_to_json(&c, false);
@@ -59,12 +59,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc2 = ig_config_merge_json(&again, printed, strlen(printed), "printed", err2, sizeof err2);
     FUZZ_CHECK(rc2 == 0, "the printed configuration does not merge back: %s\n%s", err2, printed);
     char *reprinted = ig_config_to_json(&again, false);
-    FUZZ_CHECK(strcmp(printed, reprinted) == 0, "round trip changed the configuration:\n%s\n---\n%s",
-               printed, reprinted);
+    FUZZ_CHECK(strcmp(printed, reprinted) == 0,
+               "round trip changed the configuration:\n%s\n---\n%s", printed, reprinted);
     char verr2[1024] = "";
     int vrc2 = ig_config_validate(&again, verr2, sizeof verr2);
-    FUZZ_CHECK(vrc == vrc2, "validation differs after the round trip: '%s' vs '%s'", verr,
-               verr2);
+    FUZZ_CHECK(vrc == vrc2, "validation differs after the round trip: '%s' vs '%s'", verr, verr2);
 
     char *redacted = ig_config_to_json(&c, true);
     cJSON *parsed = cJSON_Parse(redacted);

@@ -130,7 +130,8 @@ static void check_path(const uint8_t *data, size_t size)
         FUZZ_CHECK(memchr(p.model.base, '/', p.model.len) == NULL, "model name holds a '/'");
     }
     if (p.version.base) {
-        FUZZ_CHECK(has_model && kind != IG_KSERVE_PATH_V1_PREDICT && kind != IG_KSERVE_PATH_V1_MODEL,
+        FUZZ_CHECK(has_model && kind != IG_KSERVE_PATH_V1_PREDICT &&
+                       kind != IG_KSERVE_PATH_V1_MODEL,
                    "a version on a path kind %d that has none", (int)kind);
         FUZZ_CHECK(p.version.len > 0 && p.version.base >= lo &&
                        p.version.base + p.version.len <= hi,

@@ -177,7 +177,8 @@ static void on_request(ig_req_t *req, void *ud)
         h->is_head[h->seen] = req->method == HTTP_HEAD;
     h->seen++;
 
-    uint64_t hash = fuzz_hash(req->target.base, req->target.len) ^ (h->seen * 0x9e3779b97f4a7c15ull);
+    uint64_t hash =
+        fuzz_hash(req->target.base, req->target.len) ^ (h->seen * 0x9e3779b97f4a7c15ull);
     answer_t how = (answer_t)(hash % ANSWER_KINDS);
     if (how == ANSWER_LATER) {
         h->pending = req;
@@ -196,8 +197,7 @@ static void on_complete(ig_req_t *req, int status, uint64_t bytes_out, void *ud)
     (void)bytes_out;
     harness_t *h = ud;
     h->completed++;
-    FUZZ_CHECK(status == 0 || (status >= 100 && status <= 599), "completed with status %d",
-               status);
+    FUZZ_CHECK(status == 0 || (status >= 100 && status <= 599), "completed with status %d", status);
 }
 
 static void on_server_closed(void *arg)
@@ -287,8 +287,7 @@ static int on_resp_begin(llhttp_t *p)
     size_t left = H.out_len - rc->off;
     size_t cmp = left < 9 ? left : 9;
     FUZZ_CHECK(memcmp(H.out + rc->off, "HTTP/1.1 ", cmp) == 0,
-               "a response at offset %zu starts with '%.*s'", rc->off, (int)cmp,
-               H.out + rc->off);
+               "a response at offset %zu starts with '%.*s'", rc->off, (int)cmp, H.out + rc->off);
     return 0;
 }
 
@@ -339,8 +338,8 @@ static void check_answer(void)
     llhttp_errno_t e = llhttp_finish(&p);
     FUZZ_CHECK(e == HPE_OK, "the last response was cut short: %s (%s)", llhttp_errno_name(e),
                llhttp_get_error_reason(&p));
-    FUZZ_CHECK(rc.completes == rc.heads, "%zu response heads but %zu complete responses",
-               rc.heads, rc.completes);
+    FUZZ_CHECK(rc.completes == rc.heads, "%zu response heads but %zu complete responses", rc.heads,
+               rc.completes);
 }
 
 /* ---- the target ------------------------------------------------------------- */
@@ -415,10 +414,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(H.server_freed, "ig_server_close never finished");
     FUZZ_CHECK(!uv_loop_alive(&loop), "a handle or request outlived the server");
 
-    FUZZ_CHECK(H.completed <= H.seen + 1, "%zu completions for %zu requests", H.completed,
-               H.seen);
+    FUZZ_CHECK(H.completed <= H.seen + 1, "%zu completions for %zu requests", H.completed, H.seen);
     if (verbose)
-        fprintf(stderr, "fuzz_request: %zu requests seen, %zu completed, %zu aborted; answer:\n%.*s\n",
+        fprintf(stderr,
+                "fuzz_request: %zu requests seen, %zu completed, %zu aborted; answer:\n%.*s\n",
                 H.seen, H.completed, H.aborted, (int)H.out_len, H.out);
     check_answer();
     return 0;

@@ -198,8 +198,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             routes[nroutes].protocol = IG_PROTO_PASSTHROUGH;
             nroutes++;
         } else {
-            FUZZ_CHECK(rc == IG_EINVAL && err[0], "pattern rejected with %d and message '%s'",
-                       rc, err);
+            FUZZ_CHECK(rc == IG_EINVAL && err[0], "pattern rejected with %d and message '%s'", rc,
+                       err);
             if (!rejected) {
                 rejected = pat;
                 rejected_at = nroutes;

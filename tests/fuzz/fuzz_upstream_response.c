@@ -40,9 +40,9 @@
 
 typedef struct {
     ig_ucall_t call;
-    int done;      /* on_done count */
+    int done; /* on_done count */
     int err;
-    int heads;     /* on_head count */
+    int heads; /* on_head count */
     int status;
     int64_t content_length;
     size_t body_bytes;
@@ -52,9 +52,9 @@ typedef struct {
 typedef struct peer {
     uv_tcp_t tcp;
     struct peer *next;
-    bool answered;   /* started writing the input */
-    int piece;       /* next piece to write, 0..3 */
-    bool shut;       /* FIN sent */
+    bool answered; /* started writing the input */
+    int piece;     /* next piece to write, 0..3 */
+    bool shut;     /* FIN sent */
 } peer_t;
 
 static uv_loop_t loop;
@@ -279,8 +279,7 @@ static void on_done(ig_ucall_t *uc, int err)
         bool head = strcmp(c->call.method, "HEAD") == 0;
         FUZZ_CHECK(!head || c->body_bytes == 0, "HEAD call %d delivered %zu body bytes",
                    (int)(c - S.calls), c->body_bytes);
-        FUZZ_CHECK(head || c->content_length < 0 ||
-                       (uint64_t)c->content_length == c->body_bytes,
+        FUZZ_CHECK(head || c->content_length < 0 || (uint64_t)c->content_length == c->body_bytes,
                    "%s call %d: Content-Length %lld but %zu body bytes delivered", c->call.method,
                    (int)(c - S.calls), (long long)c->content_length, c->body_bytes);
     }
@@ -355,7 +354,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int blen = sizeof bound;
     uv_tcp_getsockname(&listener, (struct sockaddr *)&bound, &blen);
     char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d", ntohs(((struct sockaddr_in *)&bound)->sin_port));
+    snprintf(url, sizeof url, "http://127.0.0.1:%d",
+             ntohs(((struct sockaddr_in *)&bound)->sin_port));
 
     ig_upstream_opts_t opts = {
         .url = url,
