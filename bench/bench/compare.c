@@ -367,17 +367,19 @@ static void print_tables(compare_t *c)
     if (c->idle_connections) {
         printf("\nidle keep-alive connections: %u per peer, one request each\n",
                c->idle_connections);
-        printf("%-10s %12s %12s %10s %10s\n", "peer", "RSS before", "RSS after", "open",
-               "KiB/conn");
+        printf("%-10s %12s %12s %10s %10s %10s\n", "peer", "RSS before", "RSS after", "open",
+               "KiB/conn", "errors");
         for (int k = 0; k < IG_PEER__COUNT; k++) {
             const peer_run_t *pr = &c->peers[k];
             if (!pr->wanted || pr->skipped || !pr->have_idle)
                 continue;
             char r1[24];
-            printf("%-10s %12llu %12llu %10u %s%s\n", ig_peer_name(k),
+            printf("%-10s %12llu %12llu %10u %s %10llu%s\n", ig_peer_name(k),
                    (unsigned long long)pr->idle.rss_before_kb,
                    (unsigned long long)pr->idle.rss_end_kb, pr->idle.connections_open,
                    fmt_num(r1, sizeof(r1), per_conn_kb(&pr->idle), 10, 2),
+                   (unsigned long long)(pr->idle.errors_total + pr->idle.responses -
+                                        pr->idle.by_status[200]),
                    k == IG_PEER_DIRECT ? "  (infergate-model itself)" : "");
         }
     }
