@@ -1,6 +1,6 @@
 /*
- * server.c: listeners, client connections, llhttp request parsing and
- * response writing.
+ * server.c: listeners, the life of a client connection, reading, and llhttp
+ * request parsing with its limits and timers.
  *
  * A connection handles one request at a time. Bytes that arrive while a
  * request is with the handler (pipelined requests, or a client closing) are
@@ -9,8 +9,10 @@
  * connection and reused, so a keep-alive connection allocates nothing per
  * request once its buffers have grown.
  *
- * What this module is not: it does not route, queue or proxy. It hands a
- * complete request to one callback and offers functions to answer it.
+ * Answering a request (response heads, bodies, the write queue) is
+ * response.c's part; server_int.h is the seam between the two. What this
+ * module is not: it does not route, queue or proxy. It hands a complete
+ * request to one callback and offers functions to answer it.
  */
 #include "infergate/server.h"
 
@@ -24,94 +26,12 @@
 #include "infergate/buf.h"
 #include "infergate/error.h"
 #include "infergate/log.h"
+#include "server_int.h"
 
 /* Bytes a connection keeps from the client while a request is being
  * handled, before it stops reading. */
 #define PENDING_CAP (1024 * 1024)
 
-typedef enum {
-    C_IDLE,     /* waiting for the first byte of a request */
-    C_HEAD,     /* reading request line and headers */
-    C_BODY,     /* reading the body */
-    C_HANDLER,  /* request handed over, no response yet */
-    C_RESPONSE, /* response started (streaming) */
-} conn_state_t;
-
-typedef struct {
-    size_t off, len;
-} span_t;
-
-typedef struct {
-    ig_req_t pub;
-    ig_conn_t *conn;
-    ig_buf_t head; /* url and header bytes, capped at max_header_bytes */
-    span_t url;
-    span_t hname[IG_SERVER_MAX_HEADERS];
-    span_t hval[IG_SERVER_MAX_HEADERS];
-    ig_header_t headers[IG_SERVER_MAX_HEADERS];
-    size_t nheaders;
-    bool in_value;
-    size_t trailer_len; /* bytes of trailer fields after a chunked body */
-    ig_buf_t body;
-    bool started;       /* response head sent */
-    bool chunked;       /* response uses chunked encoding */
-    bool no_body;       /* HEAD request or 1xx/204/304 response */
-    bool close_after;   /* close the connection once the response is out */
-    bool want_writable; /* the handler waits for on_writable */
-    int status;
-    uint64_t bytes_out;
-    char reqid[24];
-} req_impl_t;
-
-struct ig_conn {
-    uv_tcp_t tcp; /* first: handle pointer is the conn pointer */
-    uv_timer_t timer;
-    int handles_open;
-    ig_server_t *srv;
-    ig_conn_t *prev, *next;
-    llhttp_t parser;
-    conn_state_t state;
-    ig_buf_t in; /* unparsed bytes */
-    bool reading;
-    bool closing;
-    bool eof;          /* client half-closed or went away */
-    bool in_feed;      /* feed() is on the stack */
-    bool resume_feed;  /* a response finished during feed() */
-    int err_status;    /* status to answer a parse error with */
-    const char *err_msg;
-    char peer_ip[INET6_ADDRSTRLEN];
-    bool loopback;
-    bool used; /* has answered a request: idle now means between requests */
-    req_impl_t req;
-};
-
-typedef struct {
-    uv_tcp_t tcp;
-    ig_server_t *srv;
-} listener_t;
-
-struct ig_server {
-    uv_loop_t *loop;
-    ig_server_opts_t opts;
-    llhttp_settings_t settings;
-    listener_t *listeners[8];
-    size_t nlisteners;
-    int port;
-    ig_conn_t *conns; /* doubly linked list of every open connection */
-    size_t nconns;
-    size_t active;
-    bool stopping;      /* listeners closed */
-    bool closing_soon;  /* every response says Connection: close */
-    bool closing;
-    int open_handles;
-    void (*close_cb)(void *);
-    void *close_arg;
-    uint64_t reqid_seed;
-    uint64_t reqid_counter;
-    char readbuf[64 * 1024];
-};
-
-static void conn_close(ig_conn_t *c);
 static void feed(ig_conn_t *c);
 static void send_error(ig_conn_t *c, int status, const char *reason, const char *msg);
 
@@ -129,72 +49,6 @@ static void make_reqid(ig_server_t *s, char out[24])
 {
     uint64_t v = splitmix64(s->reqid_seed + ++s->reqid_counter);
     snprintf(out, 24, "%016llx", (unsigned long long)v);
-}
-
-/* ---- writing --------------------------------------------------------- */
-
-typedef struct {
-    uv_write_t w;
-    ig_conn_t *conn;
-    size_t len;
-    char data[];
-} wreq_t;
-
-static void maybe_writable(ig_conn_t *c)
-{
-    req_impl_t *r = &c->req;
-    if (r->want_writable && c->state == C_RESPONSE &&
-        uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < IG_SERVER_LOW_WATER) {
-        r->want_writable = false;
-        if (r->pub.on_writable)
-            r->pub.on_writable(&r->pub);
-    }
-}
-
-static void on_write(uv_write_t *w, int status)
-{
-    wreq_t *wr = (wreq_t *)w;
-    ig_conn_t *c = wr->conn;
-    free(wr);
-    if (status < 0) {
-        if (!c->closing)
-            conn_close(c);
-        return;
-    }
-    if (!c->closing)
-        maybe_writable(c);
-}
-
-/* Sends bytes, trying a direct write first so that the common small
- * response costs no copy. The bytes are copied when they must be queued. */
-static int conn_send(ig_conn_t *c, const char *data, size_t len)
-{
-    if (c->closing || len == 0)
-        return 0;
-    uv_stream_t *st = (uv_stream_t *)&c->tcp;
-    if (uv_stream_get_write_queue_size(st) == 0) {
-        uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-        int n = uv_try_write(st, &b, 1);
-        if (n == (int)len)
-            return 0;
-        if (n > 0) {
-            data += n;
-            len -= (size_t)n;
-        } else if (n != UV_EAGAIN && n != UV_ENOSYS) {
-            return ig_error_from_uv(n);
-        }
-    }
-    wreq_t *wr = ig_xmalloc(sizeof(*wr) + len);
-    wr->conn = c;
-    wr->len = len;
-    memcpy(wr->data, data, len);
-    uv_buf_t b = uv_buf_init(wr->data, (unsigned)len);
-    int r = uv_write(&wr->w, st, &b, 1, on_write);
-    if (r < 0) {
-        free(wr);
-        return ig_error_from_uv(r);
-    }
-    return 0;
 }
 
 /* ---- connection lifecycle --------------------------------------------- */
@@ -233,7 +87,7 @@ static void request_done(ig_conn_t *c, int status)
         s->opts.on_complete(&r->pub, status, r->bytes_out, s->opts.ud);
 }
 
-static void conn_close(ig_conn_t *c)
+void ig_conn_close(ig_conn_t *c)
 {
     if (c->closing)
         return;
@@ -266,11 +120,11 @@ static void on_shutdown(uv_shutdown_t *sr, int status)
     (void)status;
     ig_conn_t *c = sr->data;
     free(sr);
-    conn_close(c);
+    ig_conn_close(c);
 }
 
 /* Closes after everything queued has been written. */
-static void conn_close_after_write(ig_conn_t *c)
+void ig_conn_close_after_write(ig_conn_t *c)
 {
     if (c->closing)
         return;
@@ -283,7 +137,7 @@ static void conn_close_after_write(ig_conn_t *c)
     sr->data = c;
     if (uv_shutdown(sr, (uv_stream_t *)&c->tcp, on_shutdown) < 0) {
         free(sr);
-        conn_close(c);
+        ig_conn_close(c);
     }
 }
 
@@ -292,7 +146,7 @@ static void on_timer(uv_timer_t *t)
     ig_conn_t *c = t->data;
     switch (c->state) {
     case C_IDLE:
-        conn_close(c);
+        ig_conn_close(c);
         break;
     case C_HEAD:
         send_error(c, 408, "header_timeout", "request headers not received in time");
@@ -340,11 +194,11 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         /* A client that goes away mid-request aborts it; at EOF between
          * requests we are simply done. */
         c->eof = true;
-        conn_close(c);
+        ig_conn_close(c);
         return;
     }
     if (ig_buf_append(&c->in, buf->base, (size_t)nread) != 0) {
-        conn_close(c);
+        ig_conn_close(c);
         return;
     }
     if (c->state == C_HANDLER || c->state == C_RESPONSE) {
@@ -524,8 +378,8 @@ static int on_headers_complete(llhttp_t *p)
         q->request_id = ig_slice(r->reqid, 16);
     }
 
-    if (q->target.len == 0 || (q->target.base[0] != '/' && q->method != HTTP_OPTIONS &&
-                               q->method != HTTP_CONNECT)) {
+    if (q->target.len == 0 ||
+        (q->target.base[0] != '/' && q->method != HTTP_OPTIONS && q->method != HTTP_CONNECT)) {
         c->err_status = 400;
         c->err_msg = "request target must be an absolute path";
         return -1;
@@ -545,7 +399,7 @@ static int on_headers_complete(llhttp_t *p)
     r->body.max = s->opts.limits.max_body_bytes;
     ig_slice_t expect = ig_req_header(q, "expect");
     if (expect.base && ig_slice_ieq(expect, "100-continue") && q->http_minor >= 1)
-        conn_send(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        ig_conn_send(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
     c->state = C_BODY;
     arm_timer(c);
     return 0;
@@ -655,80 +509,11 @@ static void send_error(ig_conn_t *c, int status, const char *reason, const char 
     ig_req_error(&r->pub, status, reason, msg, NULL, 0);
 }
 
-/* ---- responding ------------------------------------------------------- */
-
-static req_impl_t *impl(ig_req_t *q)
-{
-    return (req_impl_t *)q;
-}
-
-ig_slice_t ig_req_header(const ig_req_t *req, const char *name)
-{
-    for (size_t i = 0; i < req->nheaders; i++)
-        if (ig_slice_ieq(req->headers[i].name, name))
-            return req->headers[i].value;
-    return (ig_slice_t){NULL, 0};
-}
-
-void ig_req_set_close(ig_req_t *req)
-{
-    impl(req)->close_after = true;
-}
-
-static bool status_has_body(int status)
-{
-    return !(status < 200 || status == 204 || status == 304);
-}
-
-static int write_head(req_impl_t *r, int status, const ig_header_t *hdrs, size_t n,
-                      int64_t content_length, ig_buf_t *out)
-{
-    ig_conn_t *c = r->conn;
-    ig_req_t *q = &r->pub;
-    if (r->started)
-        return IG_EINVAL;
-    r->started = true;
-    r->status = status;
-    if (!status_has_body(status))
-        r->no_body = true;
-    if (!q->keep_alive || c->srv->stopping || c->srv->closing_soon)
-        r->close_after = true;
-    if (content_length == IG_REQ_CHUNKED && !r->no_body) {
-        if (q->http_major == 1 && q->http_minor == 0)
-            content_length = IG_REQ_CLOSE_DELIMITED;
-        else
-            r->chunked = true;
-    }
-    if (content_length == IG_REQ_CLOSE_DELIMITED)
-        r->close_after = true;
-
-    ig_buf_printf(out, "HTTP/1.1 %d %s\r\n", status, ig_http_status_text(status));
-    if (c->srv->opts.server_name)
-        ig_buf_printf(out, "Server: %s\r\n", c->srv->opts.server_name);
-    for (size_t i = 0; i < n; i++) {
-        ig_buf_append_slice(out, hdrs[i].name);
-        ig_buf_append(out, ": ", 2);
-        ig_buf_append_slice(out, hdrs[i].value);
-        ig_buf_append(out, "\r\n", 2);
-    }
-    ig_buf_append(out, "X-Request-Id: ", 14);
-    ig_buf_append_slice(out, q->request_id);
-    ig_buf_append(out, "\r\n", 2);
-    if (r->chunked)
-        ig_buf_append_str(out, "Transfer-Encoding: chunked\r\n");
-    else if (content_length >= 0 && (status_has_body(status) || q->method == HTTP_HEAD))
-        ig_buf_printf(out, "Content-Length: %lld\r\n", (long long)content_length);
-    if (r->close_after)
-        ig_buf_append_str(out, "Connection: close\r\n");
-    else if (q->http_minor == 0)
-        ig_buf_append_str(out, "Connection: keep-alive\r\n");
-    ig_buf_append(out, "\r\n", 2);
-    return 0;
-}
+/* ---- after a response ------------------------------------------------ */
 
 /* After the last byte of a response was handed to libuv: count it, then
  * close or go on with the next request. */
-static void response_finished(req_impl_t *r)
+void ig_conn_response_finished(req_impl_t *r)
 {
     ig_conn_t *c = r->conn;
     r->pub.on_abort = NULL;
@@ -737,7 +522,7 @@ static void response_finished(req_impl_t *r)
     c->state = C_IDLE;
     c->used = true;
     if (r->close_after || (c->srv->stopping && c->in.len == 0)) {
-        conn_close_after_write(c);
+        ig_conn_close_after_write(c);
         return;
     }
     arm_timer(c);
@@ -746,127 +531,6 @@ static void response_finished(req_impl_t *r)
     else if (!c->reading && !c->closing &&
              uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
         c->reading = true;
-}
-
-int ig_req_respond(ig_req_t *req, int status, const ig_header_t *hdrs, size_t nhdrs,
-                   const char *body, size_t len)
-{
-    req_impl_t *r = impl(req);
-    ig_conn_t *c = r->conn;
-    if (r->started)
-        return IG_EINVAL;
-    r->pub.on_abort = NULL;
-    ig_buf_t heap;
-    ig_buf_init(&heap, 0);
-    write_head(r, status, hdrs, nhdrs, (int64_t)len, &heap);
-    if (!r->no_body && len)
-        ig_buf_append(&heap, body, len);
-    r->bytes_out = heap.len;
-    c->state = C_RESPONSE;
-    int err = conn_send(c, heap.base, heap.len);
-    ig_buf_dispose(&heap);
-    if (err) {
-        conn_close(c);
-        return 0;
-    }
-    response_finished(r);
-    return 0;
-}
-
-int ig_req_error(ig_req_t *req, int status, const char *reason, const char *msg,
-                 const ig_header_t *hdrs, size_t nhdrs)
-{
-    ig_buf_t b;
-    ig_buf_init(&b, 0);
-    ig_buf_append_str(&b, "{\"error\":");
-    ig_buf_append_json_str(&b, msg ? msg : ig_http_status_text(status),
-                           strlen(msg ? msg : ig_http_status_text(status)));
-    if (reason) {
-        ig_buf_append_str(&b, ",\"reason\":");
-        ig_buf_append_json_str(&b, reason, strlen(reason));
-    }
-    ig_buf_append_str(&b, "}\n");
-    ig_header_t h[16];
-    size_t n = 0;
-    h[n++] = (ig_header_t){IG_SLICE_LIT("Content-Type"), IG_SLICE_LIT("application/json")};
-    for (size_t i = 0; i < nhdrs && n < 16; i++)
-        h[n++] = hdrs[i];
-    int r = ig_req_respond(req, status, h, n, b.base, b.len);
-    ig_buf_dispose(&b);
-    return r;
-}
-
-int ig_req_start(ig_req_t *req, int status, const ig_header_t *hdrs, size_t nhdrs,
-                 int64_t content_length)
-{
-    req_impl_t *r = impl(req);
-    ig_conn_t *c = r->conn;
-    if (r->started)
-        return IG_EINVAL;
-    ig_buf_t head;
-    ig_buf_init(&head, 0);
-    write_head(r, status, hdrs, nhdrs, content_length, &head);
-    r->bytes_out = head.len;
-    c->state = C_RESPONSE;
-    int err = conn_send(c, head.base, head.len);
-    ig_buf_dispose(&head);
-    if (err)
-        conn_close_after_write(c);
-    return 0;
-}
-
-int64_t ig_req_write(ig_req_t *req, const char *data, size_t len)
-{
-    req_impl_t *r = impl(req);
-    ig_conn_t *c = r->conn;
-    if (c->closing || !r->started)
-        return 0;
-    if (!r->no_body && len) {
-        if (r->chunked) {
-            char sz[24];
-            int n = snprintf(sz, sizeof(sz), "%zx\r\n", len);
-            conn_send(c, sz, (size_t)n);
-            conn_send(c, data, len);
-            conn_send(c, "\r\n", 2);
-            r->bytes_out += (size_t)n + len + 2;
-        } else {
-            conn_send(c, data, len);
-            r->bytes_out += len;
-        }
-    }
-    size_t q = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
-    if (q >= IG_SERVER_HIGH_WATER)
-        r->want_writable = true;
-    return (int64_t)q;
-}
-
-void ig_req_finish(ig_req_t *req)
-{
-    req_impl_t *r = impl(req);
-    ig_conn_t *c = r->conn;
-    if (!r->started) {
-        ig_req_respond(req, 200, NULL, 0, NULL, 0);
-        return;
-    }
-    if (r->chunked && !r->no_body && !c->closing) {
-        conn_send(c, "0\r\n\r\n", 5);
-        r->bytes_out += 5;
-    }
-    if (c->closing)
-        return;
-    response_finished(r);
-}
-
-void ig_req_abort(ig_req_t *req)
-{
-    req_impl_t *r = impl(req);
-    ig_conn_t *c = r->conn;
-    r->pub.on_abort = NULL;
-    r->pub.on_writable = NULL;
-    if (c->closing)
-        return;
-    /* conn_close reports the request done with the status it had. */
-    conn_close(c);
 }
 
 /* ---- listeners and the server ----------------------------------------- */
@@ -932,7 +596,7 @@ static void conn_start(ig_conn_t *c)
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
         c->reading = true;
     else
-        conn_close(c);
+        ig_conn_close(c);
 }
 
 static void on_connection(uv_stream_t *ls, int status)
@@ -944,7 +608,7 @@ static void on_connection(uv_stream_t *ls, int status)
     ig_conn_t *c = conn_new(s);
     if (uv_accept(ls, (uv_stream_t *)&c->tcp) < 0 || s->stopping ||
         (s->opts.limits.max_connections && s->nconns > s->opts.limits.max_connections)) {
-        conn_close(c);
+        ig_conn_close(c);
         return;
     }
     conn_start(c);
@@ -958,7 +622,7 @@ int ig_server_adopt_fd(ig_server_t *s, int fd)
     int r = uv_tcp_open(&c->tcp, fd);
     if (r < 0) {
         close(fd);
-        conn_close(c);
+        ig_conn_close(c);
         return ig_error_from_uv(r);
     }
     conn_start(c);
@@ -1014,9 +678,9 @@ int ig_server_listen(ig_server_t *s, const char *addr)
         struct sockaddr_storage bound;
         int bl = sizeof(bound);
         if (uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&bound, &bl) == 0)
-            s->port = ntohs(bound.ss_family == AF_INET
-                                ? ((struct sockaddr_in *)&bound)->sin_port
-                                : ((struct sockaddr_in6 *)&bound)->sin6_port);
+            s->port =
+                ntohs(bound.ss_family == AF_INET ? ((struct sockaddr_in *)&bound)->sin_port
+                                                 : ((struct sockaddr_in6 *)&bound)->sin6_port);
     }
     s->listeners[s->nlisteners++] = l;
     return 0;
@@ -1048,7 +712,7 @@ void ig_server_stop_accepting(ig_server_t *s)
             continue;
         if (c->used) {
             /* Between requests: nothing is lost by closing now. */
-            conn_close(c);
+            ig_conn_close(c);
         } else {
             /* Accepted but nothing read yet: its first request may be on
              * the wire. Give it a moment before giving up on it. */
@@ -1067,7 +731,7 @@ void ig_server_close(ig_server_t *s, void (*cb)(void *arg), void *arg)
     s->close_cb = cb;
     s->close_arg = arg;
     while (s->conns)
-        conn_close(s->conns);
+        ig_conn_close(s->conns);
     maybe_free_server(s);
 }
 
