@@ -460,7 +460,26 @@ static void start_on_conn(uconn_t *uc, ig_ucall_t *c)
         uv_timer_start(&uc->timer, on_timeout, tmo, 0);
     if (c->paused_)
         uv_read_stop((uv_stream_t *)&uc->tcp);
-    int r = uv_write(&uc->write_req, (uv_stream_t *)&uc->tcp, bufs, c->body.len ? 2 : 1,
+    /* Most requests fit the socket buffer: write them directly. A queued
+     * uv_write would cost an extra epoll_ctl per call for its callback. */
+    unsigned nbufs = c->body.len ? 2 : 1;
+    int w = uv_try_write((uv_stream_t *)&uc->tcp, bufs, nbufs);
+    size_t done = w > 0 ? (size_t)w : 0;
+    if (w < 0 && w != UV_EAGAIN) {
+        conn_fail(uc, IG_ECONNRESET);
+        return;
+    }
+    if (done == o->len + c->body.len)
+        return;
+    /* Queue what is left. */
+    unsigned first = 0;
+    while (first < nbufs && done >= bufs[first].len) {
+        done -= bufs[first].len;
+        first++;
+    }
+    bufs[first].base += done;
+    bufs[first].len -= done;
+    int r = uv_write(&uc->write_req, (uv_stream_t *)&uc->tcp, bufs + first, nbufs - first,
                      on_written);
     if (r < 0) {
         conn_fail(uc, IG_ECONNRESET);
