@@ -228,6 +228,22 @@ def free_port(host="127.0.0.1"):
         s.close()
 
 
+def free_port_pair(host_a="127.0.0.1", host_b="127.0.0.1"):
+    """Two distinct free ports: both sockets stay bound until both are known,
+    so the kernel cannot hand out the same one twice."""
+    socks = []
+    try:
+        for host in (host_a, host_b):
+            fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+            s = socket.socket(fam, socket.SOCK_STREAM)
+            socks.append(s)
+            s.bind((host, 0))
+        return socks[0].getsockname()[1], socks[1].getsockname()[1]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def tcp_peer_ports(port):
     """Client ports of every TCP connection to 127.0.0.1:`port` the kernel
     still knows about (established, closing or TIME_WAIT), from
@@ -462,8 +478,9 @@ class Env:
         last_err = None
         for attempt in range(3):
             cfg = deep_merge(base_config(upstream_url), overrides or {})
-            cfg["listen"] = fmt_hostport(host, free_port(host))
-            cfg["admin_listen"] = fmt_hostport(admin_host, free_port(admin_host))
+            data_port, admin_port = free_port_pair(host, admin_host)
+            cfg["listen"] = fmt_hostport(host, data_port)
+            cfg["admin_listen"] = fmt_hostport(admin_host, admin_port)
             gw = Gateway(self.dir, cfg, host, "%s-try%d" % (name, attempt))
             deadline = time.monotonic() + IO_TIMEOUT
             while time.monotonic() < deadline:
@@ -486,9 +503,7 @@ class Env:
             err = gw.stderr_text()
             gw.stop()
             last_err = "infergate serve exited with %d; stderr:\n%s" % (code, err[-3000:])
-            # Retry only a bind failure (someone took the port we picked).
-            # "cannot listen" is there because the gateway currently reports
-            # EADDRINUSE as "bad address".
+            # Retry only a bind failure (someone took a port we picked).
             low = err.lower()
             if not any(m in low for m in ("in use", "eaddrinuse", "cannot listen")):
                 break

@@ -21,9 +21,10 @@ def run_gw(args, timeout=30):
 
 
 def good_config():
+    data_port, admin_port = h.free_port_pair()
     return {
-        "listen": "127.0.0.1:%d" % h.free_port(),
-        "admin_listen": "127.0.0.1:%d" % h.free_port(),
+        "listen": "127.0.0.1:%d" % data_port,
+        "admin_listen": "127.0.0.1:%d" % admin_port,
         "upstream": {"url": "http://127.0.0.1:%d" % h.free_port(), "max_concurrency": 7},
         "limits": {"max_queue": 33},
     }
