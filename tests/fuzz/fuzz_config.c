@@ -1,6 +1,6 @@
 /*
  * fuzz_config.c: libFuzzer target for the configuration reader
- * (gateway/config.c), which parses whatever file an operator points it at.
+ * (gateway/config*.c), which parses whatever file an operator points it at.
  *
  * An input is a config file. The harness merges it over the defaults,
  * validates, prints the effective configuration, and merges that output

@@ -1,6 +1,6 @@
 /*
  * fuzz_request.c: libFuzzer target for the server's request path
- * (gateway/server.c with llhttp), the code every byte from a client meets.
+ * (gateway/server.c and response.c with llhttp), the code every byte from a client meets.
  *
  * An input is the byte stream one client sends on one connection. The
  * harness serves one end of a socketpair with ig_server_adopt_fd, writes the
