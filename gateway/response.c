@@ -23,6 +23,11 @@
 
 /* ---- writing --------------------------------------------------------- */
 
+/* Corked bytes beyond this are sent at once rather than held. */
+#define CORK_MAX (16 * 1024)
+
+static int send_now(ig_conn_t *c, const char *data, size_t len);
+
 typedef struct {
     uv_write_t w;
     ig_conn_t *conn;
@@ -61,6 +66,88 @@ int ig_conn_send(ig_conn_t *c, const char *data, size_t len)
 {
     if (c->closing || len == 0)
         return 0;
+    if (c->out.len > 0) {
+        /* Corked bytes go first; small data joins them in one write. */
+        if (c->out.len + len <= CORK_MAX) {
+            ig_buf_append(&c->out, data, len);
+            return ig_conn_flush(c);
+        }
+        int r = ig_conn_flush(c);
+        if (r)
+            return r;
+    }
+    return send_now(c, data, len);
+}
+
+static void flushq_remove(ig_conn_t *c)
+{
+    if (!c->in_flushq)
+        return;
+    if (c->fprev)
+        c->fprev->fnext = c->fnext;
+    else
+        c->srv->flushq = c->fnext;
+    if (c->fnext)
+        c->fnext->fprev = c->fprev;
+    c->fprev = c->fnext = NULL;
+    c->in_flushq = false;
+}
+
+void ig_conn_cork(ig_conn_t *c, const char *data, size_t len)
+{
+    if (c->closing || len == 0)
+        return;
+    if (c->out.len + len > CORK_MAX) {
+        /* Too big to hold: send what is corked and this directly. */
+        ig_conn_send(c, data, len);
+        return;
+    }
+    ig_buf_append(&c->out, data, len);
+    if (!c->in_flushq) {
+        ig_server_t *s = c->srv;
+        c->fprev = NULL;
+        c->fnext = s->flushq;
+        if (s->flushq)
+            s->flushq->fprev = c;
+        s->flushq = c;
+        c->in_flushq = true;
+    }
+}
+
+int ig_conn_flush(ig_conn_t *c)
+{
+    flushq_remove(c);
+    if (c->out.len == 0 || c->closing) {
+        ig_buf_reset(&c->out);
+        return 0;
+    }
+    int r = send_now(c, c->out.base, c->out.len);
+    ig_buf_reset(&c->out);
+    /* A response buffer grown for a big head is not worth keeping. */
+    if (c->out.cap > 4 * CORK_MAX)
+        ig_buf_dispose(&c->out);
+    return r;
+}
+
+void ig_conn_uncork_discard(ig_conn_t *c)
+{
+    flushq_remove(c);
+    ig_buf_reset(&c->out);
+}
+
+void ig_server_flush_all(uv_check_t *h)
+{
+    ig_server_t *s = h->data;
+    while (s->flushq) {
+        ig_conn_t *c = s->flushq;
+        if (ig_conn_flush(c) != 0)
+            ig_conn_close(c);
+    }
+}
+
+/* Writes to the socket: directly when nothing is queued, else queued. */
+static int send_now(ig_conn_t *c, const char *data, size_t len)
+{
     uv_stream_t *st = (uv_stream_t *)&c->tcp;
     if (uv_stream_get_write_queue_size(st) == 0) {
         uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
@@ -218,10 +305,9 @@ int ig_req_start(ig_req_t *req, int status, const ig_header_t *hdrs, size_t nhdr
     write_head(r, status, hdrs, nhdrs, content_length, &head);
     r->bytes_out = head.len;
     c->state = C_RESPONSE;
-    int err = ig_conn_send(c, head.base, head.len);
+    /* The head waits for the body bytes of this loop turn. */
+    ig_conn_cork(c, head.base, head.len);
     ig_buf_dispose(&head);
-    if (err)
-        ig_conn_close_after_write(c);
     return 0;
 }
 
@@ -235,16 +321,16 @@ int64_t ig_req_write(ig_req_t *req, const char *data, size_t len)
         if (r->chunked) {
             char sz[24];
             int n = snprintf(sz, sizeof(sz), "%zx\r\n", len);
-            ig_conn_send(c, sz, (size_t)n);
-            ig_conn_send(c, data, len);
-            ig_conn_send(c, "\r\n", 2);
+            ig_conn_cork(c, sz, (size_t)n);
+            ig_conn_cork(c, data, len);
+            ig_conn_cork(c, "\r\n", 2);
             r->bytes_out += (size_t)n + len + 2;
         } else {
-            ig_conn_send(c, data, len);
+            ig_conn_cork(c, data, len);
             r->bytes_out += len;
         }
     }
-    size_t q = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+    size_t q = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) + c->out.len;
     if (q >= IG_SERVER_HIGH_WATER)
         r->want_writable = true;
     return (int64_t)q;
@@ -259,11 +345,15 @@ void ig_req_finish(ig_req_t *req)
         return;
     }
     if (r->chunked && !r->no_body && !c->closing) {
-        ig_conn_send(c, "0\r\n\r\n", 5);
+        ig_conn_cork(c, "0\r\n\r\n", 5);
         r->bytes_out += 5;
     }
     if (c->closing)
         return;
+    if (ig_conn_flush(c) != 0) {
+        ig_conn_close(c);
+        return;
+    }
     ig_conn_response_finished(r);
 }
 

@@ -71,6 +71,7 @@ static void on_conn_handle_closed(uv_handle_t *h)
         return;
     ig_server_t *s = c->srv;
     ig_buf_dispose(&c->in);
+    ig_buf_dispose(&c->out);
     ig_buf_dispose(&c->req.head);
     ig_buf_dispose(&c->req.body);
     free(c);
@@ -93,6 +94,7 @@ void ig_conn_close(ig_conn_t *c)
         return;
     c->closing = true;
     ig_server_t *s = c->srv;
+    ig_conn_uncork_discard(c);
     if (c->state == C_HANDLER || c->state == C_RESPONSE) {
         req_impl_t *r = &c->req;
         void (*abort_cb)(ig_req_t *) = r->pub.on_abort;
@@ -128,6 +130,10 @@ void ig_conn_close_after_write(ig_conn_t *c)
 {
     if (c->closing)
         return;
+    if (ig_conn_flush(c) != 0) {
+        ig_conn_close(c);
+        return;
+    }
     if (c->reading) {
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = false;
@@ -586,6 +592,7 @@ static void conn_start(ig_conn_t *c)
             memmove(c->peer_ip, c->peer_ip + 7, strlen(c->peer_ip + 7) + 1);
     }
     ig_buf_init(&c->in, 0);
+    ig_buf_init(&c->out, 0);
     ig_buf_init(&c->req.head, s->opts.limits.max_header_bytes);
     ig_buf_init(&c->req.body, s->opts.limits.max_body_bytes);
     llhttp_init(&c->parser, HTTP_REQUEST, &s->settings);
@@ -643,7 +650,21 @@ ig_server_t *ig_server_new(uv_loop_t *loop, const ig_server_opts_t *opts)
     s->settings.on_body = on_body;
     s->settings.on_message_complete = on_message_complete;
     s->reqid_seed = uv_hrtime() ^ ((uint64_t)uv_os_getpid() << 32) ^ (uint64_t)(uintptr_t)s;
+    /* Corked bytes leave after each round of I/O; the handle alone must not
+     * keep the loop alive. */
+    uv_check_init(loop, &s->flush_check);
+    s->flush_check.data = s;
+    uv_check_start(&s->flush_check, ig_server_flush_all);
+    uv_unref((uv_handle_t *)&s->flush_check);
+    s->open_handles++;
     return s;
+}
+
+static void on_check_closed(uv_handle_t *h)
+{
+    ig_server_t *s = h->data;
+    s->open_handles--;
+    maybe_free_server(s);
 }
 
 static void on_listener_closed(uv_handle_t *h)
@@ -732,6 +753,8 @@ void ig_server_close(ig_server_t *s, void (*cb)(void *arg), void *arg)
     s->close_arg = arg;
     while (s->conns)
         ig_conn_close(s->conns);
+    if (!uv_is_closing((uv_handle_t *)&s->flush_check))
+        uv_close((uv_handle_t *)&s->flush_check, on_check_closed);
     maybe_free_server(s);
 }
 

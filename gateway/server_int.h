@@ -77,6 +77,9 @@ struct ig_conn {
     char peer_ip[INET6_ADDRSTRLEN];
     bool loopback;
     bool used; /* has answered a request: idle now means between requests */
+    ig_buf_t out; /* corked response bytes, sent by the flush at the end of the loop turn */
+    ig_conn_t *fprev, *fnext; /* the server's flush list, while `out` holds bytes */
+    bool in_flushq;
     req_impl_t req;
 };
 
@@ -103,6 +106,8 @@ struct ig_server {
     void *close_arg;
     uint64_t reqid_seed;
     uint64_t reqid_counter;
+    uv_check_t flush_check; /* sends corked bytes after each round of I/O */
+    ig_conn_t *flushq;
     char readbuf[64 * 1024];
 };
 
@@ -136,5 +141,21 @@ void ig_conn_response_finished(req_impl_t *r);
  * failed write, after which the caller decides whether to close; a queued
  * write that fails later closes the connection itself. */
 int ig_conn_send(ig_conn_t *c, const char *data, size_t len);
+
+/* Adds bytes to the connection's cork: they leave with the next
+ * ig_conn_send or ig_conn_flush, or at the latest when the loop turn's I/O
+ * is done (the server's check handle), so that a streamed response's head,
+ * body and chunk framing produced in one turn go out in one write. */
+void ig_conn_cork(ig_conn_t *c, const char *data, size_t len);
+
+/* Sends the corked bytes now. Returns 0 or an IG_E* like ig_conn_send. */
+int ig_conn_flush(ig_conn_t *c);
+
+/* Drops the corked bytes and leaves the flush list (the connection is
+ * closing). */
+void ig_conn_uncork_discard(ig_conn_t *c);
+
+/* The server's check callback: flushes every corked connection. */
+void ig_server_flush_all(uv_check_t *h);
 
 #endif
