@@ -74,6 +74,8 @@ static void on_conn_handle_closed(uv_handle_t *h)
     ig_buf_dispose(&c->out);
     ig_buf_dispose(&c->req.head);
     ig_buf_dispose(&c->req.body);
+    free(c->req.spans);
+    free(c->req.headers);
     free(c);
     s->nconns--;
     maybe_free_server(s);
@@ -222,11 +224,17 @@ static void req_reset(ig_conn_t *c)
 {
     req_impl_t *r = &c->req;
     ig_buf_t head = r->head, body = r->body;
+    hspan_t *spans = r->spans;
+    ig_header_t *headers = r->headers;
+    size_t hcap = r->hcap;
     ig_buf_reset(&head);
     ig_buf_reset(&body);
     memset(r, 0, sizeof(*r));
     r->head = head;
     r->body = body;
+    r->spans = spans;
+    r->headers = headers;
+    r->hcap = hcap;
     r->conn = c;
     r->pub.server = c->srv;
     r->pub.peer_ip = c->peer_ip;
@@ -298,14 +306,20 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
             c->err_msg = "too many request headers";
             return -1;
         }
+        if (r->nheaders == r->hcap) {
+            size_t cap = r->hcap ? r->hcap * 2 : 16;
+            if (cap > IG_SERVER_MAX_HEADERS)
+                cap = IG_SERVER_MAX_HEADERS;
+            r->spans = ig_xrealloc(r->spans, cap * sizeof(*r->spans));
+            r->headers = ig_xrealloc(r->headers, cap * sizeof(*r->headers));
+            r->hcap = cap;
+        }
         r->in_value = false;
-        r->hname[r->nheaders].off = r->head.len;
-        r->hname[r->nheaders].len = 0;
-        r->hval[r->nheaders].off = r->head.len;
-        r->hval[r->nheaders].len = 0;
+        r->spans[r->nheaders].name = (span_t){r->head.len, 0};
+        r->spans[r->nheaders].value = (span_t){r->head.len, 0};
         r->nheaders++;
     }
-    r->hname[r->nheaders - 1].len += len;
+    r->spans[r->nheaders - 1].name.len += len;
     return head_append(c, at, len);
 }
 
@@ -317,9 +331,9 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
         return on_trailer(c, len);
     if (!r->in_value) {
         r->in_value = true;
-        r->hval[r->nheaders - 1].off = r->head.len;
+        r->spans[r->nheaders - 1].value.off = r->head.len;
     }
-    r->hval[r->nheaders - 1].len += len;
+    r->spans[r->nheaders - 1].value.len += len;
     return head_append(c, at, len);
 }
 
@@ -346,8 +360,8 @@ static int on_headers_complete(llhttp_t *p)
     const char *base = r->head.base ? r->head.base : "";
 
     for (size_t i = 0; i < r->nheaders; i++) {
-        r->headers[i].name = ig_slice(base + r->hname[i].off, r->hname[i].len);
-        r->headers[i].value = ig_slice(base + r->hval[i].off, r->hval[i].len);
+        r->headers[i].name = ig_slice(base + r->spans[i].name.off, r->spans[i].name.len);
+        r->headers[i].value = ig_slice(base + r->spans[i].value.off, r->spans[i].value.len);
         if (!is_token(r->headers[i].name)) {
             /* "X-Foo : v" or "Bad Header: v": RFC 9112 5.1 demands 400, since
              * proxies that disagree on such names enable smuggling. */

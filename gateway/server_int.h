@@ -36,14 +36,22 @@ typedef struct {
     size_t off, len;
 } span_t;
 
+/* Where one header's name and value lie in the request's head buffer. */
+typedef struct {
+    span_t name, value;
+} hspan_t;
+
 typedef struct {
     ig_req_t pub;
     ig_conn_t *conn;
     ig_buf_t head; /* url and header bytes, capped at max_header_bytes */
     span_t url;
-    span_t hname[IG_SERVER_MAX_HEADERS];
-    span_t hval[IG_SERVER_MAX_HEADERS];
-    ig_header_t headers[IG_SERVER_MAX_HEADERS];
+    /* Grown on demand up to IG_SERVER_MAX_HEADERS and kept across the
+     * connection's requests: an idle connection does not carry room for a
+     * hundred headers it never saw. */
+    hspan_t *spans;
+    ig_header_t *headers;
+    size_t hcap;
     size_t nheaders;
     bool in_value;
     size_t trailer_len; /* bytes of trailer fields after a chunked body */
