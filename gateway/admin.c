@@ -13,8 +13,7 @@
 #include "infergate/gateway.h"
 #include "infergate/log.h"
 
-static const ig_header_t json_ct = {IG_SLICE_LIT("Content-Type"),
-                                    IG_SLICE_LIT("application/json")};
+static const ig_header_t json_ct = {IG_SLICE_LIT("Content-Type"), IG_SLICE_LIT("application/json")};
 
 static void respond_json(ig_req_t *req, int status, const char *body, size_t len)
 {
@@ -24,10 +23,14 @@ static void respond_json(ig_req_t *req, int status, const char *body, size_t len
 static const char *phase_name(ig_drain_phase_t p)
 {
     switch (p) {
-    case IG_DRAIN_NONE: return "serving";
-    case IG_DRAIN_GRACE: return "grace";
-    case IG_DRAIN_CLOSING: return "closing";
-    case IG_DRAIN_DONE: return "drained";
+    case IG_DRAIN_NONE:
+        return "serving";
+    case IG_DRAIN_GRACE:
+        return "grace";
+    case IG_DRAIN_CLOSING:
+        return "closing";
+    case IG_DRAIN_DONE:
+        return "drained";
     }
     return "unknown";
 }
@@ -120,12 +123,13 @@ void ig_admin_on_request(ig_req_t *req, void *ud)
         return;
     }
     bool known = ig_slice_eq(req->path, "/healthz") || ig_slice_eq(req->path, "/readyz") ||
-                 ig_slice_eq(req->path, "/admin/drain") || ig_slice_eq(req->path, "/admin/config") ||
-                 ig_slice_eq(req->path, "/metrics") || ig_slice_eq(req->path, "/autoscale");
+                 ig_slice_eq(req->path, "/admin/drain") ||
+                 ig_slice_eq(req->path, "/admin/config") || ig_slice_eq(req->path, "/metrics") ||
+                 ig_slice_eq(req->path, "/autoscale");
     if (known) {
-        ig_header_t allow = {IG_SLICE_LIT("Allow"),
-                             ig_slice_eq(req->path, "/admin/drain") ? IG_SLICE_LIT("GET, POST")
-                                                                    : IG_SLICE_LIT("GET, HEAD")};
+        ig_header_t allow = {IG_SLICE_LIT("Allow"), ig_slice_eq(req->path, "/admin/drain")
+                                                        ? IG_SLICE_LIT("GET, POST")
+                                                        : IG_SLICE_LIT("GET, HEAD")};
         ig_req_error(req, 405, "method_not_allowed", "method not allowed on this endpoint", &allow,
                      1);
         return;

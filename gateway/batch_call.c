@@ -119,9 +119,9 @@ static void answer(ig_bcall_t *b, ig_pending_t *p, int status, const char *body,
 {
     ig_req_t *req = p->req;
     ig_header_t h[2];
-    h[0] = (ig_header_t){IG_SLICE_LIT("Content-Type"),
-                         b->ctype.len ? ig_slice(b->ctype.base, b->ctype.len)
-                                      : IG_SLICE_LIT("application/json")};
+    h[0] = (ig_header_t){IG_SLICE_LIT("Content-Type"), b->ctype.len
+                                                           ? ig_slice(b->ctype.base, b->ctype.len)
+                                                           : IG_SLICE_LIT("application/json")};
     member_timing(b, p, &h[1]);
     /* Detach before answering: answering may hand the next pipelined
      * request of that connection to the gateway at once. */
@@ -203,10 +203,10 @@ static void on_done(ig_ucall_t *c, int err)
     char msg[200];
 
     if (err) {
-        ig_reason_t reason = err == IG_ETIMEDOUT  ? IG_REASON_UPSTREAM_TIMEOUT
-                             : err == IG_EPROTO   ? IG_REASON_BAD_RESPONSE
+        ig_reason_t reason = err == IG_ETIMEDOUT   ? IG_REASON_UPSTREAM_TIMEOUT
+                             : err == IG_EPROTO    ? IG_REASON_BAD_RESPONSE
                              : err == IG_ECANCELED ? IG_REASON_DRAINING
-                                                  : IG_REASON_UPSTREAM_UNAVAILABLE;
+                                                   : IG_REASON_UPSTREAM_UNAVAILABLE;
         int status = err == IG_ETIMEDOUT ? 504 : err == IG_ECANCELED ? 503 : 502;
         snprintf(msg, sizeof(msg), "the model failed the batch call: %s", ig_strerror(err));
         for (size_t i = 0; i < b->n; i++)
@@ -216,8 +216,9 @@ static void on_done(ig_ucall_t *c, int err)
         return;
     }
     if (b->status < 0) {
-        snprintf(msg, sizeof(msg), "the model's answer to a batch of %" PRIu32
-                 " rows exceeds the gateway's buffer", b->rows);
+        snprintf(msg, sizeof(msg),
+                 "the model's answer to a batch of %" PRIu32 " rows exceeds the gateway's buffer",
+                 b->rows);
         for (size_t i = 0; i < b->n; i++)
             if (b->members[i]->state == P_BATCH)
                 fail_member(b, b->members[i], 502, IG_REASON_BAD_RESPONSE, msg);
@@ -313,12 +314,12 @@ void ig_bcall_dispatch(ig_gateway_t *gw, ig_pending_t **members, size_t n)
     }
     ig_req_t *r0 = first->req;
     b->nfwd = 0;
-    b->fwd[b->nfwd++] = (ig_header_t){IG_SLICE_LIT("Content-Type"),
-                                      IG_SLICE_LIT("application/json")};
+    b->fwd[b->nfwd++] =
+        (ig_header_t){IG_SLICE_LIT("Content-Type"), IG_SLICE_LIT("application/json")};
     int idl = snprintf(b->reqid, sizeof(b->reqid), "batch-%.*s", (int)r0->request_id.len,
                        r0->request_id.base);
-    b->fwd[b->nfwd++] = (ig_header_t){IG_SLICE_LIT("X-Request-Id"),
-                                      ig_slice(b->reqid, (size_t)idl)};
+    b->fwd[b->nfwd++] =
+        (ig_header_t){IG_SLICE_LIT("X-Request-Id"), ig_slice(b->reqid, (size_t)idl)};
     /* Members share credentials: the batch key includes Authorization. */
     ig_slice_t auth = ig_req_header(r0, "authorization");
     if (auth.base)

@@ -268,8 +268,8 @@ static size_t build_forward_headers(ig_pending_t *p)
         p->fwd[n++] = req->headers[i];
     }
     ig_buf_reset(&p->xff);
-    if (old_xff.base && old_xff.len > 0 &&
-        ig_buf_append_slice(&p->xff, old_xff) == 0 && ig_buf_append(&p->xff, ", ", 2) == 0) {
+    if (old_xff.base && old_xff.len > 0 && ig_buf_append_slice(&p->xff, old_xff) == 0 &&
+        ig_buf_append(&p->xff, ", ", 2) == 0) {
         /* appended below */
     } else {
         ig_buf_reset(&p->xff);
@@ -303,8 +303,8 @@ static int on_up_head(ig_ucall_t *c, int status, const ig_header_t *hdrs, size_t
     }
     double queue_ms = (double)(p->dispatched_ns - p->queued_ns) / 1e6;
     double up_ms = (double)(p->head_ns - p->dispatched_ns) / 1e6;
-    int tl = snprintf(p->timing, sizeof(p->timing), "queue;dur=%.3f, upstream;dur=%.3f, batch;desc=1",
-                      queue_ms, up_ms);
+    int tl = snprintf(p->timing, sizeof(p->timing),
+                      "queue;dur=%.3f, upstream;dur=%.3f, batch;desc=1", queue_ms, up_ms);
     out[k++] = (ig_header_t){IG_SLICE_LIT("Server-Timing"), ig_slice(p->timing, (size_t)tl)};
     p->started = true;
     ig_req_start(req, status, out, k, content_length >= 0 ? content_length : IG_REQ_CHUNKED);
@@ -388,7 +388,8 @@ static void dispatch(ig_pending_t *p)
     ig_gw_update_gauges(gw);
     if (ig_upstream_call(gw->upstream, c) != 0) {
         finish_call(p, false);
-        ig_gw_pending_fail(p, 502, IG_REASON_UPSTREAM_UNAVAILABLE, "the upstream pool refused the call");
+        ig_gw_pending_fail(p, 502, IG_REASON_UPSTREAM_UNAVAILABLE,
+                           "the upstream pool refused the call");
     }
 }
 
@@ -590,7 +591,7 @@ void ig_gateway_fail_all(ig_gateway_t *gw)
         ig_batcher_leave(&p->member);
         depth_change(gw, p->route, -1);
         ig_gw_pending_fail(p, 503, IG_REASON_DRAINING,
-                     "the gateway is shutting down and drain.timeout_ms has passed");
+                           "the gateway is shutting down and drain.timeout_ms has passed");
     }
     for (ig_pending_t *p = gw->all_pendings; p; p = p->next_all) {
         if (p->state != P_UPSTREAM)
@@ -598,8 +599,7 @@ void ig_gateway_fail_all(ig_gateway_t *gw)
         ig_upstream_cancel(&p->call);
         finish_call(p, true);
         ig_gw_pending_fail(p, 503, IG_REASON_DRAINING,
-                     "the gateway is shutting down and drain.timeout_ms has passed");
+                           "the gateway is shutting down and drain.timeout_ms has passed");
     }
     ig_bcall_fail_all(gw);
 }
-

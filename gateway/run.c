@@ -31,8 +31,9 @@ static void on_data_complete(ig_req_t *req, int status, uint64_t bytes_out, void
         ig_buf_append_json_str(b, req->method_name.base, req->method_name.len);
         ig_buf_append_str(b, ",\"path\":");
         ig_buf_append_json_str(b, req->path.base, req->path.len);
-        ig_buf_printf(b, ",\"status\":%d,\"duration_ms\":%.3f,\"bytes\":%" PRIu64 ",\"peer\":",
-                      status, (double)dur_us / 1000.0, bytes_out);
+        ig_buf_printf(b,
+                      ",\"status\":%d,\"duration_ms\":%.3f,\"bytes\":%" PRIu64 ",\"peer\":", status,
+                      (double)dur_us / 1000.0, bytes_out);
         ig_buf_append_json_str(b, req->peer_ip, strlen(req->peer_ip));
         ig_buf_append_str(b, ",\"request_id\":");
         ig_buf_append_json_str(b, req->request_id.base, req->request_id.len);
@@ -110,13 +111,14 @@ int ig_gateway_run(const ig_config_t *cfg)
     }
 
     ig_server_opts_t so = {
-        .limits = {
-            .max_header_bytes = cfg->limits.max_header_bytes,
-            .max_body_bytes = cfg->limits.max_body_bytes,
-            .header_timeout_ms = cfg->limits.header_timeout_ms,
-            .idle_timeout_ms = cfg->limits.idle_timeout_ms,
-            .max_connections = cfg->limits.max_connections,
-        },
+        .limits =
+            {
+                .max_header_bytes = cfg->limits.max_header_bytes,
+                .max_body_bytes = cfg->limits.max_body_bytes,
+                .header_timeout_ms = cfg->limits.header_timeout_ms,
+                .idle_timeout_ms = cfg->limits.idle_timeout_ms,
+                .max_connections = cfg->limits.max_connections,
+            },
         .on_request = on_data_request,
         .on_complete = on_data_complete,
         .ud = gw,
@@ -148,8 +150,9 @@ int ig_gateway_run(const ig_config_t *cfg)
 
     ig_health_start(gw);
     char fields[256];
-    snprintf(fields, sizeof(fields), "\"listen\":\"%s\",\"admin_listen\":\"%s\",\"upstream\":\"%s\"",
-             cfg->listen, cfg->admin_listen, cfg->upstream.url);
+    snprintf(fields, sizeof(fields),
+             "\"listen\":\"%s\",\"admin_listen\":\"%s\",\"upstream\":\"%s\"", cfg->listen,
+             cfg->admin_listen, cfg->upstream.url);
     IG_LOGF(IG_LOG_INFO, fields, "infergate serving");
     uv_run(&loop, UV_RUN_DEFAULT);
     rc = gw->exit_code;

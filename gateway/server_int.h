@@ -84,7 +84,7 @@ struct ig_conn {
     const char *err_msg;
     char peer_ip[INET6_ADDRSTRLEN];
     bool loopback;
-    bool used; /* has answered a request: idle now means between requests */
+    bool used;    /* has answered a request: idle now means between requests */
     ig_buf_t out; /* corked response bytes, sent by the flush at the end of the loop turn */
     ig_conn_t *fprev, *fnext; /* the server's flush list, while `out` holds bytes */
     bool in_flushq;

@@ -39,8 +39,8 @@ typedef struct uconn {
     struct uconn *prev, *next;           /* every connection */
     struct uconn *idle_prev, *idle_next; /* idle list */
     uconn_state_t state;
-    bool reused;   /* served at least one call before the current one */
-    bool writing;  /* write_req in flight */
+    bool reused;     /* served at least one call before the current one */
+    bool writing;    /* write_req in flight */
     int connect_err; /* a connect that failed before it started */
     ig_ucall_t *call;
     llhttp_t parser;
@@ -417,8 +417,8 @@ static void on_written(uv_write_t *w, int status)
     uconn_t *uc = w->data;
     uc->writing = false;
     if (status < 0 && uc->state == U_BUSY && uc->call)
-        conn_fail(uc, ig_error_from_uv(status) == IG_ECONNREFUSED ? IG_ECONNREFUSED
-                                                                   : IG_ECONNRESET);
+        conn_fail(uc,
+                  ig_error_from_uv(status) == IG_ECONNREFUSED ? IG_ECONNREFUSED : IG_ECONNRESET);
 }
 
 static void start_on_conn(uconn_t *uc, ig_ucall_t *c)
@@ -445,8 +445,7 @@ static void start_on_conn(uconn_t *uc, ig_ucall_t *c)
         ig_buf_append(o, "\r\n", 2);
     }
     bool method_has_body = strcmp(c->method, "GET") != 0 && strcmp(c->method, "HEAD") != 0 &&
-                           strcmp(c->method, "DELETE") != 0 &&
-                           strcmp(c->method, "OPTIONS") != 0;
+                           strcmp(c->method, "DELETE") != 0 && strcmp(c->method, "OPTIONS") != 0;
     if (c->body.len > 0 || method_has_body)
         ig_buf_printf(o, "Content-Length: %zu\r\n", c->body.len);
     ig_buf_append(o, "\r\n", 2);
@@ -479,8 +478,8 @@ static void start_on_conn(uconn_t *uc, ig_ucall_t *c)
     }
     bufs[first].base += done;
     bufs[first].len -= done;
-    int r = uv_write(&uc->write_req, (uv_stream_t *)&uc->tcp, bufs + first, nbufs - first,
-                     on_written);
+    int r =
+        uv_write(&uc->write_req, (uv_stream_t *)&uc->tcp, bufs + first, nbufs - first, on_written);
     if (r < 0) {
         conn_fail(uc, IG_ECONNRESET);
         return;
@@ -495,8 +494,7 @@ static void on_connect(uv_connect_t *req, int status)
         return;
     uv_timer_stop(&uc->timer);
     if (status < 0) {
-        conn_fail(uc, ig_error_from_uv(status) == IG_ETIMEDOUT ? IG_ETIMEDOUT
-                                                                : IG_ECONNREFUSED);
+        conn_fail(uc, ig_error_from_uv(status) == IG_ETIMEDOUT ? IG_ETIMEDOUT : IG_ECONNREFUSED);
         return;
     }
     uv_tcp_nodelay(&uc->tcp, 1);
@@ -559,13 +557,12 @@ static void open_conn_for(ig_upstream_t *u, ig_ucall_t *c)
 
 /* ---- public API ------------------------------------------------------- */
 
-int ig_upstream_new(uv_loop_t *loop, const ig_upstream_opts_t *opts, ig_upstream_t **out,
-                    char *err, size_t errlen)
+int ig_upstream_new(uv_loop_t *loop, const ig_upstream_opts_t *opts, ig_upstream_t **out, char *err,
+                    size_t errlen)
 {
     const char *url = opts->url;
     if (!url || strncmp(url, "http://", 7) != 0) {
-        snprintf(err, errlen, "upstream.url: must start with http://, got '%s'",
-                 url ? url : "");
+        snprintf(err, errlen, "upstream.url: must start with http://, got '%s'", url ? url : "");
         return IG_EINVAL;
     }
     const char *hp = url + 7;

@@ -287,11 +287,9 @@ static void call_compute_and_answer(call_t *c)
     pred = ig_xcalloc(c->in.rows, sizeof(*pred));
     ig_iris_predict_rows(c->in.x, c->in.rows, pred);
     if (c->protocol == 1)
-        body = ig_kserve_v1_render(pred,
-                                   c->app->o->short_batch_answers && c->in.rows > 1
-                                       ? c->in.rows - 1
-                                       : c->in.rows,
-                                   &len);
+        body = ig_kserve_v1_render(
+            pred, c->app->o->short_batch_answers && c->in.rows > 1 ? c->in.rows - 1 : c->in.rows,
+            &len);
     else
         body = ig_kserve_v2_render(&c->in, pred, c->app->o->name,
                                    c->versioned ? MODEL_VERSION : NULL, &len);

@@ -102,8 +102,7 @@ int ig_config_apply_env(ig_config_t *c, char *const *envp, char *err, size_t err
 
 /* Sets one key path from a string, as a flag or env var would:
  * ig_config_set(c, "upstream.max_concurrency", "8", …). */
-int ig_config_set(ig_config_t *c, const char *keypath, const char *value, char *err,
-                  size_t errlen);
+int ig_config_set(ig_config_t *c, const char *keypath, const char *value, char *err, size_t errlen);
 
 /* Cross-field checks (addresses parse, URL is http://, routes valid,
  * preferred sizes <= max_size, …). */

@@ -41,7 +41,7 @@ enum {
 #define IG_ERR_ENUM(name, msg) IG_##name,
     IG_ERRNO_MAP(IG_ERR_ENUM)
 #undef IG_ERR_ENUM
-    IG__ERR_END
+        IG__ERR_END
 };
 
 /* Returns a static, never-NULL sentence for an IG_E* code (or "unknown error"). */

@@ -71,20 +71,20 @@ struct ig_req {
      * IG_SERVER_LOW_WATER after ig_req_write reported it above the high water. */
     void (*on_writable)(ig_req_t *req);
 
-    int method;              /* llhttp_method_t */
-    ig_slice_t method_name;  /* "GET" */
-    ig_slice_t target;       /* raw request target: path and query */
-    ig_slice_t path;         /* target up to '?' */
-    ig_slice_t query;        /* after '?', without it; empty if none */
+    int method;             /* llhttp_method_t */
+    ig_slice_t method_name; /* "GET" */
+    ig_slice_t target;      /* raw request target: path and query */
+    ig_slice_t path;        /* target up to '?' */
+    ig_slice_t query;       /* after '?', without it; empty if none */
     uint8_t http_major, http_minor;
     const ig_header_t *headers;
     size_t nheaders;
-    ig_slice_t body;         /* the whole body, de-chunked */
-    bool keep_alive;         /* the client allows reuse of the connection */
-    uint64_t start_ns;       /* uv_hrtime() at the request's first byte */
-    const char *peer_ip;     /* "127.0.0.1" or "::1" */
+    ig_slice_t body;     /* the whole body, de-chunked */
+    bool keep_alive;     /* the client allows reuse of the connection */
+    uint64_t start_ns;   /* uv_hrtime() at the request's first byte */
+    const char *peer_ip; /* "127.0.0.1" or "::1" */
     bool peer_is_loopback;
-    ig_slice_t request_id;   /* X-Request-Id from the client, or a new one */
+    ig_slice_t request_id; /* X-Request-Id from the client, or a new one */
     ig_server_t *server;
     uint64_t tag; /* the handler's small value, 0 at first, kept until on_complete */
 };

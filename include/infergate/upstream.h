@@ -26,8 +26,8 @@ typedef struct {
     const char *url; /* http://host:port[/base-path]; host may be a name, resolved at start */
     size_t max_connections;
     uint64_t connect_timeout_ms;
-    uint64_t timeout_ms;       /* default response timeout of a call */
-    size_t max_header_bytes;   /* response head limit */
+    uint64_t timeout_ms;     /* default response timeout of a call */
+    size_t max_header_bytes; /* response head limit */
 } ig_upstream_opts_t;
 
 struct ig_ucall {
@@ -69,8 +69,8 @@ struct ig_ucall {
 
 /* Creates a pool. Resolves the URL's host synchronously (at start-up only).
  * Returns 0 and sets *out, or IG_EADDR / IG_EINVAL with `err` filled. */
-int ig_upstream_new(uv_loop_t *loop, const ig_upstream_opts_t *opts, ig_upstream_t **out,
-                    char *err, size_t errlen);
+int ig_upstream_new(uv_loop_t *loop, const ig_upstream_opts_t *opts, ig_upstream_t **out, char *err,
+                    size_t errlen);
 
 /* Starts a call. Returns 0 (callbacks will run later, never before this
  * returns) or IG_EINVAL (then no callback ever runs). */
