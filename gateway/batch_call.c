@@ -103,6 +103,24 @@ static void bcall_end(ig_bcall_t *b, uint64_t held_us)
     ig_gw_release_slot(gw, held_us);
 }
 
+/* A member stops waiting for the call: it no longer refers to its client's
+ * request (answering may hand the next pipelined request of that
+ * connection to the gateway at once, reusing the request object), but stays
+ * in the call until it ends. Returns the request, if any, to answer. */
+static ig_req_t *detach(ig_bcall_t *b, ig_pending_t *p)
+{
+    ig_req_t *req = p->req;
+    p->state = P_DETACHED;
+    uv_timer_stop(&p->deadline_timer);
+    if (req) {
+        req->data = NULL;
+        req->on_abort = NULL;
+    }
+    p->req = NULL;
+    b->live--;
+    return req;
+}
+
 static void member_timing(ig_bcall_t *b, ig_pending_t *p, ig_header_t *h)
 {
     double queue_ms = (double)(p->dispatched_ns - p->queued_ns) / 1e6;
@@ -123,27 +141,14 @@ static void answer(ig_bcall_t *b, ig_pending_t *p, int status, const char *body,
                                                            ? ig_slice(b->ctype.base, b->ctype.len)
                                                            : IG_SLICE_LIT("application/json")};
     member_timing(b, p, &h[1]);
-    /* Detach before answering: answering may hand the next pipelined
-     * request of that connection to the gateway at once. */
-    p->state = P_DETACHED;
-    uv_timer_stop(&p->deadline_timer);
-    req->data = NULL;
-    req->on_abort = NULL;
-    p->req = NULL;
-    b->live--;
+    detach(b, p);
     ig_req_respond(req, status, h, 2, body, len);
 }
 
 static void fail_member(ig_bcall_t *b, ig_pending_t *p, int status, ig_reason_t reason,
                         const char *msg)
 {
-    ig_req_t *req = p->req;
-    p->state = P_DETACHED;
-    uv_timer_stop(&p->deadline_timer);
-    req->data = NULL;
-    req->on_abort = NULL;
-    p->req = NULL;
-    b->live--;
+    ig_req_t *req = detach(b, p);
     ig_gateway_reject(b->gw, req, p->route, status, reason, msg);
 }
 
@@ -361,14 +366,7 @@ static void after_leave(ig_bcall_t *b)
 void ig_bcall_detach(ig_pending_t *p)
 {
     ig_bcall_t *b = p->bcall;
-    p->state = P_DETACHED;
-    uv_timer_stop(&p->deadline_timer);
-    if (p->req) {
-        p->req->data = NULL;
-        p->req->on_abort = NULL;
-        p->req = NULL;
-    }
-    b->live--;
+    detach(b, p);
     after_leave(b);
 }
 
