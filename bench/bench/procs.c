@@ -321,39 +321,55 @@ int ig_proc_wait_port_file(ig_proc_t *p, const char *path, int *port, unsigned t
     return wait_failed(p, "it wrote its port file", err, errlen);
 }
 
-/* One blocking GET with Connection: close; the status or -1. */
-static int http_status(int port, const char *path)
+int ig_proc_http_get(int port, const char *path, int *status, char *body, size_t cap)
 {
     int fd = connect_loopback(port);
     if (fd < 0)
-        return -1;
+        return IG_EIO;
     char req[512];
     int n =
         snprintf(req, sizeof(req),
                  "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n", path, port);
     if (n <= 0 || (size_t)n >= sizeof(req) || send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
         close(fd);
-        return -1;
+        return IG_EIO;
     }
-    char buf[64];
+    /* Read to EOF (Connection: close); the head and as much body as fits. */
+    char buf[16384];
     size_t got = 0;
-    while (got < 12) {
-        ssize_t r = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
+    bool truncated = false;
+    for (;;) {
+        char sink[4096];
+        char *dst = got < sizeof(buf) - 1 ? buf + got : sink;
+        size_t room = got < sizeof(buf) - 1 ? sizeof(buf) - 1 - got : sizeof(sink);
+        ssize_t r = recv(fd, dst, room, 0);
         if (r <= 0)
             break;
-        got += (size_t)r;
+        if (dst == sink)
+            truncated = true;
+        else
+            got += (size_t)r;
     }
     close(fd);
     buf[got] = '\0';
     if (got < 12 || strncmp(buf, "HTTP/1.", 7) != 0)
-        return -1;
-    int status = 0;
+        return IG_EPROTO;
+    int st = 0;
     for (int k = 9; k < 12; k++) {
         if (buf[k] < '0' || buf[k] > '9')
-            return -1;
-        status = status * 10 + (buf[k] - '0');
+            return IG_EPROTO;
+        st = st * 10 + (buf[k] - '0');
     }
-    return status;
+    *status = st;
+    if (body && cap > 0) {
+        const char *b = strstr(buf, "\r\n\r\n");
+        size_t blen = b ? got - (size_t)(b + 4 - buf) : 0;
+        if (truncated || blen >= cap)
+            return IG_ETOOLARGE;
+        memcpy(body, b ? b + 4 : "", blen);
+        body[blen] = '\0';
+    }
+    return 0;
 }
 
 int ig_proc_wait_http(ig_proc_t *p, int port, const char *path, int status, unsigned timeout_ms,
@@ -363,7 +379,8 @@ int ig_proc_wait_http(ig_proc_t *p, int port, const char *path, int status, unsi
     char what[160];
     snprintf(what, sizeof(what), "GET %s on port %d answers %d", path, port, status);
     while (!ig_bench_interrupted() && ig_proc_alive(p) && now_ms() < deadline) {
-        if (http_status(port, path) == status)
+        int got = 0;
+        if (ig_proc_http_get(port, path, &got, NULL, 0) == 0 && got == status)
             return 0;
         sleep_ms(20);
     }

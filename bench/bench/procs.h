@@ -61,6 +61,12 @@ int ig_proc_wait_port_file(ig_proc_t *p, const char *path, int *port, unsigned t
 int ig_proc_wait_http(ig_proc_t *p, int port, const char *path, int status, unsigned timeout_ms,
                       char *err, size_t errlen);
 
+/* One blocking GET of `path` on 127.0.0.1:`port` with Connection: close
+ * (2 s socket timeouts). Sets *status; when `body` is given, copies the body
+ * there, NUL-terminated. 0, IG_EIO (no connection), IG_EPROTO (not an HTTP
+ * answer) or IG_ETOOLARGE (head and body over 16 KiB, or body over `cap`). */
+int ig_proc_http_get(int port, const char *path, int *status, char *body, size_t cap);
+
 /* A loopback TCP port that was free a moment ago (bind to 0, read, close).
  * Callers retry with a fresh port when the child then fails to bind. */
 int ig_proc_free_port(void);

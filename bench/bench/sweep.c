@@ -3,40 +3,58 @@
  *
  * One infergate-model with the cost model under study stays up; for every
  * point of the grid a fresh infergate is started with that point's settings,
- * the same load runs through it, and the point's goodput (200s per second)
- * and p99 are recorded. The best point is the one with the highest goodput
- * whose p99 meets the target with no errors and no non-200 answers.
+ * the same load runs through it, and the point's goodput (200s per second),
+ * p50/p99 and the batch sizes the model saw (its GET /stats, read before and
+ * after the measured load) are recorded. The best point is the one with the
+ * highest goodput whose p99 meets the target with no errors and no non-200
+ * answers.
  *
  * The grid is a list of axes, each a flag, a label and a function that
- * writes one value into the gateway config. Today there is one axis,
- * upstream.max_concurrency. Batching adds rows to `axes` below (e.g.
- * --batch-max-size-values writing routes[0].batch.max_size) and nothing else:
- * the product over the axes, the report and the choice of the best point are
- * written for any number of them.
+ * writes one value into the gateway config: upstream.max_concurrency for the
+ * whole gateway, and batch.max_size and batch.max_delay_us for the route the
+ * load's path goes to (found with the gateway's own router over its default
+ * routes). The product over the axes, the report and the choice of the best
+ * point are written for any number of axes.
+ *
+ * Each point is also set against the cost model's ceiling. A call of n rows
+ * holds one of the model's K instances for B + R*n us (plus --delay-ms), so
+ * at most K*n/(B + R*n) rows per us go through; divided by the rows of one
+ * request, that is a request rate. It is given at the largest batch the
+ * point allows and at the mean batch the model actually saw.
  */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bench.h"
 #include "cli.h"
 #include "infergate/buf.h"
+#include "infergate/config.h"
 #include "infergate/error.h"
+#include "infergate/router.h"
 #include "peers.h"
 
 #define MAX_AXIS_VALUES 32
 #define MAX_POINTS 256
+#define MAX_BATCH_SIZES 256      /* distinct call sizes kept from the model's /stats */
+#define MODEL_IDLE_WAIT_MS 35000 /* above upstream.timeout_ms (30 s by default) */
 
 static const char usage_sweep[] =
     "usage: infergate-bench sweep --p99-target-ms T [flags]\n"
     "\n"
     "Runs infergate in front of one infergate-model for every grid point, the same load\n"
-    "each time, and reports goodput and p99 per point and the best point meeting the target.\n"
+    "each time, and reports goodput, p50/p99 and the batch sizes the model saw per point,\n"
+    "against the cost model's ceiling, and the best point meeting the target.\n"
     "\n"
     "  --p99-target-ms T          the latency target (required; decimals allowed)\n"
     "  --concurrency-values LIST  upstream.max_concurrency values (default 1,2,4,8)\n"
+    "  --batch-max-size-values LIST      batch.max_size of the route the load goes to\n"
+    "                             (default 1,32; 1 means no batching)\n"
+    "  --batch-max-delay-us-values LIST  batch.max_delay_us of that route (default 2000)\n"
+    "                             (the batch flags need a kserve-v1 or oip-v2 path)\n"
     "  --model-args 'FLAGS'       infergate-model flags (default '--cost-base-us 2000\n"
     "                             --cost-per-row-us 50 --max-concurrency 4')\n"
     "  --connections N            keep-alive connections (default 64)\n"
@@ -57,9 +75,11 @@ static const char default_body[] = "{\"instances\":[[5.1,3.5,1.4,0.2]]}";
 
 typedef struct {
     const char *flag;  /* the list flag */
-    const char *label; /* config key, for reports */
-    uint64_t min, max;
-    void (*apply)(cJSON *cfg, uint64_t v);
+    const char *label; /* config key, for reports and the JSON settings */
+    const char *col;   /* short column title */
+    uint64_t min, max; /* the gateway's own bounds for the key */
+    bool on_route;     /* applies to the batch object of the load's route */
+    void (*apply)(cJSON *cfg, cJSON *batch, uint64_t v);
     const char *defaults;
 } axis_def_t;
 
@@ -75,18 +95,46 @@ static void set_num(cJSON *o, const char *k, double v)
     cJSON_AddNumberToObject(o, k, v);
 }
 
-static void apply_concurrency(cJSON *cfg, uint64_t v)
+static void apply_concurrency(cJSON *cfg, cJSON *batch, uint64_t v)
 {
+    (void)batch;
     cJSON *up = child_obj(cfg, "upstream");
     set_num(up, "max_concurrency", (double)v);
     /* Each concurrent call needs its own pooled connection. */
     set_num(up, "max_connections", (double)(v < 64 ? 64 : v));
 }
 
+static void apply_max_size(cJSON *cfg, cJSON *batch, uint64_t v)
+{
+    (void)cfg;
+    set_num(batch, "max_size", (double)v);
+}
+
+static void apply_max_delay(cJSON *cfg, cJSON *batch, uint64_t v)
+{
+    (void)cfg;
+    set_num(batch, "max_delay_us", (double)v);
+}
+
+enum { AX_CONCURRENCY, AX_MAX_SIZE, AX_MAX_DELAY };
+
+/* Bounds as gateway/config_routes.c checks them (BATCH_MAX_SIZE, BATCH_MAX_DELAY_US). */
 static const axis_def_t axes[] = {
-    {"--concurrency-values", "upstream.max_concurrency", 1, 65535, apply_concurrency, "1,2,4,8"},
+    [AX_CONCURRENCY] = {"--concurrency-values", "upstream.max_concurrency", "concurrency", 1, 65535,
+                        false, apply_concurrency, "1,2,4,8"},
+    [AX_MAX_SIZE] = {"--batch-max-size-values", "batch.max_size", "max_size", 1, 4096, true,
+                     apply_max_size, "1,32"},
+    [AX_MAX_DELAY] = {"--batch-max-delay-us-values", "batch.max_delay_us", "delay_us", 0, 10000000,
+                      true, apply_max_delay, "2000"},
 };
 #define NAXES (sizeof(axes) / sizeof(axes[0]))
+
+/* What the model's GET /stats said (the counters sweep uses). */
+typedef struct {
+    uint64_t calls, rows, errors;
+    size_t nsizes;
+    uint64_t size[MAX_BATCH_SIZES], count[MAX_BATCH_SIZES];
+} model_stats_t;
 
 typedef struct {
     uint64_t v[NAXES];
@@ -94,7 +142,18 @@ typedef struct {
     double goodput; /* 200 answers per second */
     bool meets;
     bool ran;
+    bool have_stats;                    /* the model's counters were read before and after */
+    model_stats_t seen;                 /* after - before: the measured load only */
+    double mean_rows;                   /* rows per call the model saw; NAN without calls */
+    uint64_t max_rows;                  /* the largest call */
+    double rows_at_max;                 /* rows per call the point's max_size allows */
+    double limit_at_max, limit_at_mean; /* req/s ceilings; NAN when the model has none */
 } point_t;
+
+/* The infergate-model cost flags. */
+typedef struct {
+    double base_us, per_row_us, instances, delay_ms;
+} cost_model_t;
 
 typedef struct {
     ig_load_opts_t load;
@@ -106,12 +165,244 @@ typedef struct {
     bool have_target;
     uint64_t values[NAXES][MAX_AXIS_VALUES];
     size_t nvalues[NAXES];
+    bool given[NAXES];  /* the flag was on the command line */
+    bool active[NAXES]; /* applies to this load (batch axes need a batching route) */
     bool json;
     ig_bench_env_t env;
+    /* The default route the load's path goes to, rebuilt in every config. */
+    size_t route_index;
+    ig_protocol_t route_protocol;
+    char route_match[256];
+    long rows_per_request; /* -1 when the body has no rows */
+    cost_model_t cost;
     point_t points[MAX_POINTS];
     size_t npoints;
     double limit_rps; /* the cost model's ceiling without batching; NAN if unknown */
 } sweep_t;
+
+/* ---- route and cost model ----------------------------------------------- */
+
+/* Finds the gateway default route that `path` (query left off) goes to. */
+static int find_route(sweep_t *s, char *err, size_t errlen)
+{
+    ig_config_t c;
+    ig_config_init(&c);
+    ig_router_t router;
+    ig_route_match_t m;
+    int rc = ig_router_init(&router, c.routes, c.nroutes, err, errlen);
+    if (rc == 0) {
+        size_t len = strcspn(s->path, "?");
+        rc = ig_router_match(&router, ig_slice(s->path, len), &m);
+        if (rc == 0) {
+            s->route_index = m.index;
+            s->route_protocol = m.route->protocol;
+            snprintf(s->route_match, sizeof(s->route_match), "%s", m.route->match);
+        } else {
+            snprintf(err, errlen, "--path: %.200s matches none of the gateway's default routes",
+                     s->path);
+        }
+    }
+    ig_config_dispose(&c);
+    return rc;
+}
+
+/* The gateway's default routes, with `batch` (the axes' values) on the load's
+ * route. Each route gets only match and protocol otherwise, so no
+ * preferred_sizes: a batch leaves at max_size rows or after max_delay_us. */
+static cJSON *routes_json(const sweep_t *s, cJSON **batch)
+{
+    ig_config_t c;
+    ig_config_init(&c);
+    cJSON *arr = cJSON_CreateArray();
+    *batch = NULL;
+    for (size_t i = 0; i < c.nroutes; i++) {
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, "match", c.routes[i].match);
+        cJSON_AddStringToObject(r, "protocol", ig_protocol_name(c.routes[i].protocol));
+        if (i == s->route_index && c.routes[i].protocol != IG_PROTO_PASSTHROUGH)
+            *batch = cJSON_AddObjectToObject(r, "batch");
+        cJSON_AddItemToArray(arr, r);
+    }
+    ig_config_dispose(&c);
+    return arr;
+}
+
+/* Rows in one request body: V1 instances, or dim 0 of the first V2 input. */
+static long body_rows(ig_slice_t body)
+{
+    if (!body.base)
+        return -1;
+    cJSON *j = cJSON_ParseWithLength(body.base, body.len);
+    long rows = -1;
+    cJSON *inst = cJSON_GetObjectItemCaseSensitive(j, "instances");
+    cJSON *inputs = cJSON_GetObjectItemCaseSensitive(j, "inputs");
+    if (cJSON_IsArray(inst)) {
+        rows = cJSON_GetArraySize(inst);
+    } else if (cJSON_IsArray(inputs)) {
+        cJSON *shape = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(inputs, 0), "shape");
+        cJSON *d0 = cJSON_GetArrayItem(shape, 0);
+        if (cJSON_IsNumber(d0))
+            rows = (long)d0->valuedouble;
+    }
+    cJSON_Delete(j);
+    return rows;
+}
+
+/* Reads the cost flags out of --model-args (docs/model.md): a missing flag
+ * has the model's default, except --max-concurrency, which defaults to 1. */
+static void parse_cost(const char *args, cost_model_t *c)
+{
+    char store[2048], *w[64], err[128];
+    size_t n = 0;
+    *c = (cost_model_t){.instances = 1};
+    if (ig_cli_split("--model-args", args, store, sizeof(store), w, 64, &n, err, sizeof(err)) < 0)
+        return;
+    for (size_t k = 0; k < n; k++) {
+        char *eq = strchr(w[k], '=');
+        const char *val = eq ? eq + 1 : (k + 1 < n ? w[k + 1] : "");
+        size_t nl = eq ? (size_t)(eq - w[k]) : strlen(w[k]);
+        double *dst = NULL;
+        if (nl == 14 && !strncmp(w[k], "--cost-base-us", nl))
+            dst = &c->base_us;
+        else if (nl == 17 && !strncmp(w[k], "--cost-per-row-us", nl))
+            dst = &c->per_row_us;
+        else if (nl == 17 && !strncmp(w[k], "--max-concurrency", nl))
+            dst = &c->instances;
+        else if (nl == 10 && !strncmp(w[k], "--delay-ms", nl))
+            dst = &c->delay_ms;
+        if (dst)
+            *dst = strtod(val, NULL);
+    }
+}
+
+/* Requests per second when every call carries `call_rows` rows and a request
+ * has `req_rows`: K × call_rows × 1e6 / (req_rows × (B + R × call_rows + delay)).
+ * NAN when there is no ceiling (no cost, or unlimited instances). */
+static double ceiling_rps(const cost_model_t *c, double call_rows, double req_rows)
+{
+    double cost_us = c->base_us + c->per_row_us * call_rows + c->delay_ms * 1000.0;
+    if (!(call_rows > 0) || !(req_rows > 0) || cost_us <= 0 || c->instances <= 0)
+        return NAN;
+    return c->instances * call_rows * 1e6 / (req_rows * cost_us);
+}
+
+/* Rows per call when batches hold at most `max_size` rows of `req_rows`-row
+ * requests: as many whole requests as fit, and a larger request goes alone. */
+static double rows_at_max_size(uint64_t max_size, long req_rows)
+{
+    if (req_rows <= 0)
+        return NAN;
+    if ((uint64_t)req_rows > max_size)
+        return (double)req_rows;
+    return (double)(req_rows * (long)(max_size / (uint64_t)req_rows));
+}
+
+/* ---- the model's counters ------------------------------------------------- */
+
+static int stats_read(int port, cJSON **out, char *err, size_t errlen)
+{
+    char body[16384];
+    int status = 0;
+    int rc = ig_proc_http_get(port, "/stats", &status, body, sizeof(body));
+    if (rc == 0 && status != 200)
+        rc = IG_EPROTO;
+    *out = rc == 0 ? cJSON_Parse(body) : NULL;
+    if (rc == 0 && !cJSON_IsObject(*out))
+        rc = IG_EPARSE;
+    if (rc < 0) {
+        snprintf(err, errlen, "infergate-model GET /stats on port %d: %s (status %d)", port,
+                 ig_strerror(rc), status);
+        cJSON_Delete(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+static uint64_t json_u64(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) && v->valuedouble > 0 ? (uint64_t)v->valuedouble : 0;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Waits until the model has no call in flight or queued (calls the load gave
+ * up on may still be running), then reads its counters. A model that stays
+ * busy past MODEL_IDLE_WAIT_MS is read anyway, with a warning. */
+static int stats_when_idle(int port, model_stats_t *st, char *err, size_t errlen)
+{
+    cJSON *j = NULL;
+    int rc = 0;
+    for (unsigned waited = 0;; waited += 20) {
+        cJSON_Delete(j);
+        if ((rc = stats_read(port, &j, err, errlen)) < 0)
+            return rc;
+        if (json_u64(j, "inflight") == 0 && json_u64(j, "queued") == 0)
+            break;
+        if (waited >= MODEL_IDLE_WAIT_MS || ig_bench_interrupted()) {
+            fprintf(stderr,
+                    "infergate-bench: warning: the model still has calls in flight after %u ms; "
+                    "its counters are read anyway\n",
+                    waited);
+            break;
+        }
+        sleep_ms(20);
+    }
+    memset(st, 0, sizeof(*st));
+    st->calls = json_u64(j, "calls");
+    st->rows = json_u64(j, "rows");
+    st->errors = json_u64(j, "errors");
+    const cJSON *sizes = cJSON_GetObjectItemCaseSensitive(j, "batch_sizes");
+    const cJSON *it;
+    cJSON_ArrayForEach(it, sizes)
+    {
+        char *end = NULL;
+        unsigned long long sz = strtoull(it->string, &end, 10);
+        if (end == it->string || *end || !cJSON_IsNumber(it) || st->nsizes == MAX_BATCH_SIZES)
+            continue;
+        st->size[st->nsizes] = sz;
+        st->count[st->nsizes++] = json_u64(sizes, it->string);
+    }
+    cJSON_Delete(j);
+    return 0;
+}
+
+static uint64_t stats_count(const model_stats_t *st, uint64_t size)
+{
+    for (size_t k = 0; k < st->nsizes; k++)
+        if (st->size[k] == size)
+            return st->count[k];
+    return 0;
+}
+
+/* d = after - before: what the measured load alone made the model do. */
+static void stats_delta(const model_stats_t *before, const model_stats_t *after, model_stats_t *d)
+{
+    memset(d, 0, sizeof(*d));
+    d->calls = after->calls - before->calls;
+    d->rows = after->rows - before->rows;
+    d->errors = after->errors - before->errors;
+    for (size_t k = 0; k < after->nsizes; k++) {
+        uint64_t n = after->count[k] - stats_count(before, after->size[k]);
+        if (n == 0)
+            continue;
+        /* Keep sizes ascending for the report. */
+        size_t at = d->nsizes++;
+        while (at > 0 && d->size[at - 1] > after->size[k]) {
+            d->size[at] = d->size[at - 1];
+            d->count[at] = d->count[at - 1];
+            at--;
+        }
+        d->size[at] = after->size[k];
+        d->count[at] = n;
+    }
+}
+
+/* ---- flags ----------------------------------------------------------------- */
 
 static int parse(sweep_t *s, int argc, char **argv, char *err, size_t errlen)
 {
@@ -143,6 +434,7 @@ static int parse(sweep_t *s, int argc, char **argv, char *err, size_t errlen)
             if (m < 0 || ig_cli_uint_list(axes[k].flag, v, axes[k].min, axes[k].max, s->values[k],
                                           MAX_AXIS_VALUES, &s->nvalues[k], err, errlen) < 0)
                 return IG_EINVAL;
+            s->given[k] = true;
             axis_flag = true;
         }
         if (axis_flag)
@@ -192,20 +484,6 @@ static int parse(sweep_t *s, int argc, char **argv, char *err, size_t errlen)
         snprintf(err, errlen, "--p99-target-ms: required (see infergate-bench sweep --help)");
         return IG_EINVAL;
     }
-    for (size_t k = 0; k < NAXES; k++) {
-        if (s->nvalues[k] == 0 &&
-            ig_cli_uint_list(axes[k].flag, axes[k].defaults, axes[k].min, axes[k].max, s->values[k],
-                             MAX_AXIS_VALUES, &s->nvalues[k], err, errlen) < 0)
-            return IG_EINVAL;
-    }
-    size_t total = 1;
-    for (size_t k = 0; k < NAXES; k++)
-        total *= s->nvalues[k];
-    if (total > MAX_POINTS) {
-        snprintf(err, errlen, "%s: the grid has %zu points, at most %d", axes[0].flag, total,
-                 MAX_POINTS);
-        return IG_EINVAL;
-    }
     if (!path_set && !o->body.base) {
         snprintf(s->path, sizeof(s->path), "%s", default_path);
         o->body = IG_SLICE_LIT(default_body);
@@ -215,60 +493,121 @@ static int parse(sweep_t *s, int argc, char **argv, char *err, size_t errlen)
             o->method = "POST";
         ig_load_default_content_type(o, "application/json");
     }
+    if (find_route(s, err, errlen) < 0)
+        return IG_EINVAL;
+    bool batching = s->route_protocol != IG_PROTO_PASSTHROUGH;
+    for (size_t k = 0; k < NAXES; k++) {
+        s->active[k] = !axes[k].on_route || batching;
+        if (!s->active[k]) {
+            if (s->given[k]) {
+                snprintf(
+                    err, errlen,
+                    "%s: the load's path %.200s goes to the passthrough route %s, which does not "
+                    "batch (use a /v1/models/NAME:predict or /v2/models/NAME/infer path)",
+                    axes[k].flag, s->path, s->route_match);
+                return IG_EINVAL;
+            }
+            s->values[k][0] = 0; /* never written into a config */
+            s->nvalues[k] = 1;
+        } else if (s->nvalues[k] == 0 &&
+                   ig_cli_uint_list(axes[k].flag, axes[k].defaults, axes[k].min, axes[k].max,
+                                    s->values[k], MAX_AXIS_VALUES, &s->nvalues[k], err,
+                                    errlen) < 0) {
+            return IG_EINVAL;
+        }
+    }
+    size_t total = 1;
+    for (size_t k = 0; k < NAXES; k++)
+        total *= s->nvalues[k];
+    if (total > MAX_POINTS) {
+        snprintf(err, errlen, "%s, %s, %s: the grid has %zu points, at most %d", axes[0].flag,
+                 axes[1].flag, axes[2].flag, total, MAX_POINTS);
+        return IG_EINVAL;
+    }
     return 0;
 }
 
-/* Rows in one request body: V1 instances, or dim 0 of the first V2 input. */
-static long body_rows(ig_slice_t body)
+/* ---- running the grid --------------------------------------------------- */
+
+static cJSON *point_config(const sweep_t *s, const point_t *pt)
 {
-    if (!body.base)
-        return -1;
-    cJSON *j = cJSON_ParseWithLength(body.base, body.len);
-    long rows = -1;
-    cJSON *inst = cJSON_GetObjectItemCaseSensitive(j, "instances");
-    cJSON *inputs = cJSON_GetObjectItemCaseSensitive(j, "inputs");
-    if (cJSON_IsArray(inst)) {
-        rows = cJSON_GetArraySize(inst);
-    } else if (cJSON_IsArray(inputs)) {
-        cJSON *shape = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(inputs, 0), "shape");
-        cJSON *d0 = cJSON_GetArrayItem(shape, 0);
-        if (cJSON_IsNumber(d0))
-            rows = (long)d0->valuedouble;
+    cJSON *cfg = cJSON_CreateObject();
+    cJSON *batch = NULL;
+    cJSON_AddItemToObject(cfg, "routes", routes_json(s, &batch));
+    for (size_t k = 0; k < NAXES; k++) {
+        if (s->active[k])
+            axes[k].apply(cfg, batch, pt->v[k]);
     }
-    cJSON_Delete(j);
-    return rows;
+    /* The queue must hold every connection's request, or the sweep
+     * measures rejections instead of latency. */
+    set_num(child_obj(cfg, "limits"), "max_queue", (double)s->load.connections + 1024);
+    return cfg;
 }
 
-/* The model's ceiling for unbatched requests of `rows` rows:
- * C × 1e6 / (base + per_row × rows) calls per second (docs/model.md). */
-static double cost_limit(const char *args, long rows)
+/* Derived figures of a point that ran: goodput, target, batches, ceilings. */
+static void point_figures(const sweep_t *s, point_t *pt)
 {
-    char store[2048], *w[64], err[128];
-    size_t n = 0;
-    if (rows <= 0 ||
-        ig_cli_split("--model-args", args, store, sizeof(store), w, 64, &n, err, sizeof(err)) < 0)
-        return NAN;
-    double base = 0, per_row = 0, conc = 1, delay_ms = 0;
-    for (size_t k = 0; k < n; k++) {
-        char *eq = strchr(w[k], '=');
-        const char *val = eq ? eq + 1 : (k + 1 < n ? w[k + 1] : "");
-        size_t nl = eq ? (size_t)(eq - w[k]) : strlen(w[k]);
-        double *dst = NULL;
-        if (nl == 14 && !strncmp(w[k], "--cost-base-us", nl))
-            dst = &base;
-        else if (nl == 17 && !strncmp(w[k], "--cost-per-row-us", nl))
-            dst = &per_row;
-        else if (nl == 17 && !strncmp(w[k], "--max-concurrency", nl))
-            dst = &conc;
-        else if (nl == 10 && !strncmp(w[k], "--delay-ms", nl))
-            dst = &delay_ms;
-        if (dst)
-            *dst = strtod(val, NULL);
+    pt->goodput = pt->r.elapsed_s > 0 ? (double)pt->r.by_status[200] / pt->r.elapsed_s : 0;
+    pt->meets = pt->r.latency.n > 0 && ig_load_ms(&pt->r, 0.99) <= s->target_ms &&
+                pt->r.errors_total == 0 && pt->r.by_status[200] == pt->r.responses;
+    pt->mean_rows = NAN;
+    pt->max_rows = 0;
+    if (pt->have_stats && pt->seen.calls > 0) {
+        pt->mean_rows = (double)pt->seen.rows / (double)pt->seen.calls;
+        pt->max_rows = pt->seen.nsizes ? pt->seen.size[pt->seen.nsizes - 1] : 0;
     }
-    double cost_us = base + per_row * (double)rows + delay_ms * 1000.0;
-    if (cost_us <= 0 || conc <= 0)
-        return NAN; /* no cost, or unlimited instances: no ceiling from the model */
-    return conc * 1e6 / cost_us;
+    double req_rows = (double)s->rows_per_request;
+    pt->rows_at_max = s->active[AX_MAX_SIZE]
+                          ? rows_at_max_size(pt->v[AX_MAX_SIZE], s->rows_per_request)
+                          : req_rows;
+    pt->limit_at_max = ceiling_rps(&s->cost, pt->rows_at_max, req_rows);
+    pt->limit_at_mean = ceiling_rps(&s->cost, pt->mean_rows, req_rows);
+}
+
+static int run_point(sweep_t *s, point_t *pt, int model_port, char *err, size_t errlen)
+{
+    cJSON *cfg = point_config(s, pt);
+    ig_peer_t gw = {.kind = IG_PEER_INFERGATE};
+    int rc = ig_peer_start(&s->env, &gw, model_port, s->load.connections, cfg, err, errlen);
+    cJSON_Delete(cfg);
+    if (rc < 0)
+        return rc;
+    snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%d%s", gw.port, s->path);
+    fprintf(stderr, "infergate-bench: sweep point %zu:", s->npoints);
+    for (size_t k = 0; k < NAXES; k++)
+        if (s->active[k])
+            fprintf(stderr, " %s=%llu", axes[k].label, (unsigned long long)pt->v[k]);
+    fprintf(stderr, "\n");
+    /* The warm-up is a load of its own, so that the model's counters can be
+     * read between it and the measured load, when nothing is in flight. */
+    ig_load_opts_t o = s->load;
+    o.url = s->url;
+    o.warmup_s = 0;
+    if (s->load.warmup_s > 0) {
+        ig_load_opts_t w = o;
+        w.duration_s = s->load.warmup_s;
+        rc = ig_load_run(&w, &pt->r, err, errlen);
+        if (rc == 0 && pt->r.interrupted)
+            rc = IG_ECANCELED;
+        memset(&pt->r, 0, sizeof(pt->r));
+    }
+    model_stats_t before, after;
+    if (rc == 0)
+        rc = stats_when_idle(model_port, &before, err, errlen);
+    if (rc == 0)
+        rc = ig_load_run(&o, &pt->r, err, errlen);
+    if (rc == 0 && pt->r.interrupted)
+        rc = IG_ECANCELED;
+    if (rc == 0)
+        rc = stats_when_idle(model_port, &after, err, errlen);
+    ig_peer_stop(&gw);
+    if (rc < 0)
+        return rc;
+    stats_delta(&before, &after, &pt->seen);
+    pt->have_stats = true;
+    pt->ran = true;
+    point_figures(s, pt);
+    return 0;
 }
 
 static int run(sweep_t *s, char *err, size_t errlen)
@@ -288,41 +627,14 @@ static int run(sweep_t *s, char *err, size_t errlen)
         point_t *pt = &s->points[s->npoints++];
         for (size_t k = 0; k < NAXES; k++)
             pt->v[k] = s->values[k][idx[k]];
-        cJSON *cfg = cJSON_CreateObject();
-        for (size_t k = 0; k < NAXES; k++)
-            axes[k].apply(cfg, pt->v[k]);
-        /* The queue must hold every connection's request, or the sweep
-         * measures rejections instead of latency. */
-        set_num(child_obj(cfg, "limits"), "max_queue", (double)s->load.connections + 1024);
-        ig_peer_t gw = {.kind = IG_PEER_INFERGATE};
-        rc = ig_peer_start(&s->env, &gw, model_port, s->load.connections, cfg, err, errlen);
-        cJSON_Delete(cfg);
-        if (rc < 0)
+        if ((rc = run_point(s, pt, model_port, err, errlen)) < 0)
             break;
-        ig_load_opts_t o = s->load;
-        snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%d%s", gw.port, s->path);
-        o.url = s->url;
-        fprintf(stderr, "infergate-bench: sweep point %zu:", s->npoints);
-        for (size_t k = 0; k < NAXES; k++)
-            fprintf(stderr, " %s=%llu", axes[k].label, (unsigned long long)pt->v[k]);
-        fprintf(stderr, "\n");
-        rc = ig_load_run(&o, &pt->r, err, errlen);
-        ig_peer_stop(&gw);
-        if (rc < 0)
-            break;
-        if (pt->r.interrupted) {
-            rc = IG_ECANCELED;
-            break;
-        }
-        pt->ran = true;
-        pt->goodput = pt->r.elapsed_s > 0 ? (double)pt->r.by_status[200] / pt->r.elapsed_s : 0;
-        pt->meets = pt->r.latency.n > 0 && ig_load_ms(&pt->r, 0.99) <= s->target_ms &&
-                    pt->r.errors_total == 0 && pt->r.by_status[200] == pt->r.responses;
-        /* Next grid point: odometer over the axes. */
-        size_t k = 0;
-        while (k < NAXES && ++idx[k] == s->nvalues[k])
-            idx[k++] = 0;
-        if (k == NAXES)
+        /* Next grid point: an odometer whose last axis turns fastest, so the
+         * table reads like nested loops in the order of the axes. */
+        size_t k = NAXES;
+        while (k > 0 && ++idx[k - 1] == s->nvalues[k - 1])
+            idx[--k] = 0;
+        if (k == 0)
             break;
     }
     ig_proc_stop(&model, 5000);
@@ -340,42 +652,98 @@ static const point_t *best_point(const sweep_t *s)
     return best;
 }
 
+/* ---- reports ---------------------------------------------------------------- */
+
+static double ratio(double a, double b)
+{
+    return isnan(a) || isnan(b) || b <= 0 ? NAN : a / b;
+}
+
+/* A figure with `prec` decimals, or "-" when there is none (24-byte buffer). */
+static const char *fmt(char *buf, int prec, double v)
+{
+    if (isnan(v) || isinf(v))
+        return "-";
+    snprintf(buf, 24, "%.*f", prec, v);
+    return buf;
+}
+
 static void print_table(const sweep_t *s)
 {
     int nproc;
     char cpu[256];
     ig_bench_machine(&nproc, cpu, sizeof(cpu));
     printf("machine: %d CPUs, %s\n", nproc, cpu);
-    printf("load: %s %s, %u keep-alive connections, %.1f s per point; model args '%s'\n",
-           s->load.method, s->path, s->load.connections, s->load.duration_s, s->model_args);
+    printf("load: %s %s (route %s, %s), %u keep-alive connections, %.1f s per point; model "
+           "args '%s'\n",
+           s->load.method, s->path, s->route_match, ig_protocol_name(s->route_protocol),
+           s->load.connections, s->load.duration_s, s->model_args);
     if (!isnan(s->limit_rps))
-        printf("cost-model ceiling without batching: %.0f req/s\n", s->limit_rps);
+        printf("cost model: %g instance(s), %g us + %g us/row per call; %ld row(s) per request; "
+               "ceiling without batching %.0f req/s\n",
+               s->cost.instances, s->cost.base_us + s->cost.delay_ms * 1000.0, s->cost.per_row_us,
+               s->rows_per_request, s->limit_rps);
     printf("p99 target: %.3f ms\n\n", s->target_ms);
     for (size_t k = 0; k < NAXES; k++)
-        printf("%-26s ", axes[k].label);
-    printf("%10s %9s %9s %9s %9s %s\n", "goodput/s", "of limit", "p50 ms", "p99 ms", "non-200",
-           "meets");
+        if (s->active[k])
+            printf("%11s ", axes[k].col);
+    printf("%10s %8s %8s %9s %9s %6s %9s %6s %7s %s\n", "goodput/s", "p50 ms", "p99 ms",
+           "rows/call", "ceil@max", "of", "ceil@mean", "of", "non-200", "meets");
     for (size_t p = 0; p < s->npoints; p++) {
         const point_t *pt = &s->points[p];
         if (!pt->ran)
             continue;
         for (size_t k = 0; k < NAXES; k++)
-            printf("%-26llu ", (unsigned long long)pt->v[k]);
-        printf("%10.0f %9.2f %9.3f %9.3f %9llu %s\n", pt->goodput,
-               isnan(s->limit_rps) ? NAN : pt->goodput / s->limit_rps, ig_load_ms(&pt->r, 0.5),
-               ig_load_ms(&pt->r, 0.99),
+            if (s->active[k])
+                printf("%11llu ", (unsigned long long)pt->v[k]);
+        char f[5][24];
+        printf("%10.0f %8.3f %8.3f %9s %9s %6s %9s %6s %7llu %s\n", pt->goodput,
+               ig_load_ms(&pt->r, 0.5), ig_load_ms(&pt->r, 0.99), fmt(f[0], 2, pt->mean_rows),
+               fmt(f[1], 0, pt->limit_at_max), fmt(f[2], 2, ratio(pt->goodput, pt->limit_at_max)),
+               fmt(f[3], 0, pt->limit_at_mean), fmt(f[4], 2, ratio(pt->goodput, pt->limit_at_mean)),
                (unsigned long long)(pt->r.responses - pt->r.by_status[200] + pt->r.errors_total),
                pt->meets ? "yes" : "no");
     }
+    printf("\nrows/call: mean rows per call the model saw (its /stats, measured load only).\n"
+           "ceil@max, ceil@mean: the cost model's req/s ceiling with calls of max_size rows\n"
+           "and of rows/call rows; 'of': goodput as a fraction of it.\n");
     const point_t *b = best_point(s);
     if (b) {
         printf("\nbest:");
         for (size_t k = 0; k < NAXES; k++)
-            printf(" %s=%llu", axes[k].label, (unsigned long long)b->v[k]);
+            if (s->active[k])
+                printf(" %s=%llu", axes[k].label, (unsigned long long)b->v[k]);
         printf(" (%.0f req/s, p99 %.3f ms)\n", b->goodput, ig_load_ms(&b->r, 0.99));
     } else {
         printf("\nbest: no setting met p99 <= %.3f ms without errors\n", s->target_ms);
     }
+}
+
+static void add_num_or_null(cJSON *o, const char *k, double v)
+{
+    if (isnan(v) || isinf(v))
+        cJSON_AddNullToObject(o, k);
+    else
+        cJSON_AddNumberToObject(o, k, v);
+}
+
+static cJSON *model_json(const point_t *pt)
+{
+    if (!pt->have_stats)
+        return cJSON_CreateNull();
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddNumberToObject(m, "calls", (double)pt->seen.calls);
+    cJSON_AddNumberToObject(m, "rows", (double)pt->seen.rows);
+    cJSON_AddNumberToObject(m, "errors", (double)pt->seen.errors);
+    cJSON *sizes = cJSON_AddObjectToObject(m, "batch_sizes");
+    for (size_t k = 0; k < pt->seen.nsizes; k++) {
+        char key[24];
+        snprintf(key, sizeof(key), "%llu", (unsigned long long)pt->seen.size[k]);
+        cJSON_AddNumberToObject(sizes, key, (double)pt->seen.count[k]);
+    }
+    add_num_or_null(m, "mean_batch_rows", pt->mean_rows);
+    cJSON_AddNumberToObject(m, "max_batch_rows", (double)pt->max_rows);
+    return m;
 }
 
 static void print_json(const sweep_t *s)
@@ -389,10 +757,19 @@ static void print_json(const sweep_t *s)
     cJSON_AddStringToObject(m, "cpu", cpu);
     cJSON_AddNumberToObject(j, "p99_target_ms", s->target_ms);
     cJSON_AddStringToObject(j, "model_args", s->model_args);
-    if (isnan(s->limit_rps))
-        cJSON_AddNullToObject(j, "limit_rps");
+    cJSON *route = cJSON_AddObjectToObject(j, "route");
+    cJSON_AddStringToObject(route, "match", s->route_match);
+    cJSON_AddStringToObject(route, "protocol", ig_protocol_name(s->route_protocol));
+    cJSON *cost = cJSON_AddObjectToObject(j, "cost_model");
+    cJSON_AddNumberToObject(cost, "base_us", s->cost.base_us);
+    cJSON_AddNumberToObject(cost, "per_row_us", s->cost.per_row_us);
+    cJSON_AddNumberToObject(cost, "instances", s->cost.instances);
+    cJSON_AddNumberToObject(cost, "delay_ms", s->cost.delay_ms);
+    if (s->rows_per_request > 0)
+        cJSON_AddNumberToObject(j, "rows_per_request", (double)s->rows_per_request);
     else
-        cJSON_AddNumberToObject(j, "limit_rps", s->limit_rps);
+        cJSON_AddNullToObject(j, "rows_per_request");
+    add_num_or_null(j, "limit_rps", s->limit_rps);
     cJSON *pts = cJSON_AddArrayToObject(j, "points");
     const point_t *b = best_point(s);
     for (size_t p = 0; p < s->npoints; p++) {
@@ -402,11 +779,19 @@ static void print_json(const sweep_t *s)
         cJSON *pj = cJSON_CreateObject();
         cJSON *set = cJSON_AddObjectToObject(pj, "settings");
         for (size_t k = 0; k < NAXES; k++)
-            cJSON_AddNumberToObject(set, axes[k].label, (double)pt->v[k]);
+            if (s->active[k])
+                cJSON_AddNumberToObject(set, axes[k].label, (double)pt->v[k]);
         cJSON_AddNumberToObject(pj, "goodput_rps", pt->goodput);
         cJSON_AddBoolToObject(pj, "meets_target", pt->meets);
+        cJSON_AddItemToObject(pj, "model", model_json(pt));
+        add_num_or_null(pj, "rows_per_call_at_max_size", pt->rows_at_max);
+        add_num_or_null(pj, "limit_rps_at_max_size", pt->limit_at_max);
+        add_num_or_null(pj, "of_limit_at_max_size", ratio(pt->goodput, pt->limit_at_max));
+        add_num_or_null(pj, "limit_rps_at_mean_batch", pt->limit_at_mean);
+        add_num_or_null(pj, "of_limit_at_mean_batch", ratio(pt->goodput, pt->limit_at_mean));
         ig_load_opts_t o = s->load;
         o.url = "";
+        o.warmup_s = 0;
         cJSON *lj = ig_load_json(&o, &pt->r);
         cJSON_DeleteItemFromObject(lj, "url");
         cJSON_AddItemToObject(pj, "load", lj);
@@ -442,7 +827,9 @@ int ig_bench_sweep(int argc, char **argv)
         free(s);
         return IG_BENCH_EXIT_USAGE;
     }
-    s->limit_rps = cost_limit(s->model_args, body_rows(s->load.body));
+    parse_cost(s->model_args, &s->cost);
+    s->rows_per_request = body_rows(s->load.body);
+    s->limit_rps = ceiling_rps(&s->cost, (double)s->rows_per_request, (double)s->rows_per_request);
     int code = IG_BENCH_EXIT_OK;
     int rc = ig_bench_env_open(&s->env, err, sizeof(err));
     if (rc == 0)

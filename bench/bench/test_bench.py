@@ -214,6 +214,13 @@ def case_help_and_usage_errors():
         (["sweep", "--concurrency-values", "1,2"], "--p99-target-ms"),
         (["sweep", "--p99-target-ms", "5", "--concurrency-values", "1,,2"],
          "--concurrency-values"),
+        (["sweep", "--p99-target-ms", "5", "--batch-max-size-values", "0"],
+         "--batch-max-size-values"),
+        (["sweep", "--p99-target-ms", "5", "--batch-max-delay-us-values", "soon"],
+         "--batch-max-delay-us-values"),
+        # /echo goes to the passthrough route, which never batches.
+        (["sweep", "--p99-target-ms", "5", "--path", "/echo", "--batch-max-size-values", "4"],
+         "--batch-max-size-values"),
         (["frobnicate"], "frobnicate"),
     ]
     for argv, flag in bad:
@@ -383,33 +390,119 @@ def case_compare_sigint_stops_everything():
     check("infergate-model" in names and "infergate" in names, "started: %s" % names)
 
 
+def check_sweep_point_model(p, what):
+    """The model's counters for one point add up with the bench's own counts."""
+    r, m = p["load"], p["model"]
+    check(isinstance(m, dict), "%s: no model counters: %r" % (what, m))
+    check(r["errors_total"] == 0 and r["status"] == {"200": r["responses"]},
+          "%s: not every request got a 200: %s %s" % (what, r["status"], r["errors"]))
+    sizes = {int(k): v for k, v in m["batch_sizes"].items()}
+    check(all(v > 0 for v in sizes.values()), "%s: empty batch size counts: %s" % (what, sizes))
+    check(m["calls"] == sum(sizes.values()),
+          "%s: calls %d != sum of batch_sizes %s" % (what, m["calls"], sizes))
+    check(m["rows"] == sum(k * v for k, v in sizes.items()),
+          "%s: rows %d != rows in batch_sizes %s" % (what, m["rows"], sizes))
+    # One row per request, and the warm-up is not counted: every measured 200 is one row
+    # the model computed during the measured load, and nothing else is.
+    check(m["rows"] == r["responses"],
+          "%s: the model saw %d rows, the bench %d answers" % (what, m["rows"], r["responses"]))
+    check(m["errors"] == 0, "%s: model errors %d" % (what, m["errors"]))
+    check(m["calls"] > 0 and m["mean_batch_rows"] == m["rows"] / m["calls"],
+          "%s: mean_batch_rows %r != rows / calls" % (what, m["mean_batch_rows"]))
+    check(m["max_batch_rows"] == max(sizes), "%s: max_batch_rows %r, sizes %s"
+          % (what, m["max_batch_rows"], sizes))
+    return sizes
+
+
+def check_best(s):
+    met = [p for p in s["points"] if p["meets_target"]]
+    if met:
+        best = max(met, key=lambda p: p["goodput_rps"])
+        check(s["best"] == best["settings"], "best %s, expected %s" % (s["best"], best["settings"]))
+    else:
+        check(s["best"] is None, "best without any point meeting the target")
+
+
 def case_sweep_points_limit_and_best():
-    common = ["--concurrency-values", "1,2", "--duration", "0.5", "--warmup", "0",
+    common = ["--concurrency-values", "1,2", "--batch-max-size-values", "1",
+              "--duration", "0.5", "--warmup", "0",
               "--connections", "4", "--model-args", "--cost-base-us 1000 --max-concurrency 2",
               "--gateway", ARGS.gateway, "--model", ARGS.model, "--json"]
     s, err = bench_json("sweep", "--p99-target-ms", "60000", *common)
     check_children_gone(err)
     # 2 instances x 1e6 / (1000 us per one-row call): from the cost model, not a measurement.
     check(s["limit_rps"] == 2000, "limit_rps: %r" % s["limit_rps"])
+    check(s["route"] == {"match": "/v1/models/{model}:predict", "protocol": "kserve-v1"},
+          "route: %r" % s["route"])
     pts = s["points"]
-    check([p["settings"]["upstream.max_concurrency"] for p in pts] == [1, 2],
-          "points: %s" % [p["settings"] for p in pts])
+    check([p["settings"] for p in pts] == [
+        {"upstream.max_concurrency": c, "batch.max_size": 1, "batch.max_delay_us": 2000}
+        for c in (1, 2)], "points: %s" % [p["settings"] for p in pts])
     for p in pts:
-        check_load_shape(p["load"], "sweep point %s" % p["settings"])
+        what = "sweep point %s" % p["settings"]
+        check_load_shape(p["load"], what)
         r = p["load"]
         good = r["status"].get("200", 0) / r["duration_s"]
         check(abs(p["goodput_rps"] - good) <= 1e-6 * good, "goodput: %s" % p)
-    met = [p for p in pts if p["meets_target"]]
-    if met:
-        best = max(met, key=lambda p: p["goodput_rps"])
-        check(s["best"] == best["settings"], "best %s, expected %s" % (s["best"], best["settings"]))
-    else:
-        check(s["best"] is None, "best without any point meeting the target")
+        sizes = check_sweep_point_model(p, what)
+        check(sizes == {1: r["responses"]}, "%s: max_size 1 but batches %s" % (what, sizes))
+        check(p["limit_rps_at_max_size"] == 2000 and p["limit_rps_at_mean_batch"] == 2000,
+              "%s: ceilings %r %r" % (what, p["limit_rps_at_max_size"],
+                                      p["limit_rps_at_mean_batch"]))
+    check_best(s)
     # Every call holds an instance for 1 ms, so no p99 can be under 0.5 ms.
     s2, err = bench_json("sweep", "--p99-target-ms", "0.5", *common)
     check_children_gone(err)
     check(s2["best"] is None and not any(p["meets_target"] for p in s2["points"]),
           "a 0.5 ms target was met by a 1 ms model: %s" % s2)
+
+
+def case_sweep_batching_axes_counts_and_batches():
+    # One instance, 2 ms + 100 us per row per call; 8 connections keep the queue full.
+    s, err = bench_json(
+        "sweep", "--p99-target-ms", "60000", "--concurrency-values", "1",
+        "--batch-max-size-values", "1,8", "--batch-max-delay-us-values", "0,500",
+        "--duration", "0.5", "--warmup", "0.2", "--connections", "8",
+        "--model-args", "--cost-base-us 2000 --cost-per-row-us 100 --max-concurrency 1",
+        "--gateway", ARGS.gateway, "--model", ARGS.model, "--json")
+    check_children_gone(err)
+    check(s["cost_model"] == {"base_us": 2000, "per_row_us": 100, "instances": 1, "delay_ms": 0},
+          "cost_model: %r" % s["cost_model"])
+    check(s["rows_per_request"] == 1, "rows_per_request: %r" % s["rows_per_request"])
+    pts = s["points"]
+    # The last axis turns fastest.
+    check([(p["settings"]["batch.max_size"], p["settings"]["batch.max_delay_us"]) for p in pts]
+          == [(1, 0), (1, 500), (8, 0), (8, 500)], "points: %s" % [p["settings"] for p in pts])
+
+    def ceiling(n):  # K * n * 1e6 / (B + R * n), requests of one row
+        return 1 * n * 1e6 / (2000 + 100 * n)
+
+    def close(a, b):
+        return a is not None and abs(a - b) <= 1e-9 * max(1.0, abs(b))
+
+    for p in pts:
+        what = "sweep point %s" % p["settings"]
+        check_load_shape(p["load"], what)
+        sizes = check_sweep_point_model(p, what)
+        m, size = p["model"], p["settings"]["batch.max_size"]
+        check(max(sizes) <= size, "%s: a call of %d rows" % (what, max(sizes)))
+        if size == 1:
+            check(list(sizes) == [1], "%s: batches %s without batching" % (what, sizes))
+        else:
+            check(max(sizes) > 1, "%s: max_size %d but the model saw only %s"
+                  % (what, size, sizes))
+        check(p["rows_per_call_at_max_size"] == size, "%s: %r" % (what, p))
+        check(close(p["limit_rps_at_max_size"], ceiling(size)),
+              "%s: limit_rps_at_max_size %r" % (what, p["limit_rps_at_max_size"]))
+        check(close(p["limit_rps_at_mean_batch"], ceiling(m["mean_batch_rows"])),
+              "%s: limit_rps_at_mean_batch %r" % (what, p["limit_rps_at_mean_batch"]))
+        check(close(p["of_limit_at_max_size"], p["goodput_rps"] / ceiling(size)),
+              "%s: of_limit_at_max_size %r" % (what, p["of_limit_at_max_size"]))
+        check(close(p["of_limit_at_mean_batch"],
+                    p["goodput_rps"] / ceiling(m["mean_batch_rows"])),
+              "%s: of_limit_at_mean_batch %r" % (what, p["of_limit_at_mean_batch"]))
+    check(close(s["limit_rps"], ceiling(1)), "limit_rps: %r" % s["limit_rps"])
+    check_best(s)
 
 
 CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
