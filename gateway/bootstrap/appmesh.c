@@ -90,6 +90,31 @@ static const char *default_type(long status)
     }
 }
 
+/* App Mesh asks to slow down with these error types too, whatever the status. */
+static bool am_again(int rc, const ig_http_resp_t *resp)
+{
+    return ig_http_again(rc, resp) ||
+           (rc == 0 && (!strcmp(resp->error_type, "ThrottlingException") ||
+                        !strcmp(resp->error_type, "TooManyRequestsException")));
+}
+
+/* "App Mesh GET /v20190125/meshes/x: HTTP 404 NotFoundException: message". */
+static void am_api_error(const ig_http_req_t *req, const ig_http_resp_t *resp, const cJSON *j,
+                         const void *path, char *err, size_t errlen)
+{
+    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(j, "message");
+    if (!cJSON_IsString(msg))
+        msg = cJSON_GetObjectItemCaseSensitive(j, "Message");
+    const cJSON *typ = cJSON_GetObjectItemCaseSensitive(j, "__type");
+    const char *t = resp->error_type[0]   ? resp->error_type
+                    : cJSON_IsString(typ) ? typ->valuestring
+                                          : default_type(resp->status);
+    const char *hash = strrchr(t, '#'); /* "ns#Type" */
+    snprintf(err, errlen, "App Mesh %s %s: HTTP %ld %s: %s", req->method, (const char *)path,
+             resp->status, hash ? hash + 1 : t,
+             cJSON_IsString(msg) ? msg->valuestring : "(no message)");
+}
+
 int ig_appmesh_call(ig_appmesh_t *m, const char *method, const char *path, const cJSON *body,
                     long *status, cJSON **out, char *err, size_t errlen)
 {
@@ -106,45 +131,9 @@ int ig_appmesh_call(ig_appmesh_t *m, const char *method, const char *path, const
                          .access_key = m->creds.access_key,
                          .secret_key = m->creds.secret_key,
                          .session_token = m->creds.session_token};
-    ig_http_resp_t resp;
-    ig_http_resp_init(&resp);
-    int rc = 0;
-    *status = 0;
-    if (out)
-        *out = NULL;
-    for (int attempt = 0;; attempt++) {
-        rc = ig_http_do(&req, &resp, err, errlen);
-        bool throttled = rc == 0 && (resp.status == 429 || resp.status >= 500 ||
-                                     !strcmp(resp.error_type, "ThrottlingException") ||
-                                     !strcmp(resp.error_type, "TooManyRequestsException"));
-        if ((rc == 0 && !throttled) || attempt + 1 >= m->retry.max_attempts)
-            break;
-        if (rc != 0 && rc != IG_ECONNREFUSED && rc != IG_ECONNRESET && rc != IG_ETIMEDOUT)
-            break; /* a bad URL or TLS setup does not heal by waiting */
-        ig_http_sleep_ms(ig_http_backoff_ms(&m->retry, attempt));
-    }
-    if (rc == 0) {
-        *status = resp.status;
-        cJSON *j = resp.body.len ? cJSON_ParseWithLength(resp.body.base, resp.body.len) : NULL;
-        if (resp.status >= 400) {
-            const cJSON *msg = cJSON_GetObjectItemCaseSensitive(j, "message");
-            if (!cJSON_IsString(msg))
-                msg = cJSON_GetObjectItemCaseSensitive(j, "Message");
-            const cJSON *typ = cJSON_GetObjectItemCaseSensitive(j, "__type");
-            const char *t = resp.error_type[0]    ? resp.error_type
-                            : cJSON_IsString(typ) ? typ->valuestring
-                                                  : default_type(resp.status);
-            const char *hash = strrchr(t, '#'); /* "ns#Type" */
-            snprintf(err, errlen, "App Mesh %s %s: HTTP %ld %s: %s", method, path, resp.status,
-                     hash ? hash + 1 : t, cJSON_IsString(msg) ? msg->valuestring : "(no message)");
-            cJSON_Delete(j);
-            rc = IG_EAPI;
-        } else if (out) {
-            *out = j;
-        } else {
-            cJSON_Delete(j);
-        }
-    } else {
+    int rc =
+        ig_http_json_call(&req, &m->retry, am_again, am_api_error, path, status, out, err, errlen);
+    if (rc != 0 && rc != IG_EAPI) {
         char inner[512];
         snprintf(inner, sizeof(inner), "%s", err);
         snprintf(err, errlen, "App Mesh unreachable after %d attempts: %s", m->retry.max_attempts,
@@ -152,7 +141,6 @@ int ig_appmesh_call(ig_appmesh_t *m, const char *method, const char *path, const
     }
     free(text);
     ig_buf_dispose(&url);
-    ig_http_resp_dispose(&resp);
     return rc;
 }
 

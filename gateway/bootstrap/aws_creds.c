@@ -174,28 +174,6 @@ int ig_aws_sts_parse(ig_aws_creds_t *c, const char *xml, char *err, size_t errle
     return 0;
 }
 
-static char *slurp(const char *path, size_t max)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    ig_buf_t b;
-    ig_buf_init(&b, max);
-    char chunk[4096];
-    size_t n;
-    int rc = 0;
-    while (rc == 0 && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        rc = ig_buf_append(&b, chunk, n);
-    fclose(f);
-    if (rc != 0) {
-        ig_buf_dispose(&b);
-        return NULL;
-    }
-    if (!b.base)
-        ig_buf_append(&b, "", 0);
-    return ig_buf_take(&b, NULL);
-}
-
 static void form_add(ig_buf_t *b, CURL *h, const char *k, const char *v)
 {
     char *e = curl_easy_escape(h, v, 0);
@@ -203,11 +181,18 @@ static void form_add(ig_buf_t *b, CURL *h, const char *k, const char *v)
     curl_free(e);
 }
 
+/* STS is tried again on every transport failure, not only those that
+ * ig_http_again counts as passing, and on 429 and 5xx answers. */
+static bool sts_again(int rc, const ig_http_resp_t *resp)
+{
+    return rc != 0 || ig_http_again(rc, resp);
+}
+
 static int web_identity(ig_aws_creds_t *c, char *const *envp, const char *region,
                         const char *token_file, const char *role, char *err, size_t errlen)
 {
-    char *token = slurp(token_file, 64 * 1024);
-    if (!token) {
+    char *token;
+    if (ig_file_read(token_file, 64 * 1024, &token, NULL) != 0) {
         snprintf(err, errlen, "AWS_WEB_IDENTITY_TOKEN_FILE: cannot read %s", token_file);
         return IG_EIO;
     }
@@ -252,14 +237,7 @@ static int web_identity(ig_aws_creds_t *c, char *const *envp, const char *region
                          .accept = "text/xml"};
     ig_http_resp_t resp;
     ig_http_resp_init(&resp);
-    int rc = 0;
-    for (int attempt = 0;; attempt++) {
-        rc = ig_http_do(&req, &resp, err, errlen);
-        bool retry = rc != 0 || resp.status == 429 || resp.status >= 500;
-        if (!retry || attempt + 1 >= rp.max_attempts)
-            break;
-        ig_http_sleep_ms(ig_http_backoff_ms(&rp, attempt));
-    }
+    int rc = ig_http_do_retry(&req, &rp, sts_again, &resp, err, errlen);
     memset(form.base, 0, form.len);
     ig_buf_dispose(&form);
     if (rc == 0) {
@@ -309,8 +287,8 @@ int ig_aws_creds_resolve(ig_aws_creds_t *c, char *const *envp, const char *regio
         snprintf(path, sizeof(path), "%s/.aws/credentials", home ? home : "");
         file = path;
     }
-    char *text = slurp(file, 1u << 20);
-    if (!text) {
+    char *text;
+    if (ig_file_read(file, 1u << 20, &text, NULL) != 0) {
         snprintf(err, errlen,
                  "no AWS credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
                  "unset, AWS_WEB_IDENTITY_TOKEN_FILE/AWS_ROLE_ARN unset, and %s cannot be read",

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
 #include <curl/curl.h>
 
 #include "infergate/bootstrap_http.h"
@@ -38,6 +39,30 @@ const char *ig_env_get(char *const *envp, const char *name)
         if (!strncmp(*e, name, n) && (*e)[n] == '=')
             return (*e)[n + 1] ? *e + n + 1 : NULL;
     return NULL;
+}
+
+int ig_file_read(const char *path, size_t max, char **out, size_t *len)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return IG_EIO;
+    ig_buf_t b;
+    ig_buf_init(&b, max);
+    char chunk[4096];
+    size_t n;
+    int rc = 0;
+    while (rc == 0 && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        rc = ig_buf_append(&b, chunk, n);
+    fclose(f);
+    if (rc != 0) {
+        ig_buf_dispose(&b);
+        return rc;
+    }
+    if (!b.base)
+        ig_buf_append(&b, "", 0);
+    *out = ig_buf_take(&b, len);
+    return 0;
 }
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
@@ -242,6 +267,51 @@ void ig_http_retry_default(ig_http_retry_t *p, char *const *envp)
         if (!*end && n >= 1 && n <= 20)
             p->max_attempts = (int)n;
     }
+}
+
+bool ig_http_again(int rc, const ig_http_resp_t *resp)
+{
+    if (rc == 0)
+        return resp->status == 429 || resp->status >= 500;
+    return rc == IG_ECONNREFUSED || rc == IG_ECONNRESET || rc == IG_ETIMEDOUT;
+}
+
+int ig_http_do_retry(const ig_http_req_t *req, const ig_http_retry_t *p, ig_http_again_fn again,
+                     ig_http_resp_t *resp, char *err, size_t errlen)
+{
+    for (int attempt = 0;; attempt++) {
+        int rc = ig_http_do(req, resp, err, errlen);
+        if (!again(rc, resp) || attempt + 1 >= p->max_attempts)
+            return rc;
+        ig_http_sleep_ms(ig_http_backoff_ms(p, attempt));
+    }
+}
+
+int ig_http_json_call(const ig_http_req_t *req, const ig_http_retry_t *p, ig_http_again_fn again,
+                      ig_http_api_error_fn api_error, const void *ud, long *status, cJSON **out,
+                      char *err, size_t errlen)
+{
+    ig_http_resp_t resp;
+    ig_http_resp_init(&resp);
+    *status = 0;
+    if (out)
+        *out = NULL;
+    int rc = ig_http_do_retry(req, p, again, &resp, err, errlen);
+    if (rc == 0) {
+        *status = resp.status;
+        cJSON *j = resp.body.len ? cJSON_ParseWithLength(resp.body.base, resp.body.len) : NULL;
+        if (resp.status >= 400) {
+            api_error(req, &resp, j, ud, err, errlen);
+            cJSON_Delete(j);
+            rc = IG_EAPI;
+        } else if (out) {
+            *out = j;
+        } else {
+            cJSON_Delete(j);
+        }
+    }
+    ig_http_resp_dispose(&resp);
+    return rc;
 }
 
 static unsigned long long rng_next(void)

@@ -66,6 +66,21 @@ static char *read_token(const char *path)
     return t;
 }
 
+/* "Kubernetes GET /api/v1/…: HTTP 404 NotFound: message", from the Status object. */
+static void kube_api_error(const ig_http_req_t *req, const ig_http_resp_t *resp, const cJSON *j,
+                           const void *path, char *err, size_t errlen)
+{
+    const char *reason = NULL, *msg = NULL;
+    if (cJSON_IsObject(j)) {
+        const cJSON *r = cJSON_GetObjectItemCaseSensitive(j, "reason");
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "message");
+        reason = cJSON_IsString(r) ? r->valuestring : NULL;
+        msg = cJSON_IsString(m) ? m->valuestring : NULL;
+    }
+    snprintf(err, errlen, "Kubernetes %s %s: HTTP %ld %s: %s", req->method, (const char *)path,
+             resp->status, reason ? reason : "Error", msg ? msg : "(no message)");
+}
+
 int ig_kube_request(ig_kube_t *k, const char *method, const char *path_and_query,
                     const char *content_type, const char *body, long *status, cJSON **out,
                     char *err, size_t errlen)
@@ -95,51 +110,18 @@ int ig_kube_request(ig_kube_t *k, const char *method, const char *path_and_query
                          .key_file = a->key_file,
                          .cert_pem = a->cert_pem,
                          .key_pem = a->key_pem};
-    ig_http_resp_t resp;
-    ig_http_resp_init(&resp);
-    int rc;
-    *status = 0;
-    if (out)
-        *out = NULL;
-    for (int attempt = 0;; attempt++) {
-        rc = ig_http_do(&req, &resp, err, errlen);
-        bool again = (rc == 0 && (resp.status == 429 || resp.status >= 500)) ||
-                     rc == IG_ECONNREFUSED || rc == IG_ECONNRESET || rc == IG_ETIMEDOUT;
-        if (!again || attempt + 1 >= k->retry.max_attempts)
-            break;
-        ig_http_sleep_ms(ig_http_backoff_ms(&k->retry, attempt));
-    }
+    int rc = ig_http_json_call(&req, &k->retry, ig_http_again, kube_api_error, path_and_query,
+                               status, out, err, errlen);
     if (file_token) {
         memset(file_token, 0, strlen(file_token));
         free(file_token);
     }
-    if (rc == 0) {
-        *status = resp.status;
-        cJSON *j = resp.body.len ? cJSON_ParseWithLength(resp.body.base, resp.body.len) : NULL;
-        if (resp.status >= 400) {
-            const char *reason = NULL, *msg = NULL;
-            if (cJSON_IsObject(j)) {
-                const cJSON *r = cJSON_GetObjectItemCaseSensitive(j, "reason");
-                const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "message");
-                reason = cJSON_IsString(r) ? r->valuestring : NULL;
-                msg = cJSON_IsString(m) ? m->valuestring : NULL;
-            }
-            snprintf(err, errlen, "Kubernetes %s %s: HTTP %ld %s: %s", method, path_and_query,
-                     resp.status, reason ? reason : "Error", msg ? msg : "(no message)");
-            cJSON_Delete(j);
-            rc = IG_EAPI;
-        } else if (out) {
-            *out = j;
-        } else {
-            cJSON_Delete(j);
-        }
-    } else {
+    if (rc != 0 && rc != IG_EAPI) {
         char inner[512];
         snprintf(inner, sizeof(inner), "%s", err);
         snprintf(err, errlen, "Kubernetes API unreachable (%s): %s", a->source, inner);
     }
     ig_buf_dispose(&url);
-    ig_http_resp_dispose(&resp);
     return rc;
 }
 

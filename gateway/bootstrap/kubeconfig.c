@@ -275,28 +275,6 @@ out:
     return rc;
 }
 
-static char *slurp(const char *path, size_t max)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    ig_buf_t b;
-    ig_buf_init(&b, max);
-    char chunk[4096];
-    size_t n;
-    int rc = 0;
-    while (rc == 0 && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        rc = ig_buf_append(&b, chunk, n);
-    fclose(f);
-    if (rc != 0) {
-        ig_buf_dispose(&b);
-        return NULL;
-    }
-    if (!b.base)
-        ig_buf_append(&b, "", 0);
-    return ig_buf_take(&b, NULL);
-}
-
 static void chomp(char *s)
 {
     size_t n = strlen(s);
@@ -332,8 +310,8 @@ int ig_kube_incluster(ig_kube_auth_t *a, char *const *envp, const char *sa_dir, 
     if (access(p, R_OK) == 0)
         a->ca_file = ig_xstrdup(p);
     snprintf(p, sizeof(p), "%s/namespace", sa_dir);
-    char *ns = slurp(p, 256);
-    if (ns) {
+    char *ns;
+    if (ig_file_read(p, 256, &ns, NULL) == 0) {
         chomp(ns);
         a->namespace_ = ns;
     }
@@ -378,8 +356,8 @@ int ig_kube_auth_resolve(ig_kube_auth_t *a, const char *kubeconfig, const char *
             return IG_ENOTFOUND;
         }
     }
-    char *text = slurp(path, 4u << 20);
-    if (!text) {
+    char *text;
+    if (ig_file_read(path, 4u << 20, &text, NULL) != 0) {
         snprintf(err, errlen, "kubeconfig %s: cannot be read", path);
         return IG_EIO;
     }

@@ -61,28 +61,6 @@ ig_bs_resource_t *ig_bs_stack_add(ig_bs_stack_t *s, const ig_bs_backend_t *backe
     return r;
 }
 
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    ig_buf_t b;
-    ig_buf_init(&b, 16u << 20);
-    char chunk[4096];
-    size_t n;
-    int rc = 0;
-    while (rc == 0 && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        rc = ig_buf_append(&b, chunk, n);
-    fclose(f);
-    if (rc != 0) {
-        ig_buf_dispose(&b);
-        return NULL;
-    }
-    if (!b.base)
-        ig_buf_append(&b, "", 0);
-    return ig_buf_take(&b, len);
-}
-
 int ig_bs_template_load(const char *dir, const char *path, const ig_tpl_vars_t *vars, cJSON **out,
                         char *err, size_t errlen)
 {
@@ -92,8 +70,7 @@ int ig_bs_template_load(const char *dir, const char *path, const ig_tpl_vars_t *
     char full[1024];
     if (dir) {
         snprintf(full, sizeof(full), "%s/%s", dir, path);
-        owned = read_file(full, &len);
-        if (!owned) {
+        if (ig_file_read(full, 16u << 20, &owned, &len) != 0) {
             snprintf(err, errlen, "%s: cannot read template", full);
             return IG_EIO;
         }

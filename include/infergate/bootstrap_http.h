@@ -14,6 +14,8 @@
 
 #include "infergate/buf.h"
 
+struct cJSON;
+
 typedef struct {
     const char *method; /* "GET", "PUT", "PATCH", "DELETE", "POST" */
     const char *url;
@@ -72,7 +74,46 @@ long ig_http_backoff_ms(const ig_http_retry_t *p, int attempt);
 /* Sleeps for `ms` milliseconds. */
 void ig_http_sleep_ms(long ms);
 
+/* Whether a finished try is worth another. `rc` is ig_http_do's result;
+ * look at `resp` only when rc == 0. */
+typedef bool (*ig_http_again_fn)(int rc, const ig_http_resp_t *resp);
+
+/* The usual answer to that: a transport failure that waiting may heal
+ * (IG_ECONNREFUSED, IG_ECONNRESET, IG_ETIMEDOUT), or an answer with status
+ * 429 or 5xx. A bad URL or TLS setup does not heal by waiting. */
+bool ig_http_again(int rc, const ig_http_resp_t *resp);
+
+/* ig_http_do, tried again while `again` says so, up to p->max_attempts
+ * tries in all, sleeping ig_http_backoff_ms between them. Returns the last
+ * try's result: 0 with its answer in `resp`, or its error with `err`. */
+int ig_http_do_retry(const ig_http_req_t *req, const ig_http_retry_t *p, ig_http_again_fn again,
+                     ig_http_resp_t *resp, char *err, size_t errlen);
+
+/* Fills `err` for a JSON API's answer with status >= 400. `answer` is its
+ * body parsed (NULL when empty or not JSON); `ud` is ig_http_json_call's. */
+typedef void (*ig_http_api_error_fn)(const ig_http_req_t *req, const ig_http_resp_t *resp,
+                                     const struct cJSON *answer, const void *ud, char *err,
+                                     size_t errlen);
+
+/* One call to a JSON API through ig_http_do_retry. *status is the answer's
+ * status, 0 when none came. An answer with status >= 400 returns IG_EAPI with
+ * `err` filled by `api_error`. Otherwise 0, and *out (when `out` is not NULL;
+ * NULL on every error) the parsed body, NULL when it is empty or not JSON;
+ * the caller frees it with cJSON_Delete. A transport failure returns its
+ * code with `err` from ig_http_do (never IG_EAPI). */
+int ig_http_json_call(const ig_http_req_t *req, const ig_http_retry_t *p, ig_http_again_fn again,
+                      ig_http_api_error_fn api_error, const void *ud, long *status,
+                      struct cJSON **out, char *err, size_t errlen);
+
+/* ---- Helpers every bootstrap module shares --------------------------- */
+
 /* Looks NAME up in a NULL-terminated environment; NULL when absent or empty. */
 const char *ig_env_get(char *const *envp, const char *name);
+
+/* Reads the whole file at `path` into *out: heap memory, NUL-terminated
+ * ("" for an empty file), the caller frees it. *len (when `len` is not NULL)
+ * gets its length. Returns 0, IG_EIO (cannot open it) or IG_ETOOLARGE (more
+ * than `max` bytes; 0: no cap); *out is NULL on error. */
+int ig_file_read(const char *path, size_t max, char **out, size_t *len);
 
 #endif
