@@ -26,18 +26,27 @@
 
 /* ---- client ---------------------------------------------------------- */
 
+/* The region: `*region` when set (bootstrap.mesh.region), else AWS_REGION,
+ * else AWS_DEFAULT_REGION. Returns 0 or IG_ECONFIG. */
+static int resolve_region(const char **region, char *const *envp, char *err, size_t errlen)
+{
+    if (!*region)
+        *region = ig_env_get(envp, "AWS_REGION");
+    if (!*region)
+        *region = ig_env_get(envp, "AWS_DEFAULT_REGION");
+    if (!*region) {
+        snprintf(err, errlen, "bootstrap.mesh.region: not set, and neither is AWS_REGION");
+        return IG_ECONFIG;
+    }
+    return 0;
+}
+
 int ig_appmesh_init(ig_appmesh_t *m, const char *region, char *const *envp, char *err,
                     size_t errlen)
 {
     memset(m, 0, sizeof(*m));
-    if (!region)
-        region = ig_env_get(envp, "AWS_REGION");
-    if (!region)
-        region = ig_env_get(envp, "AWS_DEFAULT_REGION");
-    if (!region) {
-        snprintf(err, errlen, "bootstrap.mesh.region: not set, and neither is AWS_REGION");
+    if (resolve_region(&region, envp, err, errlen) != 0)
         return IG_ECONFIG;
-    }
     m->region = ig_xstrdup(region);
     const char *ep = ig_env_get(envp, "AWS_ENDPOINT_URL_APPMESH");
     if (!ep)
@@ -150,14 +159,8 @@ static int am_vars(const ig_bs_conf_t *c, char *const *envp, ig_tpl_vars_t *v, c
                    size_t errlen)
 {
     const char *region = c->mesh.region;
-    if (!region)
-        region = ig_env_get(envp, "AWS_REGION");
-    if (!region)
-        region = ig_env_get(envp, "AWS_DEFAULT_REGION");
-    if (!region) {
-        snprintf(err, errlen, "bootstrap.mesh.region: not set, and neither is AWS_REGION");
+    if (resolve_region(&region, envp, err, errlen) != 0)
         return IG_ECONFIG;
-    }
     ig_tpl_vars_set(v, "REGION", region);
     ig_tpl_vars_set(v, "MESH_NAME", c->mesh.name);
     ig_tpl_vars_set(v, "VIRTUAL_NODE", c->name);

@@ -183,6 +183,26 @@ static void api_method_path(const ig_bs_resource_t *r, char *method, size_t ml, 
     }
 }
 
+/* Writes a --json report to stdout, pretty-printed, with a newline. */
+static void print_json(const cJSON *root)
+{
+    char *t = cJSON_Print(root);
+    puts(t);
+    free(t);
+}
+
+/* Ends a failed plan, apply or destroy. With --json the report so far still
+ * goes to stdout, with its "error". Frees `root`; returns the exit code. */
+static int report_failure(const opts_t *o, cJSON *root, const char *err, int rc)
+{
+    if (o->json) {
+        cJSON_AddStringToObject(root, "error", err);
+        print_json(root);
+    }
+    cJSON_Delete(root);
+    return rc == IG_ECONFIG ? 2 : 1;
+}
+
 static int do_render(const opts_t *o, const ig_bs_stack_t *s)
 {
     char method[16], path[1200];
@@ -203,10 +223,7 @@ static int do_render(const opts_t *o, const ig_bs_stack_t *s)
             cJSON_AddItemToArray(arr, it);
         }
         cJSON_AddItemToObject(root, "outputs", cJSON_Duplicate(s->outputs, true));
-        char *txt = cJSON_Print(root);
-        fputs(txt, stdout);
-        fputc('\n', stdout);
-        free(txt);
+        print_json(root);
         cJSON_Delete(root);
         return 0;
     }
@@ -371,14 +388,7 @@ static int do_plan_apply(const opts_t *o, ig_bs_stack_t *s, ctxs_t *cx)
                 "Re-run to continue.\n",
                 counts[IG_BS_CREATE], counts[IG_BS_UPDATE], counts[IG_BS_NOOP],
                 i < s->n ? s->n - i - 1 : 0);
-        if (o->json) {
-            cJSON_AddStringToObject(root, "error", err);
-            char *t = cJSON_Print(root);
-            puts(t);
-            free(t);
-        }
-        cJSON_Delete(root);
-        return rc == IG_ECONFIG ? 2 : 1;
+        return report_failure(o, root, err, rc);
     }
     if (o->json) {
         cJSON *sum = cJSON_AddObjectToObject(root, "summary");
@@ -387,9 +397,7 @@ static int do_plan_apply(const opts_t *o, ig_bs_stack_t *s, ctxs_t *cx)
         cJSON_AddNumberToObject(sum, verbs[IG_BS_NOOP], (double)counts[IG_BS_NOOP]);
         if (apply)
             print_outputs(o, s, root);
-        char *t = cJSON_Print(root);
-        puts(t);
-        free(t);
+        print_json(root);
     } else {
         printf("%s: %zu %s, %zu %s, %zu %s.\n", apply ? "Apply complete" : "Plan",
                counts[IG_BS_CREATE], verbs[IG_BS_CREATE], counts[IG_BS_UPDATE], verbs[IG_BS_UPDATE],
@@ -424,14 +432,7 @@ static int do_destroy(const opts_t *o, ig_bs_stack_t *s, ctxs_t *cx)
                     "already done: %zu deleted, %zu absent, %zu skipped; %zu not "
                     "reached. Re-run to continue.\n",
                     counts[0], counts[1], counts[2], k);
-            if (o->json) {
-                cJSON_AddStringToObject(root, "error", err);
-                char *t = cJSON_Print(root);
-                puts(t);
-                free(t);
-            }
-            cJSON_Delete(root);
-            return rc == IG_ECONFIG ? 2 : 1;
+            return report_failure(o, root, err, rc);
         }
         counts[res]++;
         done++;
@@ -453,9 +454,7 @@ static int do_destroy(const opts_t *o, ig_bs_stack_t *s, ctxs_t *cx)
         cJSON_AddNumberToObject(sum, "deleted", (double)counts[0]);
         cJSON_AddNumberToObject(sum, "absent", (double)counts[1]);
         cJSON_AddNumberToObject(sum, "skipped", (double)counts[2]);
-        char *t = cJSON_Print(root);
-        puts(t);
-        free(t);
+        print_json(root);
     } else {
         printf("Destroy complete: %zu deleted, %zu absent, %zu skipped.\n", counts[0], counts[1],
                counts[2]);

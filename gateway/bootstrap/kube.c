@@ -183,6 +183,24 @@ static void normalise(cJSON *obj)
     cJSON_DeleteItemFromObjectCaseSensitive(obj, "status");
 }
 
+/* Server-side apply of r's body. With `dry_run` nothing changes: *out (when
+ * not NULL) is the object as the API server would make it. */
+static int server_side_apply(ig_kube_t *k, const ig_bs_resource_t *r, bool dry_run, cJSON **out,
+                             char *err, size_t errlen)
+{
+    char *body = cJSON_PrintUnformatted(r->body);
+    ig_buf_t q;
+    ig_buf_init(&q, 0);
+    ig_buf_printf(&q, "%s?fieldManager=" FIELD_MANAGER "&force=true%s", r->path,
+                  dry_run ? "&dryRun=All" : "");
+    long st;
+    int rc = ig_kube_request(k, "PATCH", q.base, "application/apply-patch+yaml", body, &st, out,
+                             err, errlen);
+    free(body);
+    ig_buf_dispose(&q);
+    return rc;
+}
+
 static int kube_plan(void *ctx, const ig_bs_resource_t *r, ig_bs_plan_t *p, char *err,
                      size_t errlen)
 {
@@ -197,15 +215,8 @@ static int kube_plan(void *ctx, const ig_bs_resource_t *r, ig_bs_plan_t *p, char
     if (rc)
         return rc;
     p->managed = is_managed(live);
-    char *body = cJSON_PrintUnformatted(r->body);
-    ig_buf_t q;
-    ig_buf_init(&q, 0);
-    ig_buf_printf(&q, "%s?fieldManager=" FIELD_MANAGER "&force=true&dryRun=All", r->path);
     cJSON *would = NULL;
-    rc = ig_kube_request(k, "PATCH", q.base, "application/apply-patch+yaml", body, &st, &would, err,
-                         errlen);
-    free(body);
-    ig_buf_dispose(&q);
+    rc = server_side_apply(k, r, true, &would, err, errlen);
     if (rc == 0) {
         normalise(live);
         normalise(would);
@@ -230,16 +241,7 @@ static int kube_apply(void *ctx, const ig_bs_resource_t *r, const ig_bs_plan_t *
                  r->kind, r->path);
         return IG_EEXIST;
     }
-    char *body = cJSON_PrintUnformatted(r->body);
-    ig_buf_t q;
-    ig_buf_init(&q, 0);
-    ig_buf_printf(&q, "%s?fieldManager=" FIELD_MANAGER "&force=true", r->path);
-    long st;
-    int rc = ig_kube_request(k, "PATCH", q.base, "application/apply-patch+yaml", body, &st, NULL,
-                             err, errlen);
-    free(body);
-    ig_buf_dispose(&q);
-    return rc;
+    return server_side_apply(k, r, false, NULL, err, errlen);
 }
 
 static int kube_destroy(void *ctx, const ig_bs_resource_t *r, ig_bs_delete_result_t *res, char *err,

@@ -464,6 +464,19 @@ static int yaml_key(const char *k, ig_buf_t *out)
     return ig_buf_append_json_str(out, k, strlen(k));
 }
 
+/* Writes a value that takes no lines of its own, and ends the line: an empty
+ * sequence or mapping in flow style, or a scalar. */
+static void yaml_leaf(const cJSON *c, ig_buf_t *out, int ind)
+{
+    if (cJSON_IsArray(c))
+        ig_buf_append_str(out, "[]");
+    else if (cJSON_IsObject(c))
+        ig_buf_append_str(out, "{}");
+    else
+        yaml_scalar(c, out, ind);
+    ig_buf_append_str(out, "\n");
+}
+
 /* Writes a container at indentation `ind`. With `inline_first`, the first
  * line continues the current one (after "- "). */
 static int yaml_node(const cJSON *j, ig_buf_t *out, int ind, bool inline_first)
@@ -479,13 +492,7 @@ static int yaml_node(const cJSON *j, ig_buf_t *out, int ind, bool inline_first)
                 yaml_node(c, out, ind + 2, true);
                 continue;
             }
-            if (cJSON_IsArray(c))
-                ig_buf_append_str(out, "[]");
-            else if (cJSON_IsObject(c))
-                ig_buf_append_str(out, "{}");
-            else
-                yaml_scalar(c, out, ind + 2);
-            ig_buf_append_str(out, "\n");
+            yaml_leaf(c, out, ind + 2);
         } else {
             yaml_key(c->string, out);
             if (is_container(c)) {
@@ -495,13 +502,7 @@ static int yaml_node(const cJSON *j, ig_buf_t *out, int ind, bool inline_first)
                 continue;
             }
             ig_buf_append_str(out, ": ");
-            if (cJSON_IsArray(c))
-                ig_buf_append_str(out, "[]");
-            else if (cJSON_IsObject(c))
-                ig_buf_append_str(out, "{}");
-            else
-                yaml_scalar(c, out, ind + 2);
-            ig_buf_append_str(out, "\n");
+            yaml_leaf(c, out, ind + 2);
         }
     }
     return 0;
