@@ -33,6 +33,16 @@ void ig_batch_part_dispose(ig_batch_part_t *part)
     memset(part, 0, sizeof(*part));
 }
 
+int ig_codec_split_fail(ig_batch_part_t *const *parts, size_t ndrop, size_t i, int rc, char *err,
+                        size_t errlen)
+{
+    for (size_t j = 0; j < ndrop; j++)
+        ig_buf_dispose(&parts[j]->reply);
+    return ig_codec_fail(err, errlen, IG_EUPSTREAM,
+                         "model answer: cannot build the reply for request %zu of the batch (%s)",
+                         i, ig_strerror(rc));
+}
+
 uint64_t ig_codec_hash(const void *data, size_t len)
 {
     const unsigned char *p = data;
@@ -201,6 +211,28 @@ static int write_str(ig_buf_t *out, const char *s)
     return ig_buf_append_json_str(out, s ? s : "", s ? strlen(s) : 0);
 }
 
+static int write_value(ig_buf_t *out, const cJSON *v, bool sorted, const char *const *omit);
+
+/* Writes member `it` of the object being written as "name":value, after a
+ * comma unless it is the *first; a member named in `omit` is left out. */
+static int write_member(ig_buf_t *out, const cJSON *it, bool sorted, const char *const *omit,
+                        bool *first)
+{
+    if (omitted(it->string, omit))
+        return 0;
+    int rc = 0;
+    if (!*first)
+        rc = ig_buf_append(out, ",", 1);
+    *first = false;
+    if (!rc)
+        rc = write_str(out, it->string);
+    if (!rc)
+        rc = ig_buf_append(out, ":", 1);
+    if (!rc)
+        rc = write_value(out, it, sorted, NULL);
+    return rc;
+}
+
 static int write_value(ig_buf_t *out, const cJSON *v, bool sorted, const char *const *omit)
 {
     int rc = 0;
@@ -233,35 +265,12 @@ static int write_value(ig_buf_t *out, const cJSON *v, bool sorted, const char *c
         if (sorted) {
             members_t m;
             members_sorted(v, &m);
-            for (size_t i = 0; i < m.n && !rc; i++) {
-                const cJSON *it = m.v[i].item;
-                if (omitted(it->string, omit))
-                    continue;
-                if (!first)
-                    rc = ig_buf_append(out, ",", 1);
-                first = false;
-                if (!rc)
-                    rc = write_str(out, it->string);
-                if (!rc)
-                    rc = ig_buf_append(out, ":", 1);
-                if (!rc)
-                    rc = write_value(out, it, true, NULL);
-            }
+            for (size_t i = 0; i < m.n && !rc; i++)
+                rc = write_member(out, m.v[i].item, true, omit, &first);
             members_dispose(&m);
         } else {
-            for (const cJSON *it = v->child; it && !rc; it = it->next) {
-                if (omitted(it->string, omit))
-                    continue;
-                if (!first)
-                    rc = ig_buf_append(out, ",", 1);
-                first = false;
-                if (!rc)
-                    rc = write_str(out, it->string);
-                if (!rc)
-                    rc = ig_buf_append(out, ":", 1);
-                if (!rc)
-                    rc = write_value(out, it, false, NULL);
-            }
+            for (const cJSON *it = v->child; it && !rc; it = it->next)
+                rc = write_member(out, it, false, omit, &first);
         }
         if (rc)
             return rc;

@@ -125,12 +125,6 @@ static int v1_merge(ig_batch_part_t *const *parts, size_t n, ig_buf_t *out)
     return ig_buf_append(out, "}", 1);
 }
 
-static void drop_replies(ig_batch_part_t *const *parts, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        ig_buf_dispose(&parts[i]->reply);
-}
-
 static int v1_split(ig_slice_t body, ig_batch_part_t *const *parts, size_t n, char *err,
                     size_t errlen)
 {
@@ -178,11 +172,7 @@ static int v1_split(ig_slice_t body, ig_batch_part_t *const *parts, size_t n, ch
         if (!rc)
             rc = ig_buf_append(r, "}", 1);
         if (rc) {
-            drop_replies(parts, n);
-            rc = ig_codec_fail(err, errlen, IG_EUPSTREAM,
-                               "model answer: cannot build the reply for request %zu of the "
-                               "batch (%s)",
-                               i, ig_strerror(rc));
+            rc = ig_codec_split_fail(parts, n, i, rc, err, errlen);
             goto out;
         }
     }

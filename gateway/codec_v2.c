@@ -766,12 +766,7 @@ static int v2_split(ig_slice_t body, ig_batch_part_t *const *parts, size_t n, ch
         ig_buf_dispose(r);
         ig_buf_init(r, 0);
         if ((rc = write_reply(r, root, outs, nout, parts[i], row0))) {
-            for (size_t j = 0; j <= i; j++)
-                ig_buf_dispose(&parts[j]->reply);
-            rc = ig_codec_fail(err, errlen, IG_EUPSTREAM,
-                               "model answer: cannot build the reply for request %zu of the "
-                               "batch (%s)",
-                               i, ig_strerror(rc));
+            rc = ig_codec_split_fail(parts, i + 1, i, rc, err, errlen);
             goto out;
         }
         row0 += parts[i]->rows;

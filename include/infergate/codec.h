@@ -78,6 +78,13 @@ uint64_t ig_codec_hash(const void *data, size_t len);
 int ig_codec_fail(char *err, size_t errlen, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Ends a split that could not build request i's reply (`rc`, the buffer's
+ * error): disposes the replies of parts[0..ndrop), so that none is left half
+ * built, and returns IG_EUPSTREAM with "model answer: cannot build the reply
+ * for request I of the batch (<rc's text>)" in err. */
+int ig_codec_split_fail(ig_batch_part_t *const *parts, size_t ndrop, size_t i, int rc, char *err,
+                        size_t errlen);
+
 /* Parses `body` as exactly one JSON object (whitespace may follow it).
  * `what` names the body in messages ("body", "model answer"). Returns 0 and
  * the tree in *out (caller frees with cJSON_Delete), or IG_EINVAL with a
