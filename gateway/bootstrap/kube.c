@@ -183,6 +183,17 @@ static void normalise(cJSON *obj)
     cJSON_DeleteItemFromObjectCaseSensitive(obj, "status");
 }
 
+/* Reads the live object at r->path into *live. A 404 is no error: *found
+ * is false then. */
+static int kube_read(ig_kube_t *k, const ig_bs_resource_t *r, cJSON **live, bool *found, char *err,
+                     size_t errlen)
+{
+    long st;
+    int rc = ig_kube_request(k, "GET", r->path, NULL, NULL, &st, live, err, errlen);
+    *found = !(rc == IG_EAPI && st == 404);
+    return *found ? rc : 0;
+}
+
 /* Server-side apply of r's body. With `dry_run` nothing changes: *out (when
  * not NULL) is the object as the API server would make it. */
 static int server_side_apply(ig_kube_t *k, const ig_bs_resource_t *r, bool dry_run, cJSON **out,
@@ -205,15 +216,15 @@ static int kube_plan(void *ctx, const ig_bs_resource_t *r, ig_bs_plan_t *p, char
                      size_t errlen)
 {
     ig_kube_t *k = ctx;
-    long st;
     cJSON *live = NULL;
-    int rc = ig_kube_request(k, "GET", r->path, NULL, NULL, &st, &live, err, errlen);
-    if (rc == IG_EAPI && st == 404) {
+    bool found;
+    int rc = kube_read(k, r, &live, &found, err, errlen);
+    if (rc)
+        return rc;
+    if (!found) {
         p->action = IG_BS_CREATE;
         return 0;
     }
-    if (rc)
-        return rc;
     p->managed = is_managed(live);
     cJSON *would = NULL;
     rc = server_side_apply(k, r, true, &would, err, errlen);
@@ -248,15 +259,15 @@ static int kube_destroy(void *ctx, const ig_bs_resource_t *r, ig_bs_delete_resul
                         size_t errlen)
 {
     ig_kube_t *k = ctx;
-    long st;
     cJSON *live = NULL;
-    int rc = ig_kube_request(k, "GET", r->path, NULL, NULL, &st, &live, err, errlen);
-    if (rc == IG_EAPI && st == 404) {
+    bool found;
+    int rc = kube_read(k, r, &live, &found, err, errlen);
+    if (rc)
+        return rc;
+    if (!found) {
         *res = IG_BS_ABSENT;
         return 0;
     }
-    if (rc)
-        return rc;
     bool managed = is_managed(live);
     cJSON_Delete(live);
     if (!managed) {
@@ -266,6 +277,7 @@ static int kube_destroy(void *ctx, const ig_bs_resource_t *r, ig_bs_delete_resul
     ig_buf_t q;
     ig_buf_init(&q, 0);
     ig_buf_printf(&q, "%s?propagationPolicy=Foreground", r->path);
+    long st;
     rc = ig_kube_request(k, "DELETE", q.base, NULL, NULL, &st, NULL, err, errlen);
     ig_buf_dispose(&q);
     if (rc == IG_EAPI && st == 404) {
