@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "infergate/buf.h"
 #include "infergate/error.h"
 #include "load.h"
 
@@ -321,8 +322,10 @@ int ig_proc_wait_port_file(ig_proc_t *p, const char *path, int *port, unsigned t
     return wait_failed(p, "it wrote its port file", err, errlen);
 }
 
-int ig_proc_http_get(int port, const char *path, int *status, char *body, size_t cap)
+int ig_proc_http_get(int port, const char *path, int *status, char **body)
 {
+    if (body)
+        *body = NULL;
     int fd = connect_loopback(port);
     if (fd < 0)
         return IG_EIO;
@@ -334,42 +337,40 @@ int ig_proc_http_get(int port, const char *path, int *status, char *body, size_t
         close(fd);
         return IG_EIO;
     }
-    /* Read to EOF (Connection: close); the head and as much body as fits. */
-    char buf[16384];
-    size_t got = 0;
-    bool truncated = false;
+    /* Read to EOF (Connection: close). */
+    ig_buf_t in;
+    ig_buf_init(&in, IG_PROC_HTTP_MAX);
+    int rc = 0;
     for (;;) {
-        char sink[4096];
-        char *dst = got < sizeof(buf) - 1 ? buf + got : sink;
-        size_t room = got < sizeof(buf) - 1 ? sizeof(buf) - 1 - got : sizeof(sink);
-        ssize_t r = recv(fd, dst, room, 0);
+        char chunk[16384];
+        ssize_t r = recv(fd, chunk, sizeof(chunk), 0);
         if (r <= 0)
             break;
-        if (dst == sink)
-            truncated = true;
-        else
-            got += (size_t)r;
+        if ((rc = ig_buf_append(&in, chunk, (size_t)r)) < 0)
+            break;
+        /* Only the status line is wanted: stop once it is in. */
+        if (!body && in.len >= 12)
+            break;
     }
     close(fd);
-    buf[got] = '\0';
-    if (got < 12 || strncmp(buf, "HTTP/1.", 7) != 0)
-        return IG_EPROTO;
+    const char *buf = in.base ? in.base : "";
+    if (rc == 0 && (in.len < 12 || strncmp(buf, "HTTP/1.", 7) != 0))
+        rc = IG_EPROTO;
     int st = 0;
-    for (int k = 9; k < 12; k++) {
+    for (int k = 9; rc == 0 && k < 12; k++) {
         if (buf[k] < '0' || buf[k] > '9')
-            return IG_EPROTO;
+            rc = IG_EPROTO;
         st = st * 10 + (buf[k] - '0');
     }
-    *status = st;
-    if (body && cap > 0) {
-        const char *b = strstr(buf, "\r\n\r\n");
-        size_t blen = b ? got - (size_t)(b + 4 - buf) : 0;
-        if (truncated || blen >= cap)
-            return IG_ETOOLARGE;
-        memcpy(body, b ? b + 4 : "", blen);
-        body[blen] = '\0';
+    if (rc == 0) {
+        *status = st;
+        if (body) {
+            const char *b = strstr(buf, "\r\n\r\n");
+            *body = ig_xstrdup(b ? b + 4 : "");
+        }
     }
-    return 0;
+    ig_buf_dispose(&in);
+    return rc;
 }
 
 int ig_proc_wait_http(ig_proc_t *p, int port, const char *path, int status, unsigned timeout_ms,
@@ -380,7 +381,7 @@ int ig_proc_wait_http(ig_proc_t *p, int port, const char *path, int status, unsi
     snprintf(what, sizeof(what), "GET %s on port %d answers %d", path, port, status);
     while (!ig_bench_interrupted() && ig_proc_alive(p) && now_ms() < deadline) {
         int got = 0;
-        if (ig_proc_http_get(port, path, &got, NULL, 0) == 0 && got == status)
+        if (ig_proc_http_get(port, path, &got, NULL) == 0 && got == status)
             return 0;
         sleep_ms(20);
     }

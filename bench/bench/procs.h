@@ -62,10 +62,12 @@ int ig_proc_wait_http(ig_proc_t *p, int port, const char *path, int status, unsi
                       char *err, size_t errlen);
 
 /* One blocking GET of `path` on 127.0.0.1:`port` with Connection: close
- * (2 s socket timeouts). Sets *status; when `body` is given, copies the body
- * there, NUL-terminated. 0, IG_EIO (no connection), IG_EPROTO (not an HTTP
- * answer) or IG_ETOOLARGE (head and body over 16 KiB, or body over `cap`). */
-int ig_proc_http_get(int port, const char *path, int *status, char *body, size_t cap);
+ * (2 s socket timeouts), read to EOF. Sets *status; when `body` is not
+ * NULL, *body gets the body, NUL-terminated, which the caller frees. 0,
+ * IG_EIO (no connection), IG_EPROTO (not an HTTP answer) or IG_ETOOLARGE
+ * (over IG_PROC_HTTP_MAX bytes). */
+#define IG_PROC_HTTP_MAX (4u << 20)
+int ig_proc_http_get(int port, const char *path, int *status, char **body);
 
 /* A loopback TCP port that was free a moment ago (bind to 0, read, close).
  * Callers retry with a fresh port when the child then fails to bind. */

@@ -39,7 +39,6 @@
 
 #define MAX_AXIS_VALUES 32
 #define MAX_POINTS 256
-#define MAX_BATCH_SIZES 256      /* distinct call sizes kept from the model's /stats */
 #define MODEL_IDLE_WAIT_MS 35000 /* above upstream.timeout_ms (30 s by default) */
 
 static const char usage_sweep[] =
@@ -133,7 +132,7 @@ static const axis_def_t axes[] = {
 typedef struct {
     uint64_t calls, rows, errors;
     size_t nsizes;
-    uint64_t size[MAX_BATCH_SIZES], count[MAX_BATCH_SIZES];
+    uint64_t *size, *count; /* heap arrays of nsizes: calls per row count */
 } model_stats_t;
 
 typedef struct {
@@ -301,12 +300,13 @@ static double rows_at_max_size(uint64_t max_size, long req_rows)
 
 static int stats_read(int port, cJSON **out, char *err, size_t errlen)
 {
-    char body[16384];
+    char *body = NULL;
     int status = 0;
-    int rc = ig_proc_http_get(port, "/stats", &status, body, sizeof(body));
+    int rc = ig_proc_http_get(port, "/stats", &status, &body);
     if (rc == 0 && status != 200)
         rc = IG_EPROTO;
     *out = rc == 0 ? cJSON_Parse(body) : NULL;
+    free(body);
     if (rc == 0 && !cJSON_IsObject(*out))
         rc = IG_EPARSE;
     if (rc < 0) {
@@ -357,12 +357,15 @@ static int stats_when_idle(int port, model_stats_t *st, char *err, size_t errlen
     st->rows = json_u64(j, "rows");
     st->errors = json_u64(j, "errors");
     const cJSON *sizes = cJSON_GetObjectItemCaseSensitive(j, "batch_sizes");
+    size_t cap = cJSON_IsObject(sizes) ? (size_t)cJSON_GetArraySize(sizes) : 0;
+    st->size = ig_xcalloc(cap ? cap : 1, sizeof(*st->size));
+    st->count = ig_xcalloc(cap ? cap : 1, sizeof(*st->count));
     const cJSON *it;
     cJSON_ArrayForEach(it, sizes)
     {
         char *end = NULL;
         unsigned long long sz = strtoull(it->string, &end, 10);
-        if (end == it->string || *end || !cJSON_IsNumber(it) || st->nsizes == MAX_BATCH_SIZES)
+        if (end == it->string || *end || !cJSON_IsNumber(it) || st->nsizes == cap)
             continue;
         st->size[st->nsizes] = sz;
         st->count[st->nsizes++] = json_u64(sizes, it->string);
@@ -379,10 +382,19 @@ static uint64_t stats_count(const model_stats_t *st, uint64_t size)
     return 0;
 }
 
+static void stats_free(model_stats_t *st)
+{
+    free(st->size);
+    free(st->count);
+    memset(st, 0, sizeof(*st));
+}
+
 /* d = after - before: what the measured load alone made the model do. */
 static void stats_delta(const model_stats_t *before, const model_stats_t *after, model_stats_t *d)
 {
     memset(d, 0, sizeof(*d));
+    d->size = ig_xcalloc(after->nsizes ? after->nsizes : 1, sizeof(*d->size));
+    d->count = ig_xcalloc(after->nsizes ? after->nsizes : 1, sizeof(*d->count));
     d->calls = after->calls - before->calls;
     d->rows = after->rows - before->rows;
     d->errors = after->errors - before->errors;
@@ -591,7 +603,7 @@ static int run_point(sweep_t *s, point_t *pt, int model_port, char *err, size_t 
             rc = IG_ECANCELED;
         memset(&pt->r, 0, sizeof(pt->r));
     }
-    model_stats_t before, after;
+    model_stats_t before = {0}, after = {0};
     if (rc == 0)
         rc = stats_when_idle(model_port, &before, err, errlen);
     if (rc == 0)
@@ -601,9 +613,12 @@ static int run_point(sweep_t *s, point_t *pt, int model_port, char *err, size_t 
     if (rc == 0)
         rc = stats_when_idle(model_port, &after, err, errlen);
     ig_peer_stop(&gw);
+    if (rc == 0)
+        stats_delta(&before, &after, &pt->seen);
+    stats_free(&before);
+    stats_free(&after);
     if (rc < 0)
         return rc;
-    stats_delta(&before, &after, &pt->seen);
     pt->have_stats = true;
     pt->ran = true;
     point_figures(s, pt);
@@ -844,6 +859,8 @@ int ig_bench_sweep(int argc, char **argv)
         print_table(s);
     }
     ig_bench_env_close(&s->env, code == IG_BENCH_EXIT_FAIL);
+    for (size_t p = 0; p < s->npoints; p++)
+        stats_free(&s->points[p].seen);
     free(s->owned_body);
     free(s);
     return code;
