@@ -50,9 +50,13 @@ typedef struct uconn {
     bool done;     /* message complete for the current call */
     ig_buf_t out;  /* request head being written */
     ig_buf_t head; /* response header bytes */
-    size_t hname_off[MAX_RESP_HEADERS], hname_len[MAX_RESP_HEADERS];
-    size_t hval_off[MAX_RESP_HEADERS], hval_len[MAX_RESP_HEADERS];
-    ig_header_t hdrs[MAX_RESP_HEADERS];
+    /* Where each response header lies in `head`; grown on demand so that a
+     * pooled connection does not carry room for a hundred headers. The
+     * slices handed to on_head are built on the stack. */
+    struct hspan {
+        uint32_t name_off, name_len, value_off, value_len;
+    } * spans;
+    size_t scap;
     size_t nhdrs;
     bool in_value;
 } uconn_t;
@@ -153,6 +157,7 @@ static void on_handle_closed(uv_handle_t *h)
     ig_upstream_t *u = uc->u;
     ig_buf_dispose(&uc->out);
     ig_buf_dispose(&uc->head);
+    free(uc->spans);
     free(uc);
     u->nconns--;
     /* A connection slot came free: serve the oldest waiting call. */
@@ -265,13 +270,18 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
         if (uc->nhdrs == MAX_RESP_HEADERS)
             return -1;
         uc->in_value = false;
-        uc->hname_off[uc->nhdrs] = uc->head.len;
-        uc->hname_len[uc->nhdrs] = 0;
-        uc->hval_off[uc->nhdrs] = uc->head.len;
-        uc->hval_len[uc->nhdrs] = 0;
+        if (uc->nhdrs == uc->scap) {
+            size_t cap = uc->scap ? uc->scap * 2 : 16;
+            if (cap > MAX_RESP_HEADERS)
+                cap = MAX_RESP_HEADERS;
+            uc->spans = ig_xrealloc(uc->spans, cap * sizeof(*uc->spans));
+            uc->scap = cap;
+        }
+        uint32_t at_off = (uint32_t)uc->head.len;
+        uc->spans[uc->nhdrs] = (struct hspan){at_off, 0, at_off, 0};
         uc->nhdrs++;
     }
-    uc->hname_len[uc->nhdrs - 1] += len;
+    uc->spans[uc->nhdrs - 1].name_len += (uint32_t)len;
     return head_add(uc, at, len);
 }
 
@@ -280,9 +290,9 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
     uconn_t *uc = uc_of(p);
     if (!uc->in_value) {
         uc->in_value = true;
-        uc->hval_off[uc->nhdrs - 1] = uc->head.len;
+        uc->spans[uc->nhdrs - 1].value_off = (uint32_t)uc->head.len;
     }
-    uc->hval_len[uc->nhdrs - 1] += len;
+    uc->spans[uc->nhdrs - 1].value_len += (uint32_t)len;
     return head_add(uc, at, len);
 }
 
@@ -296,9 +306,11 @@ static int on_headers_complete(llhttp_t *p)
     uc->status = status;
     uc->got_head = true;
     const char *base = uc->head.base ? uc->head.base : "";
+    ig_header_t hdrs[MAX_RESP_HEADERS];
     for (size_t i = 0; i < uc->nhdrs; i++) {
-        uc->hdrs[i].name = ig_slice(base + uc->hname_off[i], uc->hname_len[i]);
-        uc->hdrs[i].value = ig_slice(base + uc->hval_off[i], uc->hval_len[i]);
+        const struct hspan *sp = &uc->spans[i];
+        hdrs[i].name = ig_slice(base + sp->name_off, sp->name_len);
+        hdrs[i].value = ig_slice(base + sp->value_off, sp->value_len);
     }
     int64_t cl = -1;
     if (p->flags & F_CONTENT_LENGTH) {
@@ -311,7 +323,7 @@ static int on_headers_complete(llhttp_t *p)
     bool no_body = uc->head_method || status == 204 || status == 304;
     /* A HEAD answer keeps the length of the body it describes. */
     int64_t shown = uc->head_method ? cl : (no_body ? 0 : cl);
-    if (c && c->on_head && c->on_head(c, status, uc->hdrs, uc->nhdrs, shown) != 0) {
+    if (c && c->on_head && c->on_head(c, status, hdrs, uc->nhdrs, shown) != 0) {
         /* The caller gave up on this call: no more callbacks. */
         uc->call = NULL;
         c->conn_ = NULL;
