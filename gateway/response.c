@@ -93,6 +93,20 @@ static void flushq_remove(ig_conn_t *c)
     c->in_flushq = false;
 }
 
+/* Puts the connection on the server's flush list (once). */
+static void cork_register(ig_conn_t *c)
+{
+    if (c->in_flushq || c->closing)
+        return;
+    ig_server_t *s = c->srv;
+    c->fprev = NULL;
+    c->fnext = s->flushq;
+    if (s->flushq)
+        s->flushq->fprev = c;
+    s->flushq = c;
+    c->in_flushq = true;
+}
+
 void ig_conn_cork(ig_conn_t *c, const char *data, size_t len)
 {
     if (c->closing || len == 0)
@@ -103,15 +117,7 @@ void ig_conn_cork(ig_conn_t *c, const char *data, size_t len)
         return;
     }
     ig_buf_append(&c->out, data, len);
-    if (!c->in_flushq) {
-        ig_server_t *s = c->srv;
-        c->fprev = NULL;
-        c->fnext = s->flushq;
-        if (s->flushq)
-            s->flushq->fprev = c;
-        s->flushq = c;
-        c->in_flushq = true;
-    }
+    cork_register(c);
 }
 
 int ig_conn_flush(ig_conn_t *c)
@@ -253,16 +259,15 @@ int ig_req_respond(ig_req_t *req, int status, const ig_header_t *hdrs, size_t nh
     if (r->started)
         return IG_EINVAL;
     r->pub.on_abort = NULL;
-    ig_buf_t heap;
-    ig_buf_init(&heap, 0);
-    write_head(r, status, hdrs, nhdrs, (int64_t)len, &heap);
+    /* Head and body are assembled in the connection's output buffer (no
+     * allocation once it has grown) and leave in one write. */
+    size_t before = c->out.len;
+    write_head(r, status, hdrs, nhdrs, (int64_t)len, &c->out);
     if (!r->no_body && len)
-        ig_buf_append(&heap, body, len);
-    r->bytes_out = heap.len;
+        ig_buf_append(&c->out, body, len);
+    r->bytes_out = c->out.len - before;
     c->state = C_RESPONSE;
-    int err = ig_conn_send(c, heap.base, heap.len);
-    ig_buf_dispose(&heap);
-    if (err) {
+    if (ig_conn_flush(c) != 0) {
         ig_conn_close(c);
         return 0;
     }
@@ -300,14 +305,12 @@ int ig_req_start(ig_req_t *req, int status, const ig_header_t *hdrs, size_t nhdr
     ig_conn_t *c = r->conn;
     if (r->started)
         return IG_EINVAL;
-    ig_buf_t head;
-    ig_buf_init(&head, 0);
-    write_head(r, status, hdrs, nhdrs, content_length, &head);
-    r->bytes_out = head.len;
+    size_t before = c->out.len;
+    write_head(r, status, hdrs, nhdrs, content_length, &c->out);
+    r->bytes_out = c->out.len - before;
     c->state = C_RESPONSE;
-    /* The head waits for the body bytes of this loop turn. */
-    ig_conn_cork(c, head.base, head.len);
-    ig_buf_dispose(&head);
+    /* The head waits in the cork for the body bytes of this loop turn. */
+    cork_register(c);
     return 0;
 }
 
