@@ -162,17 +162,23 @@ static void sample_rss(pid_t pid, uint64_t *out)
         *out = kb;
 }
 
+/* Stops the timers and closes the loop's handles (the pool is the caller's). */
+static void close_handles(run_t *run)
+{
+    uv_timer_stop(&run->tick);
+    uv_timer_stop(&run->phase);
+    uv_close((uv_handle_t *)&run->tick, NULL);
+    uv_close((uv_handle_t *)&run->phase, NULL);
+    uv_close((uv_handle_t *)&run->settle, NULL);
+}
+
 /* Frees the pool once nothing is outstanding; the loop then runs dry. */
 static void maybe_finish(run_t *run)
 {
     if (run->finished || !run->stopping || run->outstanding > 0)
         return;
     run->finished = true;
-    uv_timer_stop(&run->tick);
-    uv_timer_stop(&run->phase);
-    uv_close((uv_handle_t *)&run->tick, NULL);
-    uv_close((uv_handle_t *)&run->phase, NULL);
-    uv_close((uv_handle_t *)&run->settle, NULL);
+    close_handles(run);
     ig_upstream_free(run->pool);
     run->pool = NULL;
 }
@@ -190,11 +196,7 @@ static void stop(run_t *run, bool abort)
         /* ig_upstream_free fails every call with IG_ECANCELED; on_done counts
          * them and maybe_finish then sees nothing outstanding. */
         run->finished = true;
-        uv_timer_stop(&run->tick);
-        uv_timer_stop(&run->phase);
-        uv_close((uv_handle_t *)&run->tick, NULL);
-        uv_close((uv_handle_t *)&run->phase, NULL);
-        uv_close((uv_handle_t *)&run->settle, NULL);
+        close_handles(run);
         ig_upstream_t *p = run->pool;
         run->pool = NULL;
         ig_upstream_free(p);
