@@ -55,9 +55,6 @@ static const char usage_compare[] =
     "  --json               one JSON object on stdout instead of the tables\n"
     "  -h, --help           this text\n";
 
-static const char default_path[] = "/v1/models/iris:predict";
-static const char default_body[] = "{\"instances\":[[5.1,3.5,1.4,0.2]]}";
-
 typedef struct {
     ig_peer_t peer;
     bool wanted, skipped;
@@ -72,41 +69,23 @@ typedef struct {
 } peer_run_t;
 
 typedef struct {
-    ig_load_opts_t load;
-    char *owned_body;
-    char path[2048];
-    char url[2200];
-    const char *model_args;
+    ig_bench_setup_t base; /* the load, the model, the binaries */
     unsigned rounds;
     unsigned idle_connections;
     const char *wrk;
     unsigned wrk_threads;
-    bool json;
-    ig_bench_env_t env;
     peer_run_t peers[IG_PEER__COUNT];
 } compare_t;
 
 static int parse(compare_t *c, int argc, char **argv, char *err, size_t errlen)
 {
-    ig_load_opts_t *o = &c->load;
     uint64_t u;
-    bool method_set = false, path_set = false;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
         int m;
-        if (!strcmp(a, "--json")) {
-            c->json = true;
-            continue;
-        }
-        if (!strcmp(a, "--keep-dir")) {
-            c->env.keep_dir = true;
-            continue;
-        }
-        const char *prev_method = o->method;
-        if ((m = ig_bench_request_flag(argc, argv, &i, o, &c->owned_body, err, errlen)) != 0) {
+        if ((m = ig_bench_setup_flag(argc, argv, &i, &c->base, err, errlen)) != 0) {
             if (m < 0)
-                return IG_EINVAL;
-            method_set |= o->method != prev_method;
+                return m;
             continue;
         }
         if ((m = ig_cli_match(argc, argv, &i, "--peers", &v, err, errlen)) != 0) {
@@ -130,36 +109,10 @@ static int parse(compare_t *c, int argc, char **argv, char *err, size_t errlen)
                     break;
                 p += len + 1;
             }
-        } else if ((m = ig_cli_match(argc, argv, &i, "--model-args", &v, err, errlen))) {
-            if (m < 0)
-                return m;
-            c->model_args = v;
-        } else if ((m = ig_cli_match(argc, argv, &i, "--connections", &v, err, errlen))) {
-            if (m < 0 || ig_cli_uint("--connections", v, 1, 20000, &u, err, errlen) < 0)
-                return IG_EINVAL;
-            o->connections = (unsigned)u;
-        } else if ((m = ig_cli_match(argc, argv, &i, "--duration", &v, err, errlen))) {
-            if (m < 0 || ig_cli_number("--duration", v, 0.01, 3600, &o->duration_s, err, errlen))
-                return IG_EINVAL;
-        } else if ((m = ig_cli_match(argc, argv, &i, "--warmup", &v, err, errlen))) {
-            if (m < 0 || ig_cli_number("--warmup", v, 0, 600, &o->warmup_s, err, errlen))
-                return IG_EINVAL;
         } else if ((m = ig_cli_match(argc, argv, &i, "--rounds", &v, err, errlen))) {
             if (m < 0 || ig_cli_uint("--rounds", v, 1, MAX_ROUNDS, &u, err, errlen) < 0)
                 return IG_EINVAL;
             c->rounds = (unsigned)u;
-        } else if ((m = ig_cli_match(argc, argv, &i, "--path", &v, err, errlen))) {
-            if (m < 0)
-                return m;
-            if (v[0] != '/' || strlen(v) >= sizeof(c->path) || strpbrk(v, " \t\r\n#")) {
-                snprintf(err, errlen,
-                         "--path: expected an absolute path like /v2/health/ready, "
-                         "got '%s'",
-                         v);
-                return IG_EINVAL;
-            }
-            snprintf(c->path, sizeof(c->path), "%s", v);
-            path_set = true;
         } else if ((m = ig_cli_match(argc, argv, &i, "--idle-connections", &v, err, errlen))) {
             if (m < 0 || ig_cli_uint("--idle-connections", v, 0, 20000, &u, err, errlen) < 0)
                 return IG_EINVAL;
@@ -176,36 +129,20 @@ static int parse(compare_t *c, int argc, char **argv, char *err, size_t errlen)
             if (m < 0 || ig_cli_uint("--wrk-threads", v, 1, 64, &u, err, errlen) < 0)
                 return IG_EINVAL;
             c->wrk_threads = (unsigned)u;
-        } else if ((m = ig_cli_match(argc, argv, &i, "--gateway", &v, err, errlen))) {
-            if (m < 0)
-                return m;
-            snprintf(c->env.gateway, sizeof(c->env.gateway), "%s", v);
-        } else if ((m = ig_cli_match(argc, argv, &i, "--model", &v, err, errlen))) {
-            if (m < 0)
-                return m;
-            snprintf(c->env.model, sizeof(c->env.model), "%s", v);
         } else if ((m = ig_cli_match(argc, argv, &i, "--nginx", &v, err, errlen))) {
             if (m < 0)
                 return m;
-            snprintf(c->env.nginx, sizeof(c->env.nginx), "%s", v);
+            snprintf(c->base.env.nginx, sizeof(c->base.env.nginx), "%s", v);
         } else if ((m = ig_cli_match(argc, argv, &i, "--haproxy", &v, err, errlen))) {
             if (m < 0)
                 return m;
-            snprintf(c->env.haproxy, sizeof(c->env.haproxy), "%s", v);
+            snprintf(c->base.env.haproxy, sizeof(c->base.env.haproxy), "%s", v);
         } else {
             snprintf(err, errlen, "unknown flag %s (see infergate-bench compare --help)", a);
             return IG_EINVAL;
         }
     }
-    if (!path_set && !o->body.base) {
-        snprintf(c->path, sizeof(c->path), "%s", default_path);
-        o->body = IG_SLICE_LIT(default_body);
-    }
-    if (o->body.base) {
-        if (!method_set)
-            o->method = "POST";
-        ig_load_default_content_type(o, "application/json");
-    }
+    ig_bench_setup_finish(&c->base);
     return 0;
 }
 
@@ -213,9 +150,10 @@ static int parse(compare_t *c, int argc, char **argv, char *err, size_t errlen)
 
 static int run_load(compare_t *c, peer_run_t *pr, unsigned round, char *err, size_t errlen)
 {
-    ig_load_opts_t o = c->load;
-    snprintf(c->url, sizeof(c->url), "http://127.0.0.1:%d%s", pr->peer.port, c->path);
-    o.url = c->url;
+    ig_load_opts_t o = c->base.load;
+    snprintf(c->base.url, sizeof(c->base.url), "http://127.0.0.1:%d%s", pr->peer.port,
+             c->base.path);
+    o.url = c->base.url;
     o.rss_pid = pr->peer.rss_pid;
     fprintf(stderr, "infergate-bench: round %u: %s, %u connections, %.1f s\n", round + 1,
             pr->peer.name, o.connections, o.duration_s);
@@ -229,7 +167,8 @@ static int run_load(compare_t *c, peer_run_t *pr, unsigned round, char *err, siz
     if (c->wrk) {
         char log[64];
         snprintf(log, sizeof(log), "wrk-%s-%u.log", pr->peer.name, round + 1);
-        rc = ig_wrk_run(c->wrk, &c->env, &o, c->wrk_threads, log, &pr->wrk[pr->nwrk], err, errlen);
+        rc = ig_wrk_run(c->wrk, &c->base.env, &o, c->wrk_threads, log, &pr->wrk[pr->nwrk], err,
+                        errlen);
         if (rc < 0)
             return rc;
         pr->nwrk++;
@@ -239,9 +178,10 @@ static int run_load(compare_t *c, peer_run_t *pr, unsigned round, char *err, siz
 
 static int run_idle(compare_t *c, peer_run_t *pr, char *err, size_t errlen)
 {
-    ig_load_opts_t o = c->load;
-    snprintf(c->url, sizeof(c->url), "http://127.0.0.1:%d%s", pr->peer.port, c->path);
-    o.url = c->url;
+    ig_load_opts_t o = c->base.load;
+    snprintf(c->base.url, sizeof(c->base.url), "http://127.0.0.1:%d%s", pr->peer.port,
+             c->base.path);
+    o.url = c->base.url;
     o.rss_pid = pr->peer.rss_pid;
     o.idle_connections = c->idle_connections;
     fprintf(stderr, "infergate-bench: %s: %u idle connections\n", pr->peer.name,
@@ -274,11 +214,6 @@ static void summarize(compare_t *c)
     }
 }
 
-static double ratio(double a, double b)
-{
-    return b > 0 ? a / b : NAN;
-}
-
 /* "%9.2f", or a dash when there is nothing to compare with. */
 static const char *fmt_num(char *buf, size_t len, double v, int width, int prec)
 {
@@ -301,14 +236,11 @@ static void print_tables(compare_t *c)
 {
     const peer_run_t *direct = &c->peers[IG_PEER_DIRECT];
     const peer_run_t *nginx = &c->peers[IG_PEER_NGINX];
-    int nproc;
-    char cpu[256];
-    ig_bench_machine(&nproc, cpu, sizeof(cpu));
-    printf("machine: %d CPUs, %s\n", nproc, cpu);
+    ig_bench_machine_print();
     printf("load: %s %s, %u keep-alive connections, %.1f s per run after %.1f s warm-up, "
            "%u round(s), model args '%s'\n\n",
-           c->load.method, c->path, c->load.connections, c->load.duration_s, c->load.warmup_s,
-           c->rounds, c->model_args);
+           c->base.load.method, c->base.path, c->base.load.connections, c->base.load.duration_s,
+           c->base.load.warmup_s, c->rounds, c->base.model_args);
     printf("%-10s %10s %9s %9s %9s %9s %10s %10s %9s  %s\n", "peer", "req/s", "p50 ms", "p99 ms",
            "vs direct", "vs nginx", "RSS KiB", "RSS load", "KiB/conn", "req/s per round");
     for (int k = 0; k < IG_PEER__COUNT; k++) {
@@ -324,8 +256,8 @@ static void print_tables(compare_t *c)
         printf("%-10s %10.0f %9.3f %9.3f %s %s %10llu %10llu %s ", ig_peer_name(k), pr->rps_mean,
                (double)ig_hist_quantile(&pr->merged, 0.5) / 1000.0,
                (double)ig_hist_quantile(&pr->merged, 0.99) / 1000.0,
-               fmt_num(r1, sizeof(r1), ratio(pr->rps_mean, direct->rps_mean), 9, 2),
-               fmt_num(r2, sizeof(r2), ratio(pr->rps_mean, nginx->rps_mean), 9, 2),
+               fmt_num(r1, sizeof(r1), ig_bench_ratio(pr->rps_mean, direct->rps_mean), 9, 2),
+               fmt_num(r2, sizeof(r2), ig_bench_ratio(pr->rps_mean, nginx->rps_mean), 9, 2),
                (unsigned long long)first->rss_before_kb, (unsigned long long)end_max,
                fmt_num(r3, sizeof(r3), per_conn_kb(first), 9, 1));
         for (unsigned r = 0; r < pr->nruns; r++)
@@ -342,7 +274,7 @@ static void print_tables(compare_t *c)
     }
     if (c->wrk) {
         printf("\nwrk -t%u -c%u -d%.0fs --latency (same processes, right after each run above)\n",
-               c->wrk_threads, c->load.connections, ceil(c->load.duration_s));
+               c->wrk_threads, c->base.load.connections, ceil(c->base.load.duration_s));
         printf("%-10s %10s %9s %9s %9s %9s  %s\n", "peer", "req/s", "p50 ms", "p99 ms", "vs direct",
                "vs nginx", "req/s per round");
         for (int k = 0; k < IG_PEER__COUNT; k++) {
@@ -350,10 +282,11 @@ static void print_tables(compare_t *c)
             if (!pr->wanted || pr->skipped || !pr->nwrk)
                 continue;
             char r1[24], r2[24];
-            printf("%-10s %10.0f %9.3f %9.3f %s %s ", ig_peer_name(k), wrk_mean(pr, 0),
-                   wrk_mean(pr, 1), wrk_mean(pr, 2),
-                   fmt_num(r1, sizeof(r1), ratio(wrk_mean(pr, 0), wrk_mean(direct, 0)), 9, 2),
-                   fmt_num(r2, sizeof(r2), ratio(wrk_mean(pr, 0), wrk_mean(nginx, 0)), 9, 2));
+            printf(
+                "%-10s %10.0f %9.3f %9.3f %s %s ", ig_peer_name(k), wrk_mean(pr, 0),
+                wrk_mean(pr, 1), wrk_mean(pr, 2),
+                fmt_num(r1, sizeof(r1), ig_bench_ratio(wrk_mean(pr, 0), wrk_mean(direct, 0)), 9, 2),
+                fmt_num(r2, sizeof(r2), ig_bench_ratio(wrk_mean(pr, 0), wrk_mean(nginx, 0)), 9, 2));
             for (unsigned r = 0; r < pr->nwrk; r++)
                 printf(" %.0f", pr->wrk[r].rps);
             uint64_t bad = 0;
@@ -388,33 +321,20 @@ static void print_tables(compare_t *c)
             printf("note: %s\n", c->peers[k].note);
 }
 
-static void add_num_or_null(cJSON *o, const char *k, double v)
-{
-    if (isnan(v))
-        cJSON_AddNullToObject(o, k);
-    else
-        cJSON_AddNumberToObject(o, k, v);
-}
-
 static void print_json(compare_t *c)
 {
     const peer_run_t *direct = &c->peers[IG_PEER_DIRECT];
     const peer_run_t *nginx = &c->peers[IG_PEER_NGINX];
     cJSON *j = cJSON_CreateObject();
-    int nproc;
-    char cpu[256];
-    ig_bench_machine(&nproc, cpu, sizeof(cpu));
-    cJSON *m = cJSON_AddObjectToObject(j, "machine");
-    cJSON_AddNumberToObject(m, "nproc", nproc);
-    cJSON_AddStringToObject(m, "cpu", cpu);
+    ig_bench_machine_json(j);
     cJSON *cfg = cJSON_AddObjectToObject(j, "config");
-    cJSON_AddStringToObject(cfg, "method", c->load.method);
-    cJSON_AddStringToObject(cfg, "path", c->path);
-    cJSON_AddNumberToObject(cfg, "connections", c->load.connections);
-    cJSON_AddNumberToObject(cfg, "duration_s", c->load.duration_s);
-    cJSON_AddNumberToObject(cfg, "warmup_s", c->load.warmup_s);
+    cJSON_AddStringToObject(cfg, "method", c->base.load.method);
+    cJSON_AddStringToObject(cfg, "path", c->base.path);
+    cJSON_AddNumberToObject(cfg, "connections", c->base.load.connections);
+    cJSON_AddNumberToObject(cfg, "duration_s", c->base.load.duration_s);
+    cJSON_AddNumberToObject(cfg, "warmup_s", c->base.load.warmup_s);
     cJSON_AddNumberToObject(cfg, "rounds", c->rounds);
-    cJSON_AddStringToObject(cfg, "model_args", c->model_args);
+    cJSON_AddStringToObject(cfg, "model_args", c->base.model_args);
     cJSON *peers = cJSON_AddArrayToObject(j, "peers");
     cJSON *skipped = cJSON_AddArrayToObject(j, "skipped");
     for (int k = 0; k < IG_PEER__COUNT; k++) {
@@ -434,18 +354,13 @@ static void print_json(compare_t *c)
         cJSON_AddNumberToObject(p, "rps", pr->rps_mean);
         cJSON_AddNumberToObject(p, "p50_ms", (double)ig_hist_quantile(&pr->merged, 0.5) / 1000.0);
         cJSON_AddNumberToObject(p, "p99_ms", (double)ig_hist_quantile(&pr->merged, 0.99) / 1000.0);
-        add_num_or_null(p, "ratio_direct", ratio(pr->rps_mean, direct->rps_mean));
-        add_num_or_null(p, "ratio_nginx", ratio(pr->rps_mean, nginx->rps_mean));
+        ig_bench_json_number(p, "ratio_direct", ig_bench_ratio(pr->rps_mean, direct->rps_mean));
+        ig_bench_json_number(p, "ratio_nginx", ig_bench_ratio(pr->rps_mean, nginx->rps_mean));
         if (pr->nruns)
-            add_num_or_null(p, "rss_kb_per_connection", per_conn_kb(&pr->runs[0]));
+            ig_bench_json_number(p, "rss_kb_per_connection", per_conn_kb(&pr->runs[0]));
         cJSON *runs = cJSON_AddArrayToObject(p, "runs");
-        for (unsigned r = 0; r < pr->nruns; r++) {
-            ig_load_opts_t o = c->load;
-            o.url = "";
-            cJSON *rj = ig_load_json(&o, &pr->runs[r]);
-            cJSON_DeleteItemFromObject(rj, "url");
-            cJSON_AddItemToArray(runs, rj);
-        }
+        for (unsigned r = 0; r < pr->nruns; r++)
+            cJSON_AddItemToArray(runs, ig_bench_load_json(&c->base.load, &pr->runs[r]));
         if (c->wrk) {
             cJSON *w = cJSON_AddArrayToObject(p, "wrk");
             for (unsigned r = 0; r < pr->nwrk; r++) {
@@ -460,12 +375,9 @@ static void print_json(compare_t *c)
             }
         }
         if (pr->have_idle) {
-            ig_load_opts_t o = c->load;
-            o.url = "";
+            ig_load_opts_t o = c->base.load;
             o.idle_connections = c->idle_connections;
-            cJSON *ij = ig_load_json(&o, &pr->idle);
-            cJSON_DeleteItemFromObject(ij, "url");
-            cJSON_AddItemToObject(p, "idle", ij);
+            cJSON_AddItemToObject(p, "idle", ig_bench_load_json(&o, &pr->idle));
         }
     }
     char *s = cJSON_Print(j);
@@ -479,23 +391,23 @@ static int run(compare_t *c, char *err, size_t errlen)
     ig_proc_t model;
     int model_port = 0;
     memset(&model, 0, sizeof(model));
-    int rc = ig_model_start(&c->env, c->model_args, &model, &model_port, err, errlen);
+    int rc = ig_model_start(&c->base.env, c->base.model_args, &model, &model_port, err, errlen);
     if (rc < 0)
         return rc;
-    unsigned conns =
-        c->load.connections > c->idle_connections ? c->load.connections : c->idle_connections;
+    unsigned conns = c->base.load.connections > c->idle_connections ? c->base.load.connections
+                                                                    : c->idle_connections;
     for (int k = 0; k < IG_PEER__COUNT && rc == 0; k++) {
         peer_run_t *pr = &c->peers[k];
         if (!pr->wanted)
             continue;
         pr->peer.kind = (ig_peer_kind_t)k;
         pr->peer.name = ig_peer_name((ig_peer_kind_t)k);
-        if (!ig_peer_available(&c->env, (ig_peer_kind_t)k, pr->note, sizeof(pr->note))) {
+        if (!ig_peer_available(&c->base.env, (ig_peer_kind_t)k, pr->note, sizeof(pr->note))) {
             pr->skipped = true;
             fprintf(stderr, "infergate-bench: %s\n", pr->note);
             continue;
         }
-        rc = ig_peer_start(&c->env, &pr->peer, model_port, conns, NULL, err, errlen);
+        rc = ig_peer_start(&c->base.env, &pr->peer, model_port, conns, NULL, err, errlen);
         if (k == IG_PEER_DIRECT)
             pr->peer.rss_pid = model.pid;
     }
@@ -522,45 +434,34 @@ static int run(compare_t *c, char *err, size_t errlen)
 
 int ig_bench_compare(int argc, char **argv)
 {
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            fputs(usage_compare, stdout);
-            return 0;
-        }
-    }
+    if (ig_bench_help(argc, argv, usage_compare))
+        return 0;
     compare_t *c = ig_xcalloc(1, sizeof(*c));
-    ig_load_defaults(&c->load);
-    c->load.warmup_s = 1;
+    ig_bench_setup_init(&c->base, "--max-concurrency 0");
     c->rounds = 2;
     c->wrk_threads = 2;
-    c->model_args = "--max-concurrency 0";
-    ig_bench_env_defaults(&c->env);
     for (int k = 0; k < IG_PEER__COUNT; k++)
         c->peers[k].wanted = true;
     char err[1024];
     if (parse(c, argc, argv, err, sizeof(err)) < 0) {
         fprintf(stderr, "infergate-bench compare: %s\n", err);
-        free(c->owned_body);
+        ig_bench_setup_dispose(&c->base);
         free(c);
         return IG_BENCH_EXIT_USAGE;
     }
-    int code = IG_BENCH_EXIT_OK;
-    int rc = ig_bench_env_open(&c->env, err, sizeof(err));
+    int rc = ig_bench_env_open(&c->base.env, err, sizeof(err));
     if (rc == 0)
         rc = run(c, err, sizeof(err));
-    if (rc < 0) {
-        code = rc == IG_ECANCELED ? IG_BENCH_EXIT_INTERRUPTED : IG_BENCH_EXIT_FAIL;
-        fprintf(stderr, "infergate-bench compare: %s\n",
-                rc == IG_ECANCELED ? "interrupted; every process it started is stopped" : err);
-    } else {
+    int code = ig_bench_exit_code("compare", rc, err);
+    if (code == IG_BENCH_EXIT_OK) {
         summarize(c);
-        if (c->json)
+        if (c->base.json)
             print_json(c);
         else
             print_tables(c);
     }
-    ig_bench_env_close(&c->env, code == IG_BENCH_EXIT_FAIL);
-    free(c->owned_body);
+    ig_bench_env_close(&c->base.env, code == IG_BENCH_EXIT_FAIL);
+    ig_bench_setup_dispose(&c->base);
     free(c);
     return code;
 }

@@ -3,10 +3,13 @@
  *
  * main() dispatches on the first argument; `compare` and `sweep` live in
  * their own files. The flags that describe a request (--method, --body,
- * --body-file, --header) are parsed here once for all three.
+ * --body-file, --header) are parsed here once for all three, and what
+ * `compare` and `sweep` share (their common flags, exit codes, the machine
+ * and number helpers of their reports) is written here once for both.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,7 +127,7 @@ int ig_bench_request_flag(int argc, char **argv, int *i, ig_load_opts_t *o, char
     return 0;
 }
 
-void ig_bench_machine(int *nproc, char *cpu, size_t len)
+static void machine(int *nproc, char *cpu, size_t len)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     *nproc = n > 0 ? (int)n : 0;
@@ -148,6 +151,162 @@ void ig_bench_machine(int *nproc, char *cpu, size_t len)
     }
     fclose(f);
 }
+
+void ig_bench_machine_print(void)
+{
+    int nproc;
+    char cpu[256];
+    machine(&nproc, cpu, sizeof(cpu));
+    printf("machine: %d CPUs, %s\n", nproc, cpu);
+}
+
+void ig_bench_machine_json(cJSON *parent)
+{
+    int nproc;
+    char cpu[256];
+    machine(&nproc, cpu, sizeof(cpu));
+    cJSON *m = cJSON_AddObjectToObject(parent, "machine");
+    cJSON_AddNumberToObject(m, "nproc", nproc);
+    cJSON_AddStringToObject(m, "cpu", cpu);
+}
+
+bool ig_bench_help(int argc, char **argv, const char *usage)
+{
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            fputs(usage, stdout);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ---- what compare and sweep share ---------------------------------------- */
+
+static const char default_path[] = "/v1/models/iris:predict";
+static const char default_body[] = "{\"instances\":[[5.1,3.5,1.4,0.2]]}";
+
+void ig_bench_setup_init(ig_bench_setup_t *b, const char *model_args)
+{
+    memset(b, 0, sizeof(*b));
+    ig_load_defaults(&b->load);
+    b->load.warmup_s = 1;
+    b->model_args = model_args;
+    ig_bench_env_defaults(&b->env);
+}
+
+int ig_bench_setup_flag(int argc, char **argv, int *i, ig_bench_setup_t *b, char *err,
+                        size_t errlen)
+{
+    ig_load_opts_t *o = &b->load;
+    const char *a = argv[*i], *v;
+    uint64_t u;
+    int m;
+    if (!strcmp(a, "--json")) {
+        b->json = true;
+        return 1;
+    }
+    if (!strcmp(a, "--keep-dir")) {
+        b->env.keep_dir = true;
+        return 1;
+    }
+    const char *prev_method = o->method;
+    if ((m = ig_bench_request_flag(argc, argv, i, o, &b->owned_body, err, errlen)) != 0) {
+        if (m < 0)
+            return IG_EINVAL;
+        b->method_set |= o->method != prev_method;
+        return 1;
+    }
+    if ((m = ig_cli_match(argc, argv, i, "--model-args", &v, err, errlen))) {
+        if (m < 0)
+            return m;
+        b->model_args = v;
+    } else if ((m = ig_cli_match(argc, argv, i, "--connections", &v, err, errlen))) {
+        if (m < 0 || ig_cli_uint("--connections", v, 1, 20000, &u, err, errlen) < 0)
+            return IG_EINVAL;
+        o->connections = (unsigned)u;
+    } else if ((m = ig_cli_match(argc, argv, i, "--duration", &v, err, errlen))) {
+        if (m < 0 || ig_cli_number("--duration", v, 0.01, 3600, &o->duration_s, err, errlen))
+            return IG_EINVAL;
+    } else if ((m = ig_cli_match(argc, argv, i, "--warmup", &v, err, errlen))) {
+        if (m < 0 || ig_cli_number("--warmup", v, 0, 600, &o->warmup_s, err, errlen))
+            return IG_EINVAL;
+    } else if ((m = ig_cli_match(argc, argv, i, "--path", &v, err, errlen))) {
+        if (m < 0)
+            return m;
+        if (v[0] != '/' || strlen(v) >= sizeof(b->path) || strpbrk(v, " \t\r\n#")) {
+            snprintf(err, errlen,
+                     "--path: expected an absolute path like /v2/health/ready, "
+                     "got '%s'",
+                     v);
+            return IG_EINVAL;
+        }
+        snprintf(b->path, sizeof(b->path), "%s", v);
+        b->path_set = true;
+    } else if ((m = ig_cli_match(argc, argv, i, "--gateway", &v, err, errlen))) {
+        if (m < 0)
+            return m;
+        snprintf(b->env.gateway, sizeof(b->env.gateway), "%s", v);
+    } else if ((m = ig_cli_match(argc, argv, i, "--model", &v, err, errlen))) {
+        if (m < 0)
+            return m;
+        snprintf(b->env.model, sizeof(b->env.model), "%s", v);
+    }
+    return m;
+}
+
+void ig_bench_setup_finish(ig_bench_setup_t *b)
+{
+    ig_load_opts_t *o = &b->load;
+    if (!b->path_set && !o->body.base) {
+        snprintf(b->path, sizeof(b->path), "%s", default_path);
+        o->body = IG_SLICE_LIT(default_body);
+    }
+    if (o->body.base) {
+        if (!b->method_set)
+            o->method = "POST";
+        ig_load_default_content_type(o, "application/json");
+    }
+}
+
+void ig_bench_setup_dispose(ig_bench_setup_t *b)
+{
+    free(b->owned_body);
+    b->owned_body = NULL;
+}
+
+int ig_bench_exit_code(const char *cmd, int rc, const char *err)
+{
+    if (rc >= 0)
+        return IG_BENCH_EXIT_OK;
+    fprintf(stderr, "infergate-bench %s: %s\n", cmd,
+            rc == IG_ECANCELED ? "interrupted; every process it started is stopped" : err);
+    return rc == IG_ECANCELED ? IG_BENCH_EXIT_INTERRUPTED : IG_BENCH_EXIT_FAIL;
+}
+
+double ig_bench_ratio(double a, double b)
+{
+    return isnan(a) || isnan(b) || b <= 0 ? NAN : a / b;
+}
+
+void ig_bench_json_number(cJSON *o, const char *k, double v)
+{
+    if (isnan(v) || isinf(v))
+        cJSON_AddNullToObject(o, k);
+    else
+        cJSON_AddNumberToObject(o, k, v);
+}
+
+cJSON *ig_bench_load_json(const ig_load_opts_t *o, const ig_load_result_t *r)
+{
+    ig_load_opts_t copy = *o;
+    copy.url = "";
+    cJSON *j = ig_load_json(&copy, r);
+    cJSON_DeleteItemFromObject(j, "url");
+    return j;
+}
+
+/* ---- load ------------------------------------------------------------------ */
 
 int ig_bench_load(int argc, char **argv)
 {

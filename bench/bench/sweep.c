@@ -67,9 +67,6 @@ static const char usage_sweep[] =
     "  --json                     one JSON object on stdout instead of the table\n"
     "  -h, --help                 this text\n";
 
-static const char default_path[] = "/v1/models/iris:predict";
-static const char default_body[] = "{\"instances\":[[5.1,3.5,1.4,0.2]]}";
-
 /* ---- the grid ------------------------------------------------------------ */
 
 typedef struct {
@@ -155,19 +152,13 @@ typedef struct {
 } cost_model_t;
 
 typedef struct {
-    ig_load_opts_t load;
-    char *owned_body;
-    char path[2048];
-    char url[2200];
-    const char *model_args;
+    ig_bench_setup_t base; /* the load, the model, the binaries */
     double target_ms;
     bool have_target;
     uint64_t values[NAXES][MAX_AXIS_VALUES];
     size_t nvalues[NAXES];
     bool given[NAXES];  /* the flag was on the command line */
     bool active[NAXES]; /* applies to this load (batch axes need a batching route) */
-    bool json;
-    ig_bench_env_t env;
     /* The default route the load's path goes to, rebuilt in every config. */
     size_t route_index;
     ig_protocol_t route_protocol;
@@ -190,15 +181,15 @@ static int find_route(sweep_t *s, char *err, size_t errlen)
     ig_route_match_t m;
     int rc = ig_router_init(&router, c.routes, c.nroutes, err, errlen);
     if (rc == 0) {
-        size_t len = strcspn(s->path, "?");
-        rc = ig_router_match(&router, ig_slice(s->path, len), &m);
+        size_t len = strcspn(s->base.path, "?");
+        rc = ig_router_match(&router, ig_slice(s->base.path, len), &m);
         if (rc == 0) {
             s->route_index = m.index;
             s->route_protocol = m.route->protocol;
             snprintf(s->route_match, sizeof(s->route_match), "%s", m.route->match);
         } else {
             snprintf(err, errlen, "--path: %.200s matches none of the gateway's default routes",
-                     s->path);
+                     s->base.path);
         }
     }
     ig_config_dispose(&c);
@@ -418,25 +409,12 @@ static void stats_delta(const model_stats_t *before, const model_stats_t *after,
 
 static int parse(sweep_t *s, int argc, char **argv, char *err, size_t errlen)
 {
-    ig_load_opts_t *o = &s->load;
-    uint64_t u;
-    bool method_set = false, path_set = false;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
         int m;
-        if (!strcmp(a, "--json")) {
-            s->json = true;
-            continue;
-        }
-        if (!strcmp(a, "--keep-dir")) {
-            s->env.keep_dir = true;
-            continue;
-        }
-        const char *prev_method = o->method;
-        if ((m = ig_bench_request_flag(argc, argv, &i, o, &s->owned_body, err, errlen)) != 0) {
+        if ((m = ig_bench_setup_flag(argc, argv, &i, &s->base, err, errlen)) != 0) {
             if (m < 0)
-                return IG_EINVAL;
-            method_set |= o->method != prev_method;
+                return m;
             continue;
         }
         bool axis_flag = false;
@@ -456,37 +434,6 @@ static int parse(sweep_t *s, int argc, char **argv, char *err, size_t errlen)
                 ig_cli_number("--p99-target-ms", v, 0.001, 3600000, &s->target_ms, err, errlen) < 0)
                 return IG_EINVAL;
             s->have_target = true;
-        } else if ((m = ig_cli_match(argc, argv, &i, "--model-args", &v, err, errlen))) {
-            if (m < 0)
-                return m;
-            s->model_args = v;
-        } else if ((m = ig_cli_match(argc, argv, &i, "--connections", &v, err, errlen))) {
-            if (m < 0 || ig_cli_uint("--connections", v, 1, 20000, &u, err, errlen) < 0)
-                return IG_EINVAL;
-            o->connections = (unsigned)u;
-        } else if ((m = ig_cli_match(argc, argv, &i, "--duration", &v, err, errlen))) {
-            if (m < 0 || ig_cli_number("--duration", v, 0.01, 3600, &o->duration_s, err, errlen))
-                return IG_EINVAL;
-        } else if ((m = ig_cli_match(argc, argv, &i, "--warmup", &v, err, errlen))) {
-            if (m < 0 || ig_cli_number("--warmup", v, 0, 600, &o->warmup_s, err, errlen))
-                return IG_EINVAL;
-        } else if ((m = ig_cli_match(argc, argv, &i, "--path", &v, err, errlen))) {
-            if (m < 0)
-                return m;
-            if (v[0] != '/' || strlen(v) >= sizeof(s->path) || strpbrk(v, " \t\r\n#")) {
-                snprintf(err, errlen, "--path: expected an absolute path, got '%s'", v);
-                return IG_EINVAL;
-            }
-            snprintf(s->path, sizeof(s->path), "%s", v);
-            path_set = true;
-        } else if ((m = ig_cli_match(argc, argv, &i, "--gateway", &v, err, errlen))) {
-            if (m < 0)
-                return m;
-            snprintf(s->env.gateway, sizeof(s->env.gateway), "%s", v);
-        } else if ((m = ig_cli_match(argc, argv, &i, "--model", &v, err, errlen))) {
-            if (m < 0)
-                return m;
-            snprintf(s->env.model, sizeof(s->env.model), "%s", v);
         } else {
             snprintf(err, errlen, "unknown flag %s (see infergate-bench sweep --help)", a);
             return IG_EINVAL;
@@ -496,15 +443,7 @@ static int parse(sweep_t *s, int argc, char **argv, char *err, size_t errlen)
         snprintf(err, errlen, "--p99-target-ms: required (see infergate-bench sweep --help)");
         return IG_EINVAL;
     }
-    if (!path_set && !o->body.base) {
-        snprintf(s->path, sizeof(s->path), "%s", default_path);
-        o->body = IG_SLICE_LIT(default_body);
-    }
-    if (o->body.base) {
-        if (!method_set)
-            o->method = "POST";
-        ig_load_default_content_type(o, "application/json");
-    }
+    ig_bench_setup_finish(&s->base);
     if (find_route(s, err, errlen) < 0)
         return IG_EINVAL;
     bool batching = s->route_protocol != IG_PROTO_PASSTHROUGH;
@@ -516,7 +455,7 @@ static int parse(sweep_t *s, int argc, char **argv, char *err, size_t errlen)
                     err, errlen,
                     "%s: the load's path %.200s goes to the passthrough route %s, which does not "
                     "batch (use a /v1/models/NAME:predict or /v2/models/NAME/infer path)",
-                    axes[k].flag, s->path, s->route_match);
+                    axes[k].flag, s->base.path, s->route_match);
                 return IG_EINVAL;
             }
             s->values[k][0] = 0; /* never written into a config */
@@ -552,7 +491,7 @@ static cJSON *point_config(const sweep_t *s, const point_t *pt)
     }
     /* The queue must hold every connection's request, or the sweep
      * measures rejections instead of latency. */
-    set_num(child_obj(cfg, "limits"), "max_queue", (double)s->load.connections + 1024);
+    set_num(child_obj(cfg, "limits"), "max_queue", (double)s->base.load.connections + 1024);
     return cfg;
 }
 
@@ -580,11 +519,12 @@ static int run_point(sweep_t *s, point_t *pt, int model_port, char *err, size_t 
 {
     cJSON *cfg = point_config(s, pt);
     ig_peer_t gw = {.kind = IG_PEER_INFERGATE};
-    int rc = ig_peer_start(&s->env, &gw, model_port, s->load.connections, cfg, err, errlen);
+    int rc =
+        ig_peer_start(&s->base.env, &gw, model_port, s->base.load.connections, cfg, err, errlen);
     cJSON_Delete(cfg);
     if (rc < 0)
         return rc;
-    snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%d%s", gw.port, s->path);
+    snprintf(s->base.url, sizeof(s->base.url), "http://127.0.0.1:%d%s", gw.port, s->base.path);
     fprintf(stderr, "infergate-bench: sweep point %zu:", s->npoints);
     for (size_t k = 0; k < NAXES; k++)
         if (s->active[k])
@@ -592,12 +532,12 @@ static int run_point(sweep_t *s, point_t *pt, int model_port, char *err, size_t 
     fprintf(stderr, "\n");
     /* The warm-up is a load of its own, so that the model's counters can be
      * read between it and the measured load, when nothing is in flight. */
-    ig_load_opts_t o = s->load;
-    o.url = s->url;
+    ig_load_opts_t o = s->base.load;
+    o.url = s->base.url;
     o.warmup_s = 0;
-    if (s->load.warmup_s > 0) {
+    if (s->base.load.warmup_s > 0) {
         ig_load_opts_t w = o;
-        w.duration_s = s->load.warmup_s;
+        w.duration_s = s->base.load.warmup_s;
         rc = ig_load_run(&w, &pt->r, err, errlen);
         if (rc == 0 && pt->r.interrupted)
             rc = IG_ECANCELED;
@@ -630,11 +570,11 @@ static int run(sweep_t *s, char *err, size_t errlen)
     ig_proc_t model;
     int model_port = 0;
     memset(&model, 0, sizeof(model));
-    if (!ig_proc_executable(s->env.gateway)) {
-        snprintf(err, errlen, "--gateway: %s is not an executable", s->env.gateway);
+    if (!ig_proc_executable(s->base.env.gateway)) {
+        snprintf(err, errlen, "--gateway: %s is not an executable", s->base.env.gateway);
         return IG_ENOTFOUND;
     }
-    int rc = ig_model_start(&s->env, s->model_args, &model, &model_port, err, errlen);
+    int rc = ig_model_start(&s->base.env, s->base.model_args, &model, &model_port, err, errlen);
     if (rc < 0)
         return rc;
     size_t idx[NAXES] = {0};
@@ -669,11 +609,6 @@ static const point_t *best_point(const sweep_t *s)
 
 /* ---- reports ---------------------------------------------------------------- */
 
-static double ratio(double a, double b)
-{
-    return isnan(a) || isnan(b) || b <= 0 ? NAN : a / b;
-}
-
 /* A figure with `prec` decimals, or "-" when there is none (24-byte buffer). */
 static const char *fmt(char *buf, int prec, double v)
 {
@@ -685,14 +620,11 @@ static const char *fmt(char *buf, int prec, double v)
 
 static void print_table(const sweep_t *s)
 {
-    int nproc;
-    char cpu[256];
-    ig_bench_machine(&nproc, cpu, sizeof(cpu));
-    printf("machine: %d CPUs, %s\n", nproc, cpu);
+    ig_bench_machine_print();
     printf("load: %s %s (route %s, %s), %u keep-alive connections, %.1f s per point; model "
            "args '%s'\n",
-           s->load.method, s->path, s->route_match, ig_protocol_name(s->route_protocol),
-           s->load.connections, s->load.duration_s, s->model_args);
+           s->base.load.method, s->base.path, s->route_match, ig_protocol_name(s->route_protocol),
+           s->base.load.connections, s->base.load.duration_s, s->base.model_args);
     if (!isnan(s->limit_rps))
         printf("cost model: %g instance(s), %g us + %g us/row per call; %ld row(s) per request; "
                "ceiling without batching %.0f req/s\n",
@@ -714,8 +646,10 @@ static void print_table(const sweep_t *s)
         char f[5][24];
         printf("%10.0f %8.3f %8.3f %9s %9s %6s %9s %6s %7llu %s\n", pt->goodput,
                ig_load_ms(&pt->r, 0.5), ig_load_ms(&pt->r, 0.99), fmt(f[0], 2, pt->mean_rows),
-               fmt(f[1], 0, pt->limit_at_max), fmt(f[2], 2, ratio(pt->goodput, pt->limit_at_max)),
-               fmt(f[3], 0, pt->limit_at_mean), fmt(f[4], 2, ratio(pt->goodput, pt->limit_at_mean)),
+               fmt(f[1], 0, pt->limit_at_max),
+               fmt(f[2], 2, ig_bench_ratio(pt->goodput, pt->limit_at_max)),
+               fmt(f[3], 0, pt->limit_at_mean),
+               fmt(f[4], 2, ig_bench_ratio(pt->goodput, pt->limit_at_mean)),
                (unsigned long long)(pt->r.responses - pt->r.by_status[200] + pt->r.errors_total),
                pt->meets ? "yes" : "no");
     }
@@ -734,14 +668,6 @@ static void print_table(const sweep_t *s)
     }
 }
 
-static void add_num_or_null(cJSON *o, const char *k, double v)
-{
-    if (isnan(v) || isinf(v))
-        cJSON_AddNullToObject(o, k);
-    else
-        cJSON_AddNumberToObject(o, k, v);
-}
-
 static cJSON *model_json(const point_t *pt)
 {
     if (!pt->have_stats)
@@ -756,7 +682,7 @@ static cJSON *model_json(const point_t *pt)
         snprintf(key, sizeof(key), "%llu", (unsigned long long)pt->seen.size[k]);
         cJSON_AddNumberToObject(sizes, key, (double)pt->seen.count[k]);
     }
-    add_num_or_null(m, "mean_batch_rows", pt->mean_rows);
+    ig_bench_json_number(m, "mean_batch_rows", pt->mean_rows);
     cJSON_AddNumberToObject(m, "max_batch_rows", (double)pt->max_rows);
     return m;
 }
@@ -764,14 +690,9 @@ static cJSON *model_json(const point_t *pt)
 static void print_json(const sweep_t *s)
 {
     cJSON *j = cJSON_CreateObject();
-    int nproc;
-    char cpu[256];
-    ig_bench_machine(&nproc, cpu, sizeof(cpu));
-    cJSON *m = cJSON_AddObjectToObject(j, "machine");
-    cJSON_AddNumberToObject(m, "nproc", nproc);
-    cJSON_AddStringToObject(m, "cpu", cpu);
+    ig_bench_machine_json(j);
     cJSON_AddNumberToObject(j, "p99_target_ms", s->target_ms);
-    cJSON_AddStringToObject(j, "model_args", s->model_args);
+    cJSON_AddStringToObject(j, "model_args", s->base.model_args);
     cJSON *route = cJSON_AddObjectToObject(j, "route");
     cJSON_AddStringToObject(route, "match", s->route_match);
     cJSON_AddStringToObject(route, "protocol", ig_protocol_name(s->route_protocol));
@@ -784,7 +705,7 @@ static void print_json(const sweep_t *s)
         cJSON_AddNumberToObject(j, "rows_per_request", (double)s->rows_per_request);
     else
         cJSON_AddNullToObject(j, "rows_per_request");
-    add_num_or_null(j, "limit_rps", s->limit_rps);
+    ig_bench_json_number(j, "limit_rps", s->limit_rps);
     cJSON *pts = cJSON_AddArrayToObject(j, "points");
     const point_t *b = best_point(s);
     for (size_t p = 0; p < s->npoints; p++) {
@@ -799,17 +720,16 @@ static void print_json(const sweep_t *s)
         cJSON_AddNumberToObject(pj, "goodput_rps", pt->goodput);
         cJSON_AddBoolToObject(pj, "meets_target", pt->meets);
         cJSON_AddItemToObject(pj, "model", model_json(pt));
-        add_num_or_null(pj, "rows_per_call_at_max_size", pt->rows_at_max);
-        add_num_or_null(pj, "limit_rps_at_max_size", pt->limit_at_max);
-        add_num_or_null(pj, "of_limit_at_max_size", ratio(pt->goodput, pt->limit_at_max));
-        add_num_or_null(pj, "limit_rps_at_mean_batch", pt->limit_at_mean);
-        add_num_or_null(pj, "of_limit_at_mean_batch", ratio(pt->goodput, pt->limit_at_mean));
-        ig_load_opts_t o = s->load;
-        o.url = "";
+        ig_bench_json_number(pj, "rows_per_call_at_max_size", pt->rows_at_max);
+        ig_bench_json_number(pj, "limit_rps_at_max_size", pt->limit_at_max);
+        ig_bench_json_number(pj, "of_limit_at_max_size",
+                             ig_bench_ratio(pt->goodput, pt->limit_at_max));
+        ig_bench_json_number(pj, "limit_rps_at_mean_batch", pt->limit_at_mean);
+        ig_bench_json_number(pj, "of_limit_at_mean_batch",
+                             ig_bench_ratio(pt->goodput, pt->limit_at_mean));
+        ig_load_opts_t o = s->base.load;
         o.warmup_s = 0;
-        cJSON *lj = ig_load_json(&o, &pt->r);
-        cJSON_DeleteItemFromObject(lj, "url");
-        cJSON_AddItemToObject(pj, "load", lj);
+        cJSON_AddItemToObject(pj, "load", ig_bench_load_json(&o, &pt->r));
         cJSON_AddItemToArray(pts, pj);
         if (pt == b)
             cJSON_AddItemToObject(j, "best", cJSON_Duplicate(set, 1));
@@ -824,44 +744,34 @@ static void print_json(const sweep_t *s)
 
 int ig_bench_sweep(int argc, char **argv)
 {
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            fputs(usage_sweep, stdout);
-            return 0;
-        }
-    }
+    if (ig_bench_help(argc, argv, usage_sweep))
+        return 0;
     sweep_t *s = ig_xcalloc(1, sizeof(*s));
-    ig_load_defaults(&s->load);
-    s->load.warmup_s = 1;
-    s->model_args = "--cost-base-us 2000 --cost-per-row-us 50 --max-concurrency 4";
-    ig_bench_env_defaults(&s->env);
+    ig_bench_setup_init(&s->base, "--cost-base-us 2000 --cost-per-row-us 50 --max-concurrency 4");
     char err[1024];
     if (parse(s, argc, argv, err, sizeof(err)) < 0) {
         fprintf(stderr, "infergate-bench sweep: %s\n", err);
-        free(s->owned_body);
+        ig_bench_setup_dispose(&s->base);
         free(s);
         return IG_BENCH_EXIT_USAGE;
     }
-    parse_cost(s->model_args, &s->cost);
-    s->rows_per_request = body_rows(s->load.body);
+    parse_cost(s->base.model_args, &s->cost);
+    s->rows_per_request = body_rows(s->base.load.body);
     s->limit_rps = ceiling_rps(&s->cost, (double)s->rows_per_request, (double)s->rows_per_request);
-    int code = IG_BENCH_EXIT_OK;
-    int rc = ig_bench_env_open(&s->env, err, sizeof(err));
+    int rc = ig_bench_env_open(&s->base.env, err, sizeof(err));
     if (rc == 0)
         rc = run(s, err, sizeof(err));
-    if (rc < 0) {
-        code = rc == IG_ECANCELED ? IG_BENCH_EXIT_INTERRUPTED : IG_BENCH_EXIT_FAIL;
-        fprintf(stderr, "infergate-bench sweep: %s\n",
-                rc == IG_ECANCELED ? "interrupted; every process it started is stopped" : err);
-    } else if (s->json) {
-        print_json(s);
-    } else {
-        print_table(s);
+    int code = ig_bench_exit_code("sweep", rc, err);
+    if (code == IG_BENCH_EXIT_OK) {
+        if (s->base.json)
+            print_json(s);
+        else
+            print_table(s);
     }
-    ig_bench_env_close(&s->env, code == IG_BENCH_EXIT_FAIL);
+    ig_bench_env_close(&s->base.env, code == IG_BENCH_EXIT_FAIL);
     for (size_t p = 0; p < s->npoints; p++)
         stats_free(&s->points[p].seen);
-    free(s->owned_body);
+    ig_bench_setup_dispose(&s->base);
     free(s);
     return code;
 }
