@@ -536,8 +536,10 @@ void ig_gateway_on_request(ig_req_t *req, void *ud)
 
     /* A batching route parses the body now: a malformed one gets its 400
      * here and never disturbs a batch. */
+    /* Only an inference call (POST) is parsed and may batch; anything else
+     * on the route goes to the model as it came. */
     const ig_codec_t *codec = gw->route_codecs[route];
-    if (codec) {
+    if (codec && ig_slice_eq(req->method_name, "POST")) {
         char err[256];
         ig_slice_t model = ig_route_capture(&m, "model");
         bool binary = ig_req_header(req, "inference-header-content-length").base != NULL;

@@ -268,5 +268,18 @@ def client_leaving_during_the_batch_call_does_not_hurt_batch_mates():
         h.check_eq(gw.data("GET", "/v2/health/live").status, 200, "gateway alive afterwards")
 
 
+@suite.case
+def non_post_on_a_batching_route_goes_to_the_model_as_it_came():
+    with h.Env("batch-get") as env:
+        model, gw = start(env)
+        direct = h.request(model.port, "GET", V1)
+        via = gw.data("GET", V1)
+        # Not parsed as an inference body (no gateway 400): the model's own answer.
+        h.check_eq(via.status, direct.status, "GET on the V1 predict path")
+        h.check(via.status != 400 or direct.status == 400,
+                "the gateway rejected a GET it should have forwarded: %r" % via)
+        h.check_eq(via.body, direct.body, "the model's answer, unchanged")
+
+
 if __name__ == "__main__":
     suite.run()
