@@ -149,10 +149,17 @@ int ig_gateway_run(const ig_config_t *cfg)
     signal(SIGPIPE, SIG_IGN);
 
     ig_health_start(gw);
-    char fields[256];
-    snprintf(fields, sizeof(fields),
-             "\"listen\":\"%s\",\"admin_listen\":\"%s\",\"upstream\":\"%s\"", cfg->listen,
-             cfg->admin_listen, cfg->upstream.url);
+    /* The bound ports too: with port 0 in the config they are the only
+     * way to learn where the gateway listens. */
+    ig_buf_t *f = &gw->scratch;
+    ig_buf_reset(f);
+    ig_buf_append_str(f, "\"listen\":");
+    ig_buf_append_json_str(f, cfg->listen, strlen(cfg->listen));
+    ig_buf_printf(f, ",\"port\":%d,\"admin_listen\":", ig_server_port(gw->data));
+    ig_buf_append_json_str(f, cfg->admin_listen, strlen(cfg->admin_listen));
+    ig_buf_printf(f, ",\"admin_port\":%d,\"upstream\":", ig_server_port(gw->admin));
+    ig_buf_append_json_str(f, cfg->upstream.url, strlen(cfg->upstream.url));
+    const char *fields = f->base;
     IG_LOGF(IG_LOG_INFO, fields, "infergate serving");
     uv_run(&loop, UV_RUN_DEFAULT);
     rc = gw->exit_code;

@@ -154,5 +154,36 @@ def admin_config_shows_effective_config():
         h.check_eq(eff.get("limits", {}).get("max_queue"), 77, "limits.max_queue in /admin/config")
 
 
+@suite.case
+def port_zero_binds_free_ports_and_logs_them():
+    with h.Env("port0") as env:
+        model = env.model("--quiet")
+        cfg = {"listen": "127.0.0.1:0", "admin_listen": "127.0.0.1:0",
+               "upstream": {"url": model.url}, "drain": {"grace_ms": 0}}
+        path = write_json(env.dir, "port0.json", cfg)
+        p = subprocess.Popen([h.gateway_bin(), "serve", "-c", path], stderr=subprocess.PIPE,
+                             stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                             env=h.child_env())
+        try:
+            line = p.stderr.readline().decode()
+            rec = json.loads(line)
+            h.check_eq(rec.get("msg"), "infergate serving", "first log line %r" % line)
+            port, admin = rec.get("port"), rec.get("admin_port")
+            h.check(isinstance(port, int) and port > 0, "no bound data port in %r" % line)
+            h.check(isinstance(admin, int) and admin > 0 and admin != port,
+                    "no distinct bound admin port in %r" % line)
+            h.check_eq(h.request(admin, "GET", "/healthz").status, 200, "admin on the logged port")
+            h.check_eq(h.request(port, "GET", "/v2/health/live").status, 200,
+                       "data port on the logged port")
+        finally:
+            p.terminate()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            p.stderr.close()
+
+
 if __name__ == "__main__":
     suite.run()
