@@ -467,23 +467,8 @@ class Handler(fakecommon.BaseHandler):
         )
 
     def control(self, app, path, body):
-        if path == "/_fake/state" and self.command == "GET":
-            with app.lock:
-                self.send_json(200, app.state())
-        elif path == "/_fake/requests" and self.command == "GET":
-            self.send_json(200, app.log.snapshot())
-        elif path == "/_fake/reset" and self.command == "POST":
-            app.reset()
-            self.send_json(200, {"reset": True})
-        elif path == "/_fake/fail" and self.command == "POST":
-            try:
-                rule = parse_fail_rule(body, app.model["operations"])
-            except ValueError as e:
-                self.send_json(400, {"error": str(e)})
-                return
-            app.fails.add(rule)
-            self.send_json(200, rule)
-        else:
+        if not self.common_control(app, path, body,
+                                   lambda b: parse_fail_rule(b, app.model["operations"])):
             self.send_json(404, {"error": "no control endpoint %s %s" % (self.command, path)})
 
 
@@ -503,20 +488,11 @@ def parse_fail_rule(body, operations):
         doc = json.loads(body or b"{}")
     except ValueError as e:
         raise ValueError("fail rule is not JSON: %s" % e)
-    if not isinstance(doc, dict):
-        raise ValueError("fail rule must be a JSON object")
-    unknown = set(doc) - {"op", "status", "type", "message", "times"}
-    if unknown:
-        raise ValueError("unknown fail rule member(s): %s" % ", ".join(sorted(unknown)))
+    fakecommon.fail_rule_members(doc, ("op", "status", "type", "message", "times"))
     op = doc.get("op", "*")
     if op != "*" and op not in operations:
         raise ValueError("op '%s' is not an App Mesh operation" % op)
-    status = doc.get("status")
-    if not isinstance(status, int) or isinstance(status, bool) or not 400 <= status <= 599:
-        raise ValueError("status must be an HTTP error status (400-599)")
-    times = doc.get("times", 1)
-    if not isinstance(times, int) or isinstance(times, bool) or times < 1:
-        raise ValueError("times must be a positive integer")
+    status, times = fakecommon.fail_rule_status_times(doc)
     type_ = doc.get("type") or DEFAULT_ERROR_TYPES.get(status, "InternalServerErrorException")
     message = doc.get("message") or "injected failure (%s)" % type_
     return {"op": op, "status": status, "type": type_, "message": message, "times": times}

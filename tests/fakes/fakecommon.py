@@ -160,6 +160,32 @@ class BaseHandler(http.server.BaseHTTPRequestHandler):
     def handle_any(self):
         raise NotImplementedError
 
+    def common_control(self, app, path, body, parse_rule):
+        """Answers the control endpoints every fake has: GET /_fake/state,
+        GET /_fake/requests, POST /_fake/reset and POST /_fake/fail, whose rule
+        is parse_rule(body) (a ValueError from it is a 400 naming the problem).
+        `app` has lock, state(), log, reset() and fails. Returns False, having
+        answered nothing, when `path` is none of them."""
+        if path == "/_fake/state" and self.command == "GET":
+            with app.lock:
+                self.send_json(200, app.state())
+        elif path == "/_fake/requests" and self.command == "GET":
+            self.send_json(200, app.log.snapshot())
+        elif path == "/_fake/reset" and self.command == "POST":
+            app.reset()
+            self.send_json(200, {"reset": True})
+        elif path == "/_fake/fail" and self.command == "POST":
+            try:
+                rule = parse_rule(body)
+            except ValueError as e:
+                self.send_json(400, {"error": str(e)})
+                return True
+            app.fails.add(rule)
+            self.send_json(200, rule)
+        else:
+            return False
+        return True
+
 
 class RequestLog:
     """Thread-safe ordered list of dicts describing every API call."""
@@ -179,6 +205,28 @@ class RequestLog:
     def clear(self):
         with self._lock:
             self._items.clear()
+
+
+def fail_rule_members(doc, members):
+    """First check of a POST /_fake/fail rule: a JSON object with no member
+    outside `members`. Raises ValueError naming the problem."""
+    if not isinstance(doc, dict):
+        raise ValueError("fail rule must be a JSON object")
+    unknown = set(doc) - set(members)
+    if unknown:
+        raise ValueError("unknown fail rule member(s): %s" % ", ".join(sorted(unknown)))
+
+
+def fail_rule_status_times(doc):
+    """The rule's `status` (an HTTP error status, required) and `times` (a
+    positive integer, default 1). Raises ValueError naming the bad one."""
+    status = doc.get("status")
+    if not isinstance(status, int) or isinstance(status, bool) or not 400 <= status <= 599:
+        raise ValueError("status must be an HTTP error status (400-599)")
+    times = doc.get("times", 1)
+    if not isinstance(times, int) or isinstance(times, bool) or times < 1:
+        raise ValueError("times must be a positive integer")
+    return status, times
 
 
 class FailRules:

@@ -730,19 +730,9 @@ class Handler(fakecommon.BaseHandler):
 
     def control(self, app, path, body):
         try:
-            if path == "/_fake/state" and self.command == "GET":
-                with app.lock:
-                    self.send_json(200, app.state())
-            elif path == "/_fake/requests" and self.command == "GET":
-                self.send_json(200, app.log.snapshot())
-            elif path == "/_fake/reset" and self.command == "POST":
-                app.reset()
-                self.send_json(200, {"reset": True})
-            elif path == "/_fake/fail" and self.command == "POST":
-                rule = parse_fail_rule(body)
-                app.fails.add(rule)
-                self.send_json(200, rule)
-            elif path == "/_fake/edit" and self.command == "POST":
+            if self.common_control(app, path, body, parse_fail_rule):
+                return
+            if path == "/_fake/edit" and self.command == "POST":
                 self.send_json(200, self.edit(app, body))
             else:
                 self.send_json(404, {"error": "no control endpoint %s %s" % (self.command, path)})
@@ -787,20 +777,11 @@ def load_yaml(body):
 
 def parse_fail_rule(body):
     doc = json.loads(body or b"{}")
-    if not isinstance(doc, dict):
-        raise ValueError("fail rule must be a JSON object")
-    unknown = set(doc) - {"method", "path_contains", "status", "times", "message", "reason"}
-    if unknown:
-        raise ValueError("unknown fail rule member(s): %s" % ", ".join(sorted(unknown)))
+    fakecommon.fail_rule_members(doc, ("method", "path_contains", "status", "times", "message", "reason"))
     method = doc.get("method", "*")
     if method not in ("*", "GET", "POST", "PUT", "PATCH", "DELETE"):
         raise ValueError("method must be GET, POST, PUT, PATCH, DELETE or *")
-    status = doc.get("status")
-    if not isinstance(status, int) or isinstance(status, bool) or not 400 <= status <= 599:
-        raise ValueError("status must be an HTTP error status (400-599)")
-    times = doc.get("times", 1)
-    if not isinstance(times, int) or isinstance(times, bool) or times < 1:
-        raise ValueError("times must be a positive integer")
+    status, times = fakecommon.fail_rule_status_times(doc)
     reason = doc.get("reason") or REASONS.get(status, "InternalError")
     message = doc.get("message") or "injected failure: %s" % reason
     return {"method": method, "path_contains": doc.get("path_contains", ""), "status": status, "times": times,

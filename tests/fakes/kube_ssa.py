@@ -301,15 +301,7 @@ def _pointer(ptr):
 
 
 def _parent(doc, parts, ptr):
-    cur = doc
-    for p in parts[:-1]:
-        if isinstance(cur, dict) and p in cur:
-            cur = cur[p]
-        elif isinstance(cur, list) and p.isdigit() and int(p) < len(cur):
-            cur = cur[int(p)]
-        else:
-            raise PatchError("path %s does not exist" % ptr)
-    return cur
+    return _get(doc, parts[:-1], ptr)
 
 
 def json_patch(doc, ops):
