@@ -40,6 +40,9 @@ struct ig_bcall {
     ig_buf_t resp; /* the model's answer */
     int status;
     ig_buf_t ctype; /* the answer's Content-Type */
+    ig_buf_t owned; /* the call's own copy of the target and Authorization:
+                     * members (and their connections) may be gone before
+                     * the request is written or retried */
     ig_header_t fwd[4];
     size_t nfwd;
     char reqid[40];
@@ -60,6 +63,7 @@ static ig_bcall_t *bcall_get(ig_gateway_t *gw, size_t n)
         ig_buf_init(&b->body, 0);
         ig_buf_init(&b->resp, 0);
         ig_buf_init(&b->ctype, 256);
+        ig_buf_init(&b->owned, 0);
         b->next_all = gw->bcalls_all;
         gw->bcalls_all = b;
     }
@@ -76,6 +80,7 @@ static ig_bcall_t *bcall_get(ig_gateway_t *gw, size_t n)
     ig_buf_reset(&b->body);
     ig_buf_reset(&b->resp);
     ig_buf_reset(&b->ctype);
+    ig_buf_reset(&b->owned);
     memset(&b->ucall, 0, sizeof(b->ucall));
     b->ucall.data = b;
     return b;
@@ -325,15 +330,22 @@ void ig_bcall_dispatch(ig_gateway_t *gw, ig_pending_t **members, size_t n)
                        r0->request_id.base);
     b->fwd[b->nfwd++] =
         (ig_header_t){IG_SLICE_LIT("X-Request-Id"), ig_slice(b->reqid, (size_t)idl)};
-    /* Members share credentials: the batch key includes Authorization. */
+    /* Members share credentials (the batch key includes Authorization)
+     * and the target (so does the key). Both are copied: the first member
+     * may leave, and its connection go, before the call is written. */
     ig_slice_t auth = ig_req_header(r0, "authorization");
+    ig_buf_append_slice(&b->owned, r0->target);
     if (auth.base)
-        b->fwd[b->nfwd++] = (ig_header_t){IG_SLICE_LIT("Authorization"), auth};
+        ig_buf_append_slice(&b->owned, auth);
+    ig_slice_t target = ig_slice(b->owned.base, r0->target.len);
+    if (auth.base)
+        b->fwd[b->nfwd++] = (ig_header_t){IG_SLICE_LIT("Authorization"),
+                                          ig_slice(b->owned.base + r0->target.len, auth.len)};
 
     ig_ucall_t *c = &b->ucall;
     c->data = b;
     c->method = "POST";
-    c->target = r0->target; /* the key includes the target */
+    c->target = target;
     c->headers = b->fwd;
     c->nheaders = b->nfwd;
     c->body = ig_slice(b->body.base, b->body.len);
@@ -400,6 +412,7 @@ void ig_bcall_free_all(ig_gateway_t *gw)
         ig_buf_dispose(&b->body);
         ig_buf_dispose(&b->resp);
         ig_buf_dispose(&b->ctype);
+        ig_buf_dispose(&b->owned);
         free(b->members);
         free(b->parts);
         free(b);

@@ -143,7 +143,12 @@ static void dispatch(ig_pending_t *p);
  * over for the requests behind it. */
 static void pump(ig_gateway_t *gw)
 {
-    enum { MAX_BATCH = 4096 };
+    /* A dispatch that fails at once releases its slot, which pumps again:
+     * the loop below already goes on with the next request, so a nested
+     * call has nothing to add (and must not grow the stack per request). */
+    if (gw->pumping)
+        return;
+    gw->pumping = true;
     while (gw->adm.inflight < gw->adm.max_concurrency && gw->adm.head) {
         uint64_t now = uv_hrtime();
         ig_pending_t *p = NULL;
@@ -159,32 +164,38 @@ static void pump(ig_gateway_t *gw)
         if (!p->member.group) {
             ig_admission_take(&gw->adm, &p->item);
             depth_change(gw, p->route, -1);
-            uv_timer_stop(&p->deadline_timer);
             dispatch(p);
             continue;
         }
-        ig_batch_member_t *ms[MAX_BATCH];
-        size_t n = ig_batcher_take(p->member.group, now, ms, MAX_BATCH);
-        ig_pending_t *members[MAX_BATCH];
+        ig_batch_member_t **ms = gw->pump_taken;
+        size_t n = ig_batcher_take(p->member.group, now, ms, IG_GW_MAX_BATCH);
+        ig_pending_t **members = gw->pump_members;
+        size_t k = 0;
         for (size_t i = 0; i < n; i++) {
             ig_pending_t *q = ms[i]->data;
-            if (i == 0)
-                ig_admission_take(&gw->adm, &q->item);
-            else
-                ig_admission_remove(&gw->adm, &q->item);
+            ig_admission_remove(&gw->adm, &q->item);
             depth_change(gw, q->route, -1);
-            members[i] = q;
+            if (q->deadline_ns && q->deadline_ns <= now) {
+                /* Its deadline passed in this same loop turn, before its
+                 * timer could run: it expired while queued. */
+                ig_gw_pending_fail(q, 504, IG_REASON_DEADLINE, "deadline passed while queued");
+                continue;
+            }
+            members[k++] = q;
         }
-        if (n == 1) {
+        if (k == 0)
+            continue;
+        ig_admission_take(&gw->adm, &members[0]->item); /* the call's one slot */
+        if (k == 1) {
             /* Alone after all: the request goes as it came, streamed back. */
-            uv_timer_stop(&members[0]->deadline_timer);
             dispatch(members[0]);
         } else {
             /* Deadline timers keep running: each member's own deadline
              * still holds while the model works on the batch. */
-            ig_bcall_dispatch(gw, members, n);
+            ig_bcall_dispatch(gw, members, k);
         }
     }
+    gw->pumping = false;
     ig_gw_update_gauges(gw);
 }
 
@@ -403,6 +414,23 @@ static void on_deadline(uv_timer_t *t)
         ig_bcall_expire(p);
         return;
     }
+    if (p->state == P_UPSTREAM) {
+        /* A response already under way is bounded by the call's own
+         * timeout (the same deadline); otherwise answer now. A call still
+         * waiting for a connection to the model never reached it. */
+        if (p->started)
+            return;
+        bool sent = p->call.sent_ns != 0;
+        ig_upstream_cancel(&p->call);
+        finish_call(p, sent);
+        if (sent)
+            ig_gw_pending_fail(p, 504, IG_REASON_UPSTREAM_TIMEOUT,
+                               "the model did not answer before this request's deadline");
+        else
+            ig_gw_pending_fail(p, 504, IG_REASON_DEADLINE,
+                               "deadline passed while waiting for a connection to the model");
+        return;
+    }
     if (p->state != P_QUEUED)
         return;
     ig_admission_remove(&gw->adm, &p->item);
@@ -426,9 +454,10 @@ static void on_client_abort(ig_req_t *req)
         /* The batch goes on for the others; the call owns p until it ends. */
         ig_bcall_detach(p);
     } else if (p->state == P_UPSTREAM) {
+        bool sent = p->call.sent_ns != 0;
         ig_upstream_cancel(&p->call);
         p->req = NULL;
-        finish_call(p, true);
+        finish_call(p, sent);
         ig_gw_pending_put(p);
     }
 }
@@ -504,7 +533,7 @@ void ig_gateway_on_request(ig_req_t *req, void *ud)
         return;
     }
     size_t route = m.index;
-    req->tag = route + 1;
+    req->tag = (req->tag & IG_GW_TAG_COUNTED) | (route + 1);
     ig_metrics_arrival(gw->metrics, route, ig_gw_now_us(gw));
     if (gw->health.phase == IG_DRAIN_DONE || gw->health.timed_out) {
         ig_gateway_reject(gw, req, route, 503, IG_REASON_DRAINING, "the gateway is draining");
@@ -556,6 +585,12 @@ void ig_gateway_on_request(ig_req_t *req, void *ud)
 
     int r = p->batching ? ig_admission_enqueue(&gw->adm, &p->item, budget_us)
                         : ig_admission_arrive(&gw->adm, &p->item, budget_us);
+    /* The deadline counts all time in the gateway, whatever the request is
+     * waiting for: a slot, batch-mates, a connection to the model, or the
+     * model itself. The timer runs until the request is answered. */
+    if ((r == IG_ADMIT_RUN || r == IG_ADMIT_QUEUED) && p->deadline_ns)
+        uv_timer_start(&p->deadline_timer, on_deadline,
+                       (p->deadline_ns - p->queued_ns + 999999) / 1000000, 0);
     if (r == IG_ADMIT_RUN) {
         dispatch(p);
         return;
@@ -563,9 +598,6 @@ void ig_gateway_on_request(ig_req_t *req, void *ud)
     if (r == IG_ADMIT_QUEUED) {
         p->state = P_QUEUED;
         depth_change(gw, route, +1);
-        if (p->deadline_ns)
-            uv_timer_start(&p->deadline_timer, on_deadline,
-                           (p->deadline_ns - p->queued_ns + 999999) / 1000000, 0);
         if (p->batching)
             join_batch(gw, p, &m);
         pump(gw);
@@ -598,8 +630,9 @@ void ig_gateway_fail_all(ig_gateway_t *gw)
     for (ig_pending_t *p = gw->all_pendings; p; p = p->next_all) {
         if (p->state != P_UPSTREAM)
             continue;
+        bool sent = p->call.sent_ns != 0;
         ig_upstream_cancel(&p->call);
-        finish_call(p, true);
+        finish_call(p, sent);
         ig_gw_pending_fail(p, 503, IG_REASON_DRAINING,
                            "the gateway is shutting down and drain.timeout_ms has passed");
     }

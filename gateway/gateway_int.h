@@ -10,6 +10,12 @@
 #include "infergate/gateway.h"
 
 #define IG_GW_MAX_FWD_HEADERS (IG_SERVER_MAX_HEADERS + 6)
+/* ig_req_t.tag of a data-port request: this bit says it was counted in the
+ * in-flight gauge; the rest is its route index + 1 (0: no route). */
+#define IG_GW_TAG_COUNTED (1ull << 63)
+
+/* The most requests one batch call can carry (batch.max_size rows, >= 1 each). */
+#define IG_GW_MAX_BATCH 4096
 
 typedef struct ig_bcall ig_bcall_t;
 

@@ -19,9 +19,12 @@ static void on_data_complete(ig_req_t *req, int status, uint64_t bytes_out, void
 {
     ig_gateway_t *gw = ud;
     uint64_t dur_us = (uv_hrtime() - req->start_ns) / 1000;
-    size_t route = req->tag ? (size_t)(req->tag - 1) : IG_METRICS_NO_ROUTE;
+    uint64_t route_tag = req->tag & ~IG_GW_TAG_COUNTED;
+    size_t route = route_tag ? (size_t)(route_tag - 1) : IG_METRICS_NO_ROUTE;
     ig_metrics_request_done(gw->metrics, route, status, dur_us, ig_gw_now_us(gw));
-    if (gw->inflight > 0)
+    /* Only requests that reached on_data_request were counted in: the
+     * server answers malformed ones (400/408/413/431) itself. */
+    if (req->tag & IG_GW_TAG_COUNTED)
         gw->inflight--;
     ig_gw_update_gauges(gw);
     if (gw->cfg->log.access_log && ig_log_threshold <= IG_LOG_INFO) {
@@ -47,6 +50,7 @@ static void on_data_request(ig_req_t *req, void *ud)
 {
     ig_gateway_t *gw = ud;
     gw->inflight++;
+    req->tag = IG_GW_TAG_COUNTED;
     ig_gateway_on_request(req, ud);
 }
 
@@ -92,6 +96,8 @@ int ig_gateway_run(const ig_config_t *cfg)
                               : cfg->routes[i].protocol == IG_PROTO_OIP_V2  ? &ig_codec_v2
                                                                             : NULL;
     ig_batcher_init(&gw->batcher, &loop, ig_gw_on_group_due, gw);
+    gw->pump_taken = ig_xcalloc(IG_GW_MAX_BATCH, sizeof(*gw->pump_taken));
+    gw->pump_members = ig_xcalloc(IG_GW_MAX_BATCH, sizeof(*gw->pump_members));
     gw->metrics = ig_metrics_new(cfg->nroutes, gw->route_names, cfg->metrics.window_s,
                                  cfg->upstream.max_concurrency);
     ig_metrics_start(gw->metrics, ig_gw_now_us(gw));
@@ -189,6 +195,8 @@ out:
     free(gw->route_names);
     free(gw->route_depth);
     free(gw->route_codecs);
+    free(gw->pump_taken);
+    free(gw->pump_members);
     ig_bcall_free_all(gw);
     ig_buf_dispose(&gw->scratch);
     return rc;

@@ -75,6 +75,9 @@ struct ig_gateway {
     uv_signal_t sigterm, sigint;
     struct ig_codec const **route_codecs; /* per route: NULL for passthrough */
     ig_batcher_t batcher;
+    bool pumping;                        /* pump() is on the stack */
+    struct ig_batch_member **pump_taken; /* pump's scratch: IG_GW_MAX_BATCH each */
+    ig_pending_t **pump_members;
     struct ig_bcall *bcalls_free; /* recycled batch calls */
     struct ig_bcall *bcalls_all;
     ig_pending_t *free_pendings; /* recycled per-request state */
