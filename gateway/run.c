@@ -180,6 +180,7 @@ out:
     if (gw->upstream)
         ig_upstream_free(gw->upstream);
     ig_batcher_dispose(&gw->batcher);
+    ig_health_dispose(gw); /* drain waiters left by a start-up failure or abort */
     uv_walk(&loop, close_walk, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);

@@ -74,12 +74,6 @@ ig_adm_item_t *ig_admission_pop(ig_admission_t *a);
  * on a call that already holds one); NULL when the queue is empty. */
 ig_adm_item_t *ig_admission_pop_rider(ig_admission_t *a);
 
-/* The oldest queued item, not unlinked; NULL when empty. */
-static inline ig_adm_item_t *ig_admission_peek(const ig_admission_t *a)
-{
-    return a->head;
-}
-
 /* Gives a slot back; `held_us` is how long the call held it (0: do not
  * record, e.g. it failed before reaching the model). */
 void ig_admission_release(ig_admission_t *a, uint64_t held_us);
