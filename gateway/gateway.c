@@ -302,6 +302,8 @@ static int on_up_head(ig_ucall_t *c, int status, const ig_header_t *hdrs, size_t
 {
     ig_pending_t *p = c->data;
     ig_req_t *req = p->req;
+    if (p->state == P_ORPHAN)
+        return 0; /* read on, discarding */
     p->head_ns = uv_hrtime();
     ig_header_t out[IG_GW_MAX_FWD_HEADERS];
     size_t k = 0;
@@ -325,6 +327,8 @@ static int on_up_head(ig_ucall_t *c, int status, const ig_header_t *hdrs, size_t
 static void on_up_body(ig_ucall_t *c, const char *data, size_t len)
 {
     ig_pending_t *p = c->data;
+    if (p->state == P_ORPHAN)
+        return;
     if (ig_req_write(p->req, data, len) >= IG_SERVER_HIGH_WATER)
         ig_upstream_pause(c);
 }
@@ -340,7 +344,12 @@ static void on_up_done(ig_ucall_t *c, int err)
 {
     ig_pending_t *p = c->data;
     ig_gateway_t *gw = p->gw;
+    bool orphan = p->state == P_ORPHAN;
     finish_call(p, err != IG_ECONNREFUSED && err != IG_ECANCELED);
+    if (orphan) {
+        ig_gw_pending_put(p);
+        return;
+    }
     if (err == 0) {
         ig_req_t *req = p->req;
         ig_gw_pending_put(p);
@@ -454,9 +463,22 @@ static void on_client_abort(ig_req_t *req)
         /* The batch goes on for the others; the call owns p until it ends. */
         ig_bcall_detach(p);
     } else if (p->state == P_UPSTREAM) {
+        req->data = NULL;
+        req->on_abort = NULL;
+        req->on_writable = NULL;
+        p->req = NULL;
+        if (ig_upstream_orphan(&p->call) == 0) {
+            /* The model is working on it and cannot be told to stop: the
+             * slot stays taken until it answers, as in a batch call, so
+             * upstream.max_concurrency holds at the model. The call's own
+             * timeout (at most the deadline) bounds the wait. */
+            p->state = P_ORPHAN;
+            uv_timer_stop(&p->deadline_timer);
+            ig_upstream_resume(&p->call);
+            return;
+        }
         bool sent = p->call.sent_ns != 0;
         ig_upstream_cancel(&p->call);
-        p->req = NULL;
         finish_call(p, sent);
         ig_gw_pending_put(p);
     }
@@ -628,11 +650,16 @@ void ig_gateway_fail_all(ig_gateway_t *gw)
                            "the gateway is shutting down and drain.timeout_ms has passed");
     }
     for (ig_pending_t *p = gw->all_pendings; p; p = p->next_all) {
-        if (p->state != P_UPSTREAM)
+        if (p->state != P_UPSTREAM && p->state != P_ORPHAN)
             continue;
         bool sent = p->call.sent_ns != 0;
+        bool orphan = p->state == P_ORPHAN;
         ig_upstream_cancel(&p->call);
         finish_call(p, sent);
+        if (orphan) {
+            ig_gw_pending_put(p);
+            continue;
+        }
         ig_gw_pending_fail(p, 503, IG_REASON_DRAINING,
                            "the gateway is shutting down and drain.timeout_ms has passed");
     }

@@ -23,6 +23,9 @@ typedef enum {
     P_FREE,
     P_QUEUED,   /* waiting for a slot (and, on a batching route, for batch-mates) */
     P_UPSTREAM, /* its own call to the model, response streamed back */
+    P_ORPHAN,   /* its client left after the call was written; the model is
+                 * still working on it, so the call runs to its end (response
+                 * discarded) and holds its concurrency slot until then */
     P_BATCH,    /* riding in a batch call */
     P_DETACHED, /* answered already; its batch call still refers to it */
 } ig_pending_state_t;

@@ -685,6 +685,20 @@ void ig_upstream_cancel(ig_ucall_t *c)
         wait_remove(u, c);
 }
 
+int ig_upstream_orphan(ig_ucall_t *c)
+{
+    uconn_t *uc = c->conn_;
+    if (!uc || uc->state != U_BUSY || uc->writing || c->sent_ns == 0)
+        return IG_EAGAIN;
+    c->retried_ = true; /* a retry would resend the request */
+    c->method = NULL;
+    c->target = (ig_slice_t){0};
+    c->headers = NULL;
+    c->nheaders = 0;
+    c->body = (ig_slice_t){0};
+    return 0;
+}
+
 void ig_upstream_pause(ig_ucall_t *c)
 {
     uconn_t *uc = c->conn_;

@@ -281,6 +281,7 @@ static void call_compute_and_answer(call_t *c)
     size_t len;
 
     if (!c->req) {
+        c->app->inflight--; /* abandoned while running: the work is done now */
         call_free(c);
         return;
     }
@@ -386,15 +387,16 @@ static void on_call_abort(ig_req_t *req)
     app_t *a = c->app;
 
     c->req = NULL;
-    a->inflight--;
     ig_log_debug("inference call abandoned by its client while %s",
                  c->state == CALL_QUEUED    ? "queued"
                  : c->state == CALL_RUNNING ? "running"
                                             : "hanging");
-    /* A running call keeps its instance until its timer fires, as a real
-     * accelerator cannot take back work it has started. */
+    /* A running call keeps its instance, and counts as in flight, until its
+     * timer fires, as a real accelerator cannot take back work it has
+     * started. */
     if (c->state == CALL_RUNNING)
         return;
+    a->inflight--;
     list_remove(list_of(a, c), c);
     call_free(c);
 }

@@ -76,6 +76,13 @@ int ig_upstream_new(uv_loop_t *loop, const ig_upstream_opts_t *opts, ig_upstream
  * returns) or IG_EINVAL (then no callback ever runs). */
 int ig_upstream_call(ig_upstream_t *u, ig_ucall_t *c);
 
+/* Lets a call run on after its caller frees the request (method, target,
+ * headers, body): the response is still read and handed to the callbacks,
+ * and the connection goes back to the pool at the end. Possible only once
+ * the request was written whole; the call is then never retried. Returns 0,
+ * or IG_EAGAIN when part of the request is still unwritten (cancel it). */
+int ig_upstream_orphan(ig_ucall_t *c);
+
 /* Abandons a call: no callback runs afterwards. A connection in the middle
  * of the call is closed, not returned to the pool. */
 void ig_upstream_cancel(ig_ucall_t *c);

@@ -131,5 +131,32 @@ def client_vanishes_while_queued():
         h.check_eq(st["calls"], 2, "model calls (first + last; the vanished one must not be sent)")
 
 
+@suite.case
+def client_leaves_while_its_call_runs():
+    # The model cannot take back work it has started, so the slot of a call
+    # whose client left stays taken until the model answers; otherwise the
+    # next queued request would reach the model while it still works on the
+    # abandoned one, and the model would see max_concurrency + 1 calls.
+    with h.Env("orphan") as env:
+        model = env.model("--quiet", "--cost-base-us", "600000", "--max-concurrency", "0")
+        gw = env.gateway(model.url, passthrough({"upstream": {"max_concurrency": 1}}))
+        model.reset_stats()
+        c = h.RawConn(gw.port)
+        c.send(h.http_req("POST", V1_PATH, body=V1_BODY, headers=JSON_HDR))
+        model.wait_stat("inflight", lambda v: v == 1, "1")
+        queued = h.Background(lambda: predict(gw))
+        gw.wait_queue_depth(1)
+        c.close()
+        h.check_eq(queued.result().status, 200, "the request queued behind the abandoned call")
+        st = model.stats()
+        h.check_eq(st["calls"], 2, "model calls")
+        h.check_eq(st["max_inflight"], 1,
+                   "model max_inflight with max_concurrency 1 (the abandoned call still ran)")
+        # The slot came back: the gateway is idle and serves the next one.
+        h.check_eq(predict(gw).status, 200, "a request after both")
+        j = gw.admin("GET", "/autoscale").json()
+        h.check_eq((j.get("queue_depth"), j.get("inflight")), (0, 0), "queue depth, in flight")
+
+
 if __name__ == "__main__":
     suite.run()
