@@ -26,33 +26,8 @@
 #include <string.h>
 
 #include "infergate/codec.h"
+#include "infergate/dtype.h"
 #include "infergate/error.h"
-
-typedef enum { K_BOOL, K_INT, K_FLOAT, K_BYTES } kind_t;
-
-/* A datatype and, for numbers, the values it can hold: [min, max_excl). */
-typedef struct {
-    const char *name;
-    kind_t kind;
-    double min, max_excl;
-} dtype_t;
-
-static const dtype_t dtypes[] = {
-    {"BOOL", K_BOOL, 0, 0},
-    {"UINT8", K_INT, 0.0, 256.0},
-    {"UINT16", K_INT, 0.0, 65536.0},
-    {"UINT32", K_INT, 0.0, 4294967296.0},
-    {"UINT64", K_INT, 0.0, 18446744073709551616.0},
-    {"INT8", K_INT, -128.0, 128.0},
-    {"INT16", K_INT, -32768.0, 32768.0},
-    {"INT32", K_INT, -2147483648.0, 2147483648.0},
-    {"INT64", K_INT, -9223372036854775808.0, 9223372036854775808.0},
-    {"FP16", K_FLOAT, -65504.0, 65504.0},
-    {"FP32", K_FLOAT, -3.4028234663852886e38, 3.4028234663852886e38},
-    {"FP64", K_FLOAT, -1.7976931348623157e308, 1.7976931348623157e308},
-    {"BF16", K_FLOAT, -3.3895313892515355e38, 3.3895313892515355e38},
-    {"BYTES", K_BYTES, 0, 0},
-};
 
 /* Shape dimensions are JSON numbers: integral, non-negative and no larger
  * than a double counts exactly. */
@@ -60,14 +35,6 @@ static const dtype_t dtypes[] = {
 
 static const char *const key_omit_top[] = {"id", "inputs", NULL};
 static const char *const key_omit_input[] = {"data", "shape", NULL};
-
-static const dtype_t *find_dtype(const char *name)
-{
-    for (size_t i = 0; i < sizeof(dtypes) / sizeof(dtypes[0]); i++)
-        if (strcmp(dtypes[i].name, name) == 0)
-            return &dtypes[i];
-    return NULL;
-}
 
 static const char *json_kind(const cJSON *v)
 {
@@ -182,7 +149,7 @@ static uint32_t guess_rows(const cJSON *root)
 /* Walks a tensor's data (flat or nested), counting scalars and checking each
  * against the datatype. `where` names the input in messages. */
 typedef struct {
-    const dtype_t *dt;
+    const ig_dtype_t *dt;
     size_t count;
     const char *where;
     char *err;
@@ -191,44 +158,43 @@ typedef struct {
 
 static int check_scalar(walk_t *w, const cJSON *v)
 {
-    const dtype_t *dt = w->dt;
+    const ig_dtype_t *dt = w->dt;
     double d;
 
     switch (dt->kind) {
-    case K_BOOL:
+    case IG_DT_BOOL:
         if (!cJSON_IsBool(v))
             goto wrong_type;
         return 0;
-    case K_BYTES:
+    case IG_DT_BYTES:
         if (!cJSON_IsString(v))
             goto wrong_type;
         return 0;
-    case K_INT:
-    case K_FLOAT:
+    case IG_DT_INT:
+    case IG_DT_FLOAT:
         if (!cJSON_IsNumber(v))
             goto wrong_type;
         d = v->valuedouble;
         if (!isfinite(d))
             return ig_codec_fail(w->err, w->errlen, IG_EINVAL,
                                  "%s.data: value %zu is not a finite number", w->where, w->count);
-        if (dt->kind == K_INT && d != floor(d))
+        if (dt->kind == IG_DT_INT && d != floor(d))
             return ig_codec_fail(w->err, w->errlen, IG_EINVAL,
                                  "%s.data: value %zu (%.17g) is not an integer, datatype %s",
                                  w->where, w->count, d, dt->name);
-        if (d < dt->min || d >= dt->max_excl)
-            if (!(dt->kind == K_FLOAT && d == dt->max_excl))
-                return ig_codec_fail(w->err, w->errlen, IG_EINVAL,
-                                     "%s.data: value %zu (%.17g) is out of range for %s", w->where,
-                                     w->count, d, dt->name);
+        if (!ig_dtype_in_range(dt, d))
+            return ig_codec_fail(w->err, w->errlen, IG_EINVAL,
+                                 "%s.data: value %zu (%.17g) is out of range for %s", w->where,
+                                 w->count, d, dt->name);
         return 0;
     }
 wrong_type:
     return ig_codec_fail(w->err, w->errlen, IG_EINVAL,
                          "%s.data: value %zu is %s, datatype %s needs %s", w->where, w->count,
                          json_kind(v), dt->name,
-                         dt->kind == K_BOOL    ? "true or false"
-                         : dt->kind == K_BYTES ? "strings"
-                                               : "numbers");
+                         dt->kind == IG_DT_BOOL    ? "true or false"
+                         : dt->kind == IG_DT_BYTES ? "strings"
+                                                   : "numbers");
 }
 
 static int walk_data(walk_t *w, const cJSON *arr)
@@ -258,7 +224,7 @@ static int check_params(const cJSON *p, const char *where, char *err, size_t err
 static int check_input(const cJSON *t, size_t i, double *rows, char *err, size_t errlen)
 {
     const cJSON *name, *dtype, *shape, *data;
-    const dtype_t *dt;
+    const ig_dtype_t *dt;
     const char *dup;
     char where[96], shp[72];
     size_t want;
@@ -279,7 +245,7 @@ static int check_input(const cJSON *t, size_t i, double *rows, char *err, size_t
     if (!cJSON_IsString(dtype))
         return ig_codec_fail(err, errlen, IG_EINVAL, "%s.datatype: %s", where,
                              dtype ? "expected a string" : "missing");
-    dt = find_dtype(dtype->valuestring);
+    dt = ig_dtype_find(dtype->valuestring);
     if (!dt)
         return ig_codec_fail(err, errlen, IG_EINVAL,
                              "%s.datatype: \"%.32s\" is not a tensor datatype (BOOL, UINT8..64, "

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "infergate/dtype.h"
 #include "infergate/error.h"
 
 /* Iris measurements are centimetres. Far larger values overflow the
@@ -156,34 +157,6 @@ out:
     return rc;
 }
 
-/* V2 datatypes we accept, with the range an integer type can hold. */
-typedef struct {
-    const char *name;
-    bool integer;
-    double min, max;
-} dtype_t;
-
-static const dtype_t dtypes[] = {
-    {"FP32", false, 0, 0},
-    {"FP64", false, 0, 0},
-    {"INT8", true, -128.0, 127.0},
-    {"INT16", true, -32768.0, 32767.0},
-    {"INT32", true, -2147483648.0, 2147483647.0},
-    {"INT64", true, -9223372036854775808.0, 9223372036854775807.0},
-    {"UINT8", true, 0.0, 255.0},
-    {"UINT16", true, 0.0, 65535.0},
-    {"UINT32", true, 0.0, 4294967295.0},
-    {"UINT64", true, 0.0, 18446744073709551615.0},
-};
-
-static const dtype_t *find_dtype(const char *name)
-{
-    for (size_t i = 0; i < sizeof(dtypes) / sizeof(dtypes[0]); i++)
-        if (strcmp(dtypes[i].name, name) == 0)
-            return &dtypes[i];
-    return NULL;
-}
-
 /* Renders a JSON value compactly for an error message, cut to fit. */
 static void describe(const cJSON *v, char *out, size_t outlen)
 {
@@ -211,7 +184,7 @@ static bool shape_dim(const cJSON *v, double *out)
 }
 
 /* Checks one tensor element and converts it to the datatype's precision. */
-static int element(const cJSON *v, const dtype_t *dt, double *out, const char *where, char *err,
+static int element(const cJSON *v, const ig_dtype_t *dt, double *out, const char *where, char *err,
                    size_t errlen)
 {
     double d;
@@ -220,15 +193,16 @@ static int element(const cJSON *v, const dtype_t *dt, double *out, const char *w
     d = v->valuedouble;
     if (!isfinite(d))
         return fail(err, errlen, IG_EINVAL, "inputs[0].data%s: not a finite number", where);
-    if (dt->integer) {
-        if (d != floor(d) || d < dt->min || d > dt->max)
+    if (dt->kind == IG_DT_INT) {
+        if (d != floor(d) || !ig_dtype_in_range(dt, d))
             return fail(err, errlen, IG_EINVAL, "inputs[0].data%s: %g is not a valid %s value",
                         where, d, dt->name);
-    } else if (strcmp(dt->name, "FP32") == 0) {
-        if (fabs(d) > 3.4028234663852886e38)
-            return fail(err, errlen, IG_EINVAL, "inputs[0].data%s: %g is out of FP32 range", where,
-                        d);
-        d = (double)(float)d;
+    } else {
+        if (!ig_dtype_in_range(dt, d))
+            return fail(err, errlen, IG_EINVAL, "inputs[0].data%s: %g is out of %s range", where, d,
+                        dt->name);
+        if (strcmp(dt->name, "FP32") == 0)
+            d = (double)(float)d;
     }
     if (fabs(d) > MAX_FEATURE)
         return fail(err, errlen, IG_EINVAL, "inputs[0].data%s: %g is out of range (|x| <= %g)",
@@ -279,7 +253,7 @@ static int parse_tensor(const cJSON *t, ig_kserve_input_t *in, char *err, size_t
     const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(t, "datatype");
     const cJSON *shape = cJSON_GetObjectItemCaseSensitive(t, "shape");
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(t, "data");
-    const dtype_t *dt;
+    const ig_dtype_t *dt;
     double dims[2];
     char got[64];
     size_t rows, want, n, i = 0;
@@ -294,11 +268,11 @@ static int parse_tensor(const cJSON *t, ig_kserve_input_t *in, char *err, size_t
         return fail(err, errlen, IG_EINVAL, "inputs[0].datatype: missing");
     if (!cJSON_IsString(dtype))
         return fail(err, errlen, IG_EINVAL, "inputs[0].datatype: expected a string");
-    dt = find_dtype(dtype->valuestring);
-    if (!dt)
+    dt = ig_dtype_find(dtype->valuestring);
+    if (!dt || (dt->kind != IG_DT_INT && dt->kind != IG_DT_FLOAT))
         return fail(err, errlen, IG_EINVAL,
-                    "inputs[0].datatype: %.32s is not supported (expected FP32, FP64 or an "
-                    "integer type)",
+                    "inputs[0].datatype: %.32s is not supported (expected FP16, FP32, FP64, "
+                    "BF16 or an integer type)",
                     dtype->valuestring);
     if (!shape)
         return fail(err, errlen, IG_EINVAL, "inputs[0].shape: missing");

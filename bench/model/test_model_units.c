@@ -218,8 +218,11 @@ static void test_v2_parse_errors(void **state)
     expect_v2_error("{\"inputs\":[{\"name\":\"x\",\"shape\":[1,4],\"data\":[1,2,3,4]}]}",
                     "inputs[0].datatype: missing");
     expect_v2_error(T("[1,4]", "BYTES", "[1,2,3,4]"),
-                    "inputs[0].datatype: BYTES is not supported (expected FP32, FP64 or an "
-                    "integer type)");
+                    "inputs[0].datatype: BYTES is not supported (expected FP16, FP32, FP64, "
+                    "BF16 or an integer type)");
+    expect_v2_error(T("[1,4]", "BOOL", "[true,false,true,false]"),
+                    "inputs[0].datatype: BOOL is not supported (expected FP16, FP32, FP64, "
+                    "BF16 or an integer type)");
     expect_v2_error(T("[2,3]", "FP32", "[1,2,3,4,5,6]"),
                     "inputs[0].shape: expected [N, 4], got [2,3]");
     expect_v2_error(T("[4]", "FP32", "[1,2,3,4]"), "inputs[0].shape: expected [N, 4], got [4]");
@@ -244,6 +247,11 @@ static void test_v2_parse_errors(void **state)
                     "inputs[0].data[2]: 256 is not a valid UINT8 value");
     expect_v2_error(T("[1,4]", "FP32", "[1,2,1e39,4]"),
                     "inputs[0].data[2]: 1e+39 is out of FP32 range");
+    expect_v2_error(T("[1,4]", "FP16", "[1,2,65520,4]"),
+                    "inputs[0].data[2]: 65520 is out of FP16 range");
+    /* 2^63 is one past INT64's largest value. */
+    expect_v2_error(T("[1,4]", "INT64", "[1,2,9223372036854775808,4]"),
+                    "inputs[0].data[2]: 9.22337e+18 is not a valid INT64 value");
     expect_v2_error(T("[1,4]", "FP64", "[5.1,3.5,1.41e308,0.3]"),
                     "inputs[0].data[2]: 1.41e+308 is out of range (|x| <= 1e+06)");
     expect_v2_error(T("[1,4]", "FP32", "{}"), "inputs[0].data: expected an array");

@@ -1,0 +1,38 @@
+/*
+ * dtype.c: the V2 datatype table (see dtype.h).
+ */
+#include "infergate/dtype.h"
+
+#include <string.h>
+
+static const ig_dtype_t dtypes[] = {
+    {"BOOL", IG_DT_BOOL, 0, 0},
+    {"UINT8", IG_DT_INT, 0.0, 256.0},
+    {"UINT16", IG_DT_INT, 0.0, 65536.0},
+    {"UINT32", IG_DT_INT, 0.0, 4294967296.0},
+    {"UINT64", IG_DT_INT, 0.0, 18446744073709551616.0},
+    {"INT8", IG_DT_INT, -128.0, 128.0},
+    {"INT16", IG_DT_INT, -32768.0, 32768.0},
+    {"INT32", IG_DT_INT, -2147483648.0, 2147483648.0},
+    {"INT64", IG_DT_INT, -9223372036854775808.0, 9223372036854775808.0},
+    {"FP16", IG_DT_FLOAT, -65504.0, 65504.0},
+    {"FP32", IG_DT_FLOAT, -3.4028234663852886e38, 3.4028234663852886e38},
+    {"FP64", IG_DT_FLOAT, -1.7976931348623157e308, 1.7976931348623157e308},
+    {"BF16", IG_DT_FLOAT, -3.3895313892515355e38, 3.3895313892515355e38},
+    {"BYTES", IG_DT_BYTES, 0, 0},
+};
+
+const ig_dtype_t *ig_dtype_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof(dtypes) / sizeof(dtypes[0]); i++)
+        if (strcmp(dtypes[i].name, name) == 0)
+            return &dtypes[i];
+    return NULL;
+}
+
+bool ig_dtype_in_range(const ig_dtype_t *t, double d)
+{
+    if (d >= t->min && d < t->max_excl)
+        return true;
+    return t->kind == IG_DT_FLOAT && d == t->max_excl;
+}

@@ -1,0 +1,32 @@
+/*
+ * dtype.h: the Open Inference Protocol (V2) tensor datatypes.
+ *
+ * One table serves the gateway's V2 codec and the example model, so the two
+ * agree on which names exist and which JSON values each can hold.
+ */
+#ifndef INFERGATE_DTYPE_H
+#define INFERGATE_DTYPE_H
+
+#include <stdbool.h>
+
+typedef enum {
+    IG_DT_BOOL,  /* JSON true/false */
+    IG_DT_INT,   /* integral JSON numbers in [min, max_excl) */
+    IG_DT_FLOAT, /* finite JSON numbers in [min, max_excl] */
+    IG_DT_BYTES, /* JSON strings */
+} ig_dt_kind_t;
+
+typedef struct {
+    const char *name; /* "FP32", "UINT8", ... */
+    ig_dt_kind_t kind;
+    double min, max_excl; /* numbers only */
+} ig_dtype_t;
+
+/* Returns the datatype named exactly `name`, or NULL. */
+const ig_dtype_t *ig_dtype_find(const char *name);
+
+/* Whether the finite number `d` lies in a numeric datatype's range (floats
+ * include their largest finite value). Integrality is checked apart. */
+bool ig_dtype_in_range(const ig_dtype_t *t, double d);
+
+#endif
