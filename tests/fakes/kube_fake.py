@@ -8,7 +8,10 @@ destroy.  This fake serves that
 subset of the API the way a real API server does, and refuses what a real one
 refuses:
 
-- bearer-token auth (401 Status otherwise), HTTP or HTTPS;
+- bearer-token auth (401 Status otherwise), HTTP or HTTPS; with --client-ca,
+  a client certificate signed by that CA authenticates too (x509 client certs,
+  as the real API server does), and one signed by another CA fails the TLS
+  handshake;
 - discovery (/api, /apis, /api/v1, /apis/{group}/{version}, /version);
 - GET/list/POST/PUT/PATCH/DELETE on namespaced configmaps, services,
   serviceaccounts, deployments, poddisruptionbudgets (policy/v1),
@@ -557,6 +560,12 @@ class Handler(fakecommon.BaseHandler):
         self.send_json(status, out, headers=headers)
 
     def authenticate(self, app):
+        peer = getattr(self.connection, "getpeercert", None)
+        if peer is not None and peer():
+            # Verified against --client-ca during the handshake (CERT_OPTIONAL
+            # refuses a certificate it cannot verify): the subject's CN is the
+            # user, as with the API server's x509 authenticator.
+            return
         auth = self.headers.get("Authorization") or ""
         if not auth.startswith("Bearer ") or auth[len("Bearer "):].strip() != app.token:
             raise KubeError(401, "Unauthorized")
@@ -794,10 +803,14 @@ def main(argv=None):
     ap.add_argument("--token", required=True, help="the bearer token clients must send")
     ap.add_argument("--tls-cert", help="PEM certificate (chain); serve HTTPS when given")
     ap.add_argument("--tls-key", help="PEM private key for --tls-cert")
+    ap.add_argument("--client-ca", help="PEM CA whose client certificates authenticate "
+                    "(needs --tls-cert)")
     ap.add_argument("--rollout-delay-ms", type=int, default=200)
     args = ap.parse_args(argv)
     if bool(args.tls_cert) != bool(args.tls_key):
         ap.error("--tls-cert and --tls-key go together")
+    if args.client_ca and not args.tls_cert:
+        ap.error("--client-ca needs --tls-cert")
     if args.rollout_delay_ms < 0:
         ap.error("--rollout-delay-ms must be >= 0")
     ctx = None
@@ -807,6 +820,12 @@ def main(argv=None):
             ctx.load_cert_chain(args.tls_cert, args.tls_key)
         except (OSError, ssl.SSLError) as e:
             ap.error("cannot load --tls-cert/--tls-key: %s" % e)
+        if args.client_ca:
+            try:
+                ctx.load_verify_locations(args.client_ca)
+            except (OSError, ssl.SSLError) as e:
+                ap.error("cannot load --client-ca: %s" % e)
+            ctx.verify_mode = ssl.CERT_OPTIONAL
     app = Kube(args.token, args.rollout_delay_ms)
     server = fakecommon.FakeServer(Handler, app, tls_context=ctx)
     app.port = server.port

@@ -625,6 +625,51 @@ def test_kubeconfig_variants(env):
     kc = env.write_kubeconfig(url, {"token": KUBE_TOKEN}, {"insecure-skip-tls-verify": True},
                               name="tls-insecure")
     ok(env.run("plan", env=env.env(KUBECONFIG=kc)), "plan over TLS, insecure")
+    client_certificates(env, crt, key, ca)
+
+
+def openssl(*args):
+    subprocess.run(["openssl"] + list(args), check=True, capture_output=True, timeout=60)
+
+
+def client_certificates(env, srv_crt, srv_key, srv_ca):
+    # x509 client certificates, as kubeadm and kind write them: a cluster CA
+    # signs the client's certificate; no bearer token is sent.
+    t = env.tmp
+    ca_key, ca_crt = os.path.join(t, "cca.key"), os.path.join(t, "cca.pem")
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca_crt,
+            "-days", "2", "-subj", "/CN=e2e-client-ca")
+    cl_key, cl_csr, cl_crt = (os.path.join(t, n) for n in ("cl.key", "cl.csr", "cl.pem"))
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", cl_key, "-out", cl_csr,
+            "-subj", "/O=system:masters/CN=infergate-e2e")
+    openssl("x509", "-req", "-in", cl_csr, "-CA", ca_crt, "-CAkey", ca_key, "-CAcreateserial",
+            "-out", cl_crt, "-days", "2")
+    # A certificate the server's CA never signed.
+    rogue_key, rogue_crt = os.path.join(t, "rogue.key"), os.path.join(t, "rogue.pem")
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", rogue_key,
+            "-out", rogue_crt, "-days", "2", "-subj", "/CN=rogue")
+    port = env.spawn_fake("kube_fake.py", "kube-mtls",
+                          ["--token", KUBE_TOKEN, "--tls-cert", srv_crt, "--tls-key", srv_key,
+                           "--client-ca", ca_crt])
+    url = "https://127.0.0.1:%d" % port
+    cluster = {"certificate-authority-data": srv_ca}
+    b64 = lambda path: base64.b64encode(open(path, "rb").read()).decode()
+    kc = env.write_kubeconfig(url, {"client-certificate-data": b64(cl_crt),
+                                    "client-key-data": b64(cl_key)}, cluster, name="mtls-data")
+    ok(env.run("plan", env=env.env(KUBECONFIG=kc)), "plan with client-certificate-data")
+    kc = env.write_kubeconfig(url, {"client-certificate": cl_crt, "client-key": cl_key}, cluster,
+                              name="mtls-files")
+    ok(env.run("plan", env=env.env(KUBECONFIG=kc)), "plan with client-certificate files")
+    # The fake really asks for the certificate: no certificate and no token is 401.
+    kc = env.write_kubeconfig(url, {}, cluster, name="mtls-none")
+    p = env.run("plan", env=env.env(KUBECONFIG=kc))
+    check(p.returncode == 1 and "Unauthorized" in p.stderr,
+          "no client certificate, no token must be 401: " + p.stderr)
+    kc = env.write_kubeconfig(url, {"client-certificate": rogue_crt, "client-key": rogue_key},
+                              cluster, name="mtls-rogue")
+    p = env.run("plan", env=env.env(KUBECONFIG=kc))
+    check(p.returncode == 1 and "Kubernetes" in p.stderr,
+          "a client certificate from another CA must fail: " + p.stderr)
 
 
 def test_config_and_template_errors(env):
