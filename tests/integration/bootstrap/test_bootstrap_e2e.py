@@ -345,6 +345,47 @@ def test_keda_without_mesh(env):
     check(env.kube_objects() == {}, "destroy left %s" % list(env.kube_objects()))
 
 
+def test_existing_service_account(env):
+    # create_service_account: false uses a ServiceAccount the platform team
+    # made (with its own IRSA annotation): never written, never deleted.
+    env.reset()
+    cfg = json.load(open(env.config))
+    cfg["bootstrap"]["mesh"] = {"provider": "none"}
+    cfg["bootstrap"]["kubernetes"]["service_account"] = "model-runner"
+    cfg["bootstrap"]["kubernetes"]["create_service_account"] = False
+    path = os.path.join(env.tmp, "own-sa.json")
+    json.dump(cfg, open(path, "w"))
+    sa = {"apiVersion": "v1", "kind": "ServiceAccount",
+          "metadata": {"name": "model-runner", "namespace": "default",
+                       "annotations": {"eks.amazonaws.com/role-arn":
+                                       "arn:aws:iam::111122223333:role/theirs"}}}
+    req = urllib.request.Request(
+        "http://127.0.0.1:%d/api/v1/namespaces/default/serviceaccounts/model-runner"
+        "?fieldManager=platform-team" % env.kube_port, data=json.dumps(sa).encode(),
+        method="PATCH", headers={"Content-Type": "application/apply-patch+yaml",
+                                 "Authorization": "Bearer " + KUBE_TOKEN})
+    urllib.request.urlopen(req, timeout=10).read()
+    before = env.kube_objects()["v1/ServiceAccount/default/model-runner"]
+    r = env.run("render", "-o", "json", config=path)
+    ok(r, "render")
+    doc = json.loads(r.stdout)
+    check("ServiceAccount" not in [x["kind"] for x in doc["resources"]],
+          "a ServiceAccount was rendered with create_service_account false")
+    e = env.env(AWS_ACCESS_KEY_ID=None, AWS_SECRET_ACCESS_KEY=None, AWS_ENDPOINT_URL_APPMESH=None)
+    n_k = len(env.kube_requests())
+    ok(env.run("apply", "--wait", env=e, config=path), "apply with an existing ServiceAccount")
+    writes = [x["path"] for x in env.kube_requests()[n_k:] if is_write_kube(x)]
+    check(not [w for w in writes if "/serviceaccounts" in w], "wrote the ServiceAccount: %s" % writes)
+    objs = env.kube_objects()
+    dep = objs["apps/v1/Deployment/default/ml-service"]
+    check(dep["spec"]["template"]["spec"].get("serviceAccountName") == "model-runner",
+          "pods run as %r" % dep["spec"]["template"]["spec"].get("serviceAccountName"))
+    check(objs["v1/ServiceAccount/default/model-runner"] == before, "the ServiceAccount changed")
+    ok(env.run("destroy", env=e, config=path), "destroy")
+    left = list(env.kube_objects())
+    check(left == ["v1/ServiceAccount/default/model-runner"], "Kubernetes left %s" % left)
+
+
 def test_apply_creates_in_order_then_is_idempotent(env):
     env.reset()
     p = env.run("apply", "--wait", "-o", "json")
