@@ -258,9 +258,11 @@ int ig_bench_setup_flag(int argc, char **argv, int *i, ig_bench_setup_t *b, char
 void ig_bench_setup_finish(ig_bench_setup_t *b)
 {
     ig_load_opts_t *o = &b->load;
-    if (!b->path_set && !o->body.base) {
+    if (!b->path_set) {
+        /* A body alone (more rows, say) still goes to the default model. */
         snprintf(b->path, sizeof(b->path), "%s", default_path);
-        o->body = IG_SLICE_LIT(default_body);
+        if (!o->body.base)
+            o->body = IG_SLICE_LIT(default_body);
     }
     if (o->body.base) {
         if (!b->method_set)

@@ -390,7 +390,7 @@ def case_compare_sigint_stops_everything():
     check("infergate-model" in names and "infergate" in names, "started: %s" % names)
 
 
-def check_sweep_point_model(p, what):
+def check_sweep_point_model(p, what, rows_per_request=1):
     """The model's counters for one point add up with the bench's own counts."""
     r, m = p["load"], p["model"]
     check(isinstance(m, dict), "%s: no model counters: %r" % (what, m))
@@ -402,10 +402,11 @@ def check_sweep_point_model(p, what):
           "%s: calls %d != sum of batch_sizes %s" % (what, m["calls"], sizes))
     check(m["rows"] == sum(k * v for k, v in sizes.items()),
           "%s: rows %d != rows in batch_sizes %s" % (what, m["rows"], sizes))
-    # One row per request, and the warm-up is not counted: every measured 200 is one row
-    # the model computed during the measured load, and nothing else is.
-    check(m["rows"] == r["responses"],
-          "%s: the model saw %d rows, the bench %d answers" % (what, m["rows"], r["responses"]))
+    # The warm-up is not counted: every measured 200 is rows_per_request rows the
+    # model computed during the measured load, and nothing else is.
+    check(m["rows"] == rows_per_request * r["responses"],
+          "%s: the model saw %d rows, the bench %d answers of %d rows"
+          % (what, m["rows"], r["responses"], rows_per_request))
     check(m["errors"] == 0, "%s: model errors %d" % (what, m["errors"]))
     # cJSON prints 15 significant digits.
     mean = m["rows"] / m["calls"] if m["calls"] else None
@@ -505,6 +506,24 @@ def case_sweep_batching_axes_counts_and_batches():
               "%s: of_limit_at_mean_batch %r" % (what, p["of_limit_at_mean_batch"]))
     check(close(s["limit_rps"], ceiling(1)), "limit_rps: %r" % s["limit_rps"])
     check_best(s)
+
+
+def case_sweep_body_without_path_goes_to_the_default_model():
+    # A --body alone (here 3 rows a request) is sent to the default path.
+    body = json.dumps({"instances": [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3],
+                                     [7.7, 3.0, 6.1, 2.3]]})
+    s, err = bench_json(
+        "sweep", "--p99-target-ms", "60000", "--concurrency-values", "1",
+        "--batch-max-size-values", "6", "--batch-max-delay-us-values", "500",
+        "--duration", "0.5", "--warmup", "0.2", "--connections", "4", "--body", body,
+        "--model-args", "--cost-base-us 2000 --max-concurrency 1",
+        "--gateway", ARGS.gateway, "--model", ARGS.model, "--json")
+    check_children_gone(err)
+    check(s["rows_per_request"] == 3, "rows_per_request: %r" % s["rows_per_request"])
+    p = s["points"][0]
+    check_load_shape(p["load"], "sweep with --body")
+    sizes = check_sweep_point_model(p, "sweep with --body", rows_per_request=3)
+    check(set(sizes) <= {3, 6}, "calls of %s rows from 3-row requests, max_size 6" % sizes)
 
 
 CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
