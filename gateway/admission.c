@@ -22,7 +22,7 @@ void ig_admission_init(ig_admission_t *a, size_t max_queue, size_t max_concurren
     a->max_concurrency = max_concurrency ? max_concurrency : 1;
     a->depth = 0;
     a->inflight = 0;
-    a->head = a->tail = NULL;
+    a->queue = (ig_list_t){0};
     a->hold_us_ewma = 0;
     a->hold_samples = 0;
     a->per_call_ewma = 1.0;
@@ -30,30 +30,22 @@ void ig_admission_init(ig_admission_t *a, size_t max_queue, size_t max_concurren
 
 static void link_tail(ig_admission_t *a, ig_adm_item_t *it)
 {
-    it->next = NULL;
-    it->prev = a->tail;
-    if (a->tail)
-        a->tail->next = it;
-    else
-        a->head = it;
-    a->tail = it;
+    ig_list_push_back(&a->queue, &it->link);
     it->queued = true;
     a->depth++;
 }
 
 static void unlink_item(ig_admission_t *a, ig_adm_item_t *it)
 {
-    if (it->prev)
-        it->prev->next = it->next;
-    else
-        a->head = it->next;
-    if (it->next)
-        it->next->prev = it->prev;
-    else
-        a->tail = it->prev;
-    it->prev = it->next = NULL;
+    ig_list_remove(&a->queue, &it->link);
     it->queued = false;
     a->depth--;
+}
+
+/* The oldest queued item, or NULL. */
+static ig_adm_item_t *oldest(const ig_admission_t *a)
+{
+    return IG_LIST_ITEM(a->queue.head, ig_adm_item_t, link);
 }
 
 uint64_t ig_admission_predict_wait_us(const ig_admission_t *a, size_t ahead)
@@ -70,7 +62,7 @@ uint64_t ig_admission_predict_wait_us(const ig_admission_t *a, size_t ahead)
 int ig_admission_arrive(ig_admission_t *a, ig_adm_item_t *it, uint64_t budget_us)
 {
     it->queued = false;
-    it->prev = it->next = NULL;
+    it->link = (ig_link_t){0};
     if (a->inflight < a->max_concurrency && a->depth == 0) {
         a->inflight++;
         return IG_ADMIT_RUN;
@@ -81,7 +73,7 @@ int ig_admission_arrive(ig_admission_t *a, ig_adm_item_t *it, uint64_t budget_us
 int ig_admission_enqueue(ig_admission_t *a, ig_adm_item_t *it, uint64_t budget_us)
 {
     it->queued = false;
-    it->prev = it->next = NULL;
+    it->link = (ig_link_t){0};
     if (a->depth >= a->max_queue)
         return IG_EQUEUEFULL;
     if (budget_us && a->hold_samples >= IG_ADMISSION_MIN_SAMPLES) {
@@ -101,9 +93,9 @@ void ig_admission_remove(ig_admission_t *a, ig_adm_item_t *it)
 
 ig_adm_item_t *ig_admission_pop(ig_admission_t *a)
 {
-    if (!a->head || a->inflight >= a->max_concurrency)
+    ig_adm_item_t *it = oldest(a);
+    if (!it || a->inflight >= a->max_concurrency)
         return NULL;
-    ig_adm_item_t *it = a->head;
     unlink_item(a, it);
     a->inflight++;
     return it;
@@ -118,13 +110,7 @@ void ig_admission_take(ig_admission_t *a, ig_adm_item_t *it)
 
 void ig_admission_push_front(ig_admission_t *a, ig_adm_item_t *it)
 {
-    it->prev = NULL;
-    it->next = a->head;
-    if (a->head)
-        a->head->prev = it;
-    else
-        a->tail = it;
-    a->head = it;
+    ig_list_push_front(&a->queue, &it->link);
     it->queued = true;
     a->depth++;
 }
@@ -140,7 +126,7 @@ void ig_admission_note_call(ig_admission_t *a, uint32_t requests)
 
 ig_adm_item_t *ig_admission_pop_rider(ig_admission_t *a)
 {
-    ig_adm_item_t *it = a->head;
+    ig_adm_item_t *it = oldest(a);
     if (it)
         unlink_item(a, it);
     return it;

@@ -31,21 +31,15 @@ void ig_batcher_init(ig_batcher_t *b, uv_loop_t *loop,
 
 static ig_batch_group_t *group_get(ig_batcher_t *b)
 {
-    ig_batch_group_t *g = b->spare;
-    if (g) {
-        b->spare = g->next;
-    } else {
+    ig_batch_group_t *g = IG_LIST_ITEM(ig_list_pop_front(&b->spare), ig_batch_group_t, link);
+    if (!g) {
         g = ig_xcalloc(1, sizeof(*g));
         g->b = b;
         uv_timer_init(b->loop, &g->timer);
         g->timer.data = g;
         b->open_timers++;
     }
-    g->next = b->groups;
-    g->prev = NULL;
-    if (b->groups)
-        b->groups->prev = g;
-    b->groups = g;
+    ig_list_push_front(&b->groups, &g->link);
     b->ngroups++;
     return g;
 }
@@ -54,41 +48,40 @@ static void group_put(ig_batch_group_t *g)
 {
     ig_batcher_t *b = g->b;
     uv_timer_stop(&g->timer);
-    if (g->prev)
-        g->prev->next = g->next;
-    else
-        b->groups = g->next;
-    if (g->next)
-        g->next->prev = g->prev;
+    ig_list_remove(&b->groups, &g->link);
     b->ngroups--;
-    g->head = g->tail = NULL;
+    g->members = (ig_list_t){0};
     g->rows = g->count = 0;
     g->key_len = 0;
-    g->next = b->spare;
-    g->prev = NULL;
-    b->spare = g;
+    ig_list_push_front(&b->spare, &g->link);
 }
 
 void ig_batcher_dispose(ig_batcher_t *b)
 {
     b->disposing = true;
-    while (b->groups)
-        group_put(b->groups);
-    while (b->spare) {
-        ig_batch_group_t *g = b->spare;
-        b->spare = g->next;
+    while (b->groups.head)
+        group_put(IG_LIST_ITEM(b->groups.head, ig_batch_group_t, link));
+    ig_link_t *l;
+    while ((l = ig_list_pop_front(&b->spare)) != NULL) {
+        ig_batch_group_t *g = IG_LIST_ITEM(l, ig_batch_group_t, link);
         uv_close((uv_handle_t *)&g->timer, on_spare_closed);
     }
 }
 
+/* The group's oldest member, or NULL. */
+static ig_batch_member_t *oldest(const ig_batch_group_t *g)
+{
+    return IG_LIST_ITEM(g->members.head, ig_batch_member_t, link);
+}
+
 static uint64_t due_ns(const ig_batch_group_t *g)
 {
-    return g->head->enq_ns + g->conf->max_delay_us * 1000ull;
+    return oldest(g)->enq_ns + g->conf->max_delay_us * 1000ull;
 }
 
 static void arm(ig_batch_group_t *g, uint64_t now_ns)
 {
-    if (!g->head || g->conf->max_delay_us == 0) {
+    if (!g->members.head || g->conf->max_delay_us == 0) {
         uv_timer_stop(&g->timer);
         return;
     }
@@ -101,7 +94,7 @@ static void on_group_timer(uv_timer_t *t)
 {
     ig_batch_group_t *g = t->data;
     uint64_t now = uv_hrtime();
-    if (!g->head)
+    if (!g->members.head)
         return;
     /* libuv's clock is cached per loop turn and rounds to milliseconds:
      * the timer may fire a little early. */
@@ -123,9 +116,12 @@ ig_batch_group_t *ig_batcher_join(ig_batcher_t *b, size_t route, const ig_batch_
                                   const char *key, size_t key_len, uint64_t key_hash,
                                   ig_batch_member_t *m, uint32_t rows, uint64_t now_ns)
 {
-    ig_batch_group_t *g = b->groups;
-    while (g && !key_eq(g, route, key, key_len, key_hash))
-        g = g->next;
+    ig_batch_group_t *g = NULL;
+    for (ig_link_t *l = b->groups.head; l && !g; l = l->next) {
+        ig_batch_group_t *x = IG_LIST_ITEM(l, ig_batch_group_t, link);
+        if (key_eq(x, route, key, key_len, key_hash))
+            g = x;
+    }
     if (!g) {
         g = group_get(b);
         g->route = route;
@@ -142,33 +138,19 @@ ig_batch_group_t *ig_batcher_join(ig_batcher_t *b, size_t route, const ig_batch_
     m->group = g;
     m->rows = rows;
     m->enq_ns = now_ns;
-    m->next = NULL;
-    m->prev = g->tail;
-    if (g->tail)
-        g->tail->next = m;
-    else
-        g->head = m;
-    g->tail = m;
+    ig_list_push_back(&g->members, &m->link);
     g->rows += rows;
     g->count++;
-    if (g->head == m)
+    if (oldest(g) == m)
         arm(g, now_ns);
     return g;
 }
 
 static void unlink_member(ig_batch_group_t *g, ig_batch_member_t *m)
 {
-    if (m->prev)
-        m->prev->next = m->next;
-    else
-        g->head = m->next;
-    if (m->next)
-        m->next->prev = m->prev;
-    else
-        g->tail = m->prev;
+    ig_list_remove(&g->members, &m->link);
     g->rows -= m->rows;
     g->count--;
-    m->prev = m->next = NULL;
     m->group = NULL;
 }
 
@@ -177,9 +159,9 @@ void ig_batcher_leave(ig_batch_member_t *m)
     ig_batch_group_t *g = m->group;
     if (!g)
         return;
-    bool was_oldest = g->head == m;
+    bool was_oldest = oldest(g) == m;
     unlink_member(g, m);
-    if (!g->head)
+    if (!g->members.head)
         group_put(g);
     else if (was_oldest)
         arm(g, uv_hrtime());
@@ -203,7 +185,7 @@ static bool full_or_late(const ig_batch_group_t *g, uint64_t now_ns)
 
 bool ig_batcher_ready(const ig_batch_group_t *g, uint64_t now_ns)
 {
-    if (!g->head)
+    if (!g->members.head)
         return false;
     return full_or_late(g, now_ns) || preferred_reached(g->conf, g->rows) > 0;
 }
@@ -220,8 +202,8 @@ size_t ig_batcher_take(ig_batch_group_t *g, uint64_t now_ns, ig_batch_member_t *
     }
     size_t n = 0;
     uint32_t rows = 0;
-    while (g->head && n < max_out) {
-        ig_batch_member_t *m = g->head;
+    ig_batch_member_t *m;
+    while ((m = oldest(g)) != NULL && n < max_out) {
         if (n > 0 && rows + m->rows > limit)
             break;
         rows += m->rows;
@@ -230,7 +212,7 @@ size_t ig_batcher_take(ig_batch_group_t *g, uint64_t now_ns, ig_batch_member_t *
         if (rows >= limit)
             break;
     }
-    if (!g->head)
+    if (!g->members.head)
         group_put(g);
     else
         arm(g, now_ns);

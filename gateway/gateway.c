@@ -149,11 +149,11 @@ static void pump(ig_gateway_t *gw)
     if (gw->pumping)
         return;
     gw->pumping = true;
-    while (gw->adm.inflight < gw->adm.max_concurrency && gw->adm.head) {
+    while (gw->adm.inflight < gw->adm.max_concurrency && gw->adm.queue.head) {
         uint64_t now = uv_hrtime();
         ig_pending_t *p = NULL;
-        for (ig_adm_item_t *it = gw->adm.head; it; it = it->next) {
-            ig_pending_t *c = it->data;
+        for (ig_link_t *l = gw->adm.queue.head; l; l = l->next) {
+            ig_pending_t *c = IG_LIST_ITEM(l, ig_adm_item_t, link)->data;
             if (!c->member.group || ig_batcher_ready(c->member.group, now)) {
                 p = c;
                 break;

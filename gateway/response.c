@@ -83,13 +83,7 @@ static void flushq_remove(ig_conn_t *c)
 {
     if (!c->in_flushq)
         return;
-    if (c->fprev)
-        c->fprev->fnext = c->fnext;
-    else
-        c->srv->flushq = c->fnext;
-    if (c->fnext)
-        c->fnext->fprev = c->fprev;
-    c->fprev = c->fnext = NULL;
+    ig_list_remove(&c->srv->flushq, &c->flink);
     c->in_flushq = false;
 }
 
@@ -99,11 +93,7 @@ static void cork_register(ig_conn_t *c)
     if (c->in_flushq || c->closing)
         return;
     ig_server_t *s = c->srv;
-    c->fprev = NULL;
-    c->fnext = s->flushq;
-    if (s->flushq)
-        s->flushq->fprev = c;
-    s->flushq = c;
+    ig_list_push_front(&s->flushq, &c->flink);
     c->in_flushq = true;
 }
 
@@ -144,8 +134,8 @@ void ig_conn_uncork_discard(ig_conn_t *c)
 void ig_server_flush_all(uv_check_t *h)
 {
     ig_server_t *s = h->data;
-    while (s->flushq) {
-        ig_conn_t *c = s->flushq;
+    while (s->flushq.head) {
+        ig_conn_t *c = IG_LIST_ITEM(s->flushq.head, ig_conn_t, flink);
         if (ig_conn_flush(c) != 0)
             ig_conn_close(c);
     }

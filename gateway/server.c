@@ -108,13 +108,7 @@ void ig_conn_close(ig_conn_t *c)
         c->state = C_IDLE;
     }
     /* unlink */
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        s->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->prev = c->next = NULL;
+    ig_list_remove(&s->conns, &c->link);
     uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
     uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
 }
@@ -581,10 +575,7 @@ static ig_conn_t *conn_new(ig_server_t *s)
     c->timer.data = c;
     c->handles_open = 2;
     s->nconns++;
-    c->next = s->conns;
-    if (s->conns)
-        s->conns->prev = c;
-    s->conns = c;
+    ig_list_push_front(&s->conns, &c->link);
     return c;
 }
 
@@ -740,9 +731,10 @@ void ig_server_stop_accepting(ig_server_t *s)
     for (size_t i = 0; i < s->nlisteners; i++)
         uv_close((uv_handle_t *)&s->listeners[i]->tcp, on_listener_closed);
     s->nlisteners = 0;
-    ig_conn_t *next;
-    for (ig_conn_t *c = s->conns; c; c = next) {
-        next = c->next;
+    ig_link_t *next;
+    for (ig_link_t *l = s->conns.head; l; l = next) {
+        next = l->next;
+        ig_conn_t *c = IG_LIST_ITEM(l, ig_conn_t, link);
         if (c->state != C_IDLE || c->in.len != 0)
             continue;
         if (c->used) {
@@ -765,8 +757,8 @@ void ig_server_close(ig_server_t *s, void (*cb)(void *arg), void *arg)
     s->closing = true;
     s->close_cb = cb;
     s->close_arg = arg;
-    while (s->conns)
-        ig_conn_close(s->conns);
+    while (s->conns.head)
+        ig_conn_close(IG_LIST_ITEM(s->conns.head, ig_conn_t, link));
     if (!uv_is_closing((uv_handle_t *)&s->flush_check))
         uv_close((uv_handle_t *)&s->flush_check, on_check_closed);
     maybe_free_server(s);

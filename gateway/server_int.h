@@ -22,6 +22,7 @@
 #include <uv.h>
 
 #include "infergate/buf.h"
+#include "infergate/list.h"
 #include "infergate/server.h"
 
 typedef enum {
@@ -71,7 +72,7 @@ struct ig_conn {
     uv_timer_t timer;
     int handles_open;
     ig_server_t *srv;
-    ig_conn_t *prev, *next;
+    ig_link_t link; /* in the server's conns */
     llhttp_t parser;
     conn_state_t state;
     ig_buf_t in; /* unparsed bytes */
@@ -84,9 +85,9 @@ struct ig_conn {
     const char *err_msg;
     char peer_ip[INET6_ADDRSTRLEN];
     bool loopback;
-    bool used;    /* has answered a request: idle now means between requests */
-    ig_buf_t out; /* corked response bytes, sent by the flush at the end of the loop turn */
-    ig_conn_t *fprev, *fnext; /* the server's flush list, while `out` holds bytes */
+    bool used;       /* has answered a request: idle now means between requests */
+    ig_buf_t out;    /* corked response bytes, sent by the flush at the end of the loop turn */
+    ig_link_t flink; /* in the server's flush list, while `out` holds bytes */
     bool in_flushq;
     req_impl_t req;
 };
@@ -103,7 +104,7 @@ struct ig_server {
     listener_t *listeners[8];
     size_t nlisteners;
     int port;
-    ig_conn_t *conns; /* doubly linked list of every open connection */
+    ig_list_t conns; /* every open connection (ig_conn_t.link) */
     size_t nconns;
     size_t active;
     bool stopping;     /* listeners closed */
@@ -115,7 +116,7 @@ struct ig_server {
     uint64_t reqid_seed;
     uint64_t reqid_counter;
     uv_check_t flush_check; /* sends corked bytes after each round of I/O */
-    ig_conn_t *flushq;
+    ig_list_t flushq;       /* connections with corked bytes (ig_conn_t.flink) */
     char readbuf[64 * 1024];
 };
 

@@ -36,8 +36,8 @@ typedef struct uconn {
     uv_write_t write_req;
     int handles_open;
     ig_upstream_t *u;
-    struct uconn *prev, *next;           /* every connection */
-    struct uconn *idle_prev, *idle_next; /* idle list */
+    ig_link_t link;      /* in the pool's conns */
+    ig_link_t idle_link; /* in the pool's idle list */
     uconn_state_t state;
     bool reused;     /* served at least one call before the current one */
     bool writing;    /* write_req in flight */
@@ -68,10 +68,10 @@ struct ig_upstream {
     char host[300];
     char base_path[512];
     llhttp_settings_t settings;
-    uconn_t *conns;
-    uconn_t *idle;
+    ig_list_t conns; /* every open connection */
+    ig_list_t idle;  /* the idle ones */
     size_t nconns, nidle;
-    ig_ucall_t *wait_head, *wait_tail;
+    ig_list_t wait; /* calls waiting for a connection (ig_ucall_t.wait_link_) */
     bool freeing;
     char readbuf[64 * 1024];
 };
@@ -86,59 +86,33 @@ static void open_conn_for(ig_upstream_t *u, ig_ucall_t *c);
 
 static void idle_remove(ig_upstream_t *u, uconn_t *uc)
 {
-    if (uc->idle_prev)
-        uc->idle_prev->idle_next = uc->idle_next;
-    else if (u->idle == uc)
-        u->idle = uc->idle_next;
-    else
-        return; /* not on the list */
-    if (uc->idle_next)
-        uc->idle_next->idle_prev = uc->idle_prev;
-    uc->idle_prev = uc->idle_next = NULL;
+    if (!ig_list_contains(&u->idle, &uc->idle_link))
+        return;
+    ig_list_remove(&u->idle, &uc->idle_link);
     u->nidle--;
 }
 
+/* Most recently used first: a light load keeps reusing a few warm
+ * connections and lets the rest age out. */
 static void idle_push(ig_upstream_t *u, uconn_t *uc)
 {
-    uc->idle_prev = NULL;
-    uc->idle_next = u->idle;
-    if (u->idle)
-        u->idle->idle_prev = uc;
-    u->idle = uc;
+    ig_list_push_front(&u->idle, &uc->idle_link);
     u->nidle++;
 }
 
 static void wait_push(ig_upstream_t *u, ig_ucall_t *c)
 {
-    c->next_ = NULL;
-    c->prev_ = u->wait_tail;
-    if (u->wait_tail)
-        ((ig_ucall_t *)u->wait_tail)->next_ = c;
-    else
-        u->wait_head = c;
-    u->wait_tail = c;
+    ig_list_push_back(&u->wait, &c->wait_link_);
 }
 
 static void wait_remove(ig_upstream_t *u, ig_ucall_t *c)
 {
-    ig_ucall_t *p = c->prev_, *n = c->next_;
-    if (p)
-        p->next_ = n;
-    else
-        u->wait_head = n;
-    if (n)
-        n->prev_ = p;
-    else
-        u->wait_tail = p;
-    c->prev_ = c->next_ = NULL;
+    ig_list_remove(&u->wait, &c->wait_link_);
 }
 
 static ig_ucall_t *wait_pop(ig_upstream_t *u)
 {
-    ig_ucall_t *c = u->wait_head;
-    if (c)
-        wait_remove(u, c);
-    return c;
+    return IG_LIST_ITEM(ig_list_pop_front(&u->wait), ig_ucall_t, wait_link_);
 }
 
 /* ---- connection lifecycle --------------------------------------------- */
@@ -161,7 +135,7 @@ static void on_handle_closed(uv_handle_t *h)
     free(uc);
     u->nconns--;
     /* A connection slot came free: serve the oldest waiting call. */
-    if (!u->freeing && u->wait_head && u->nconns < u->opts.max_connections)
+    if (!u->freeing && u->wait.head && u->nconns < u->opts.max_connections)
         open_conn_for(u, wait_pop(u));
     maybe_free_pool(u);
 }
@@ -176,12 +150,7 @@ static void conn_close(uconn_t *uc)
     if (uc->state == U_IDLE)
         idle_remove(u, uc);
     uc->state = U_CLOSED;
-    if (uc->prev)
-        uc->prev->next = uc->next;
-    else
-        u->conns = uc->next;
-    if (uc->next)
-        uc->next->prev = uc->prev;
+    ig_list_remove(&u->conns, &uc->link);
     uv_close((uv_handle_t *)&uc->timer, on_handle_closed);
     uv_close((uv_handle_t *)&uc->tcp, on_handle_closed);
 }
@@ -546,10 +515,7 @@ static void open_conn_for(ig_upstream_t *u, ig_ucall_t *c)
     uc->handles_open = 2;
     ig_buf_init(&uc->out, 0);
     ig_buf_init(&uc->head, u->opts.max_header_bytes ? u->opts.max_header_bytes : 65536);
-    uc->next = u->conns;
-    if (u->conns)
-        u->conns->prev = uc;
-    u->conns = uc;
+    ig_list_push_front(&u->conns, &uc->link);
     u->nconns++;
     uc->state = U_CONNECTING;
     uc->call = c;
@@ -651,12 +617,12 @@ int ig_upstream_call(ig_upstream_t *u, ig_ucall_t *c)
         return IG_EINVAL;
     c->conn_ = NULL;
     c->pool_ = u;
-    c->next_ = c->prev_ = NULL;
+    c->wait_link_ = (ig_link_t){0};
     c->retried_ = false;
     c->paused_ = false;
     c->got_response = false;
-    if (u->idle) {
-        uconn_t *uc = u->idle;
+    if (u->idle.head) {
+        uconn_t *uc = IG_LIST_ITEM(u->idle.head, uconn_t, idle_link);
         idle_remove(u, uc);
         start_on_conn(uc, c);
         return 0;
@@ -681,7 +647,7 @@ void ig_upstream_cancel(ig_ucall_t *c)
     }
     /* Waiting for a connection. */
     ig_upstream_t *u = c->pool_;
-    if (u && (c->prev_ || c->next_ || u->wait_head == c))
+    if (u && ig_list_contains(&u->wait, &c->wait_link_))
         wait_remove(u, c);
 }
 
@@ -743,8 +709,8 @@ void ig_upstream_free(ig_upstream_t *u)
     ig_ucall_t *c;
     while ((c = wait_pop(u)))
         c->on_done(c, IG_ECANCELED);
-    while (u->conns) {
-        uconn_t *uc = u->conns;
+    while (u->conns.head) {
+        uconn_t *uc = IG_LIST_ITEM(u->conns.head, uconn_t, link);
         ig_ucall_t *call = uc->call;
         uc->call = NULL;
         conn_close(uc);

@@ -30,6 +30,7 @@
 #include "extras.h"
 #include "infergate/buf.h"
 #include "infergate/error.h"
+#include "infergate/list.h"
 #include "infergate/log.h"
 #include "infergate/server.h"
 #include "iris.h"
@@ -57,12 +58,8 @@ typedef struct call {
     call_state_t state;
     uv_timer_t timer;
     bool timer_live;
-    struct call *prev, *next; /* in app->queue, app->running or app->hanging */
+    ig_link_t link; /* in app->queue, app->running or app->hanging */
 } call_t;
-
-typedef struct {
-    call_t *head, *tail;
-} call_list_t;
 
 typedef struct {
     uint64_t rows, count;
@@ -87,7 +84,7 @@ struct app {
     size_t ninst;
     uint64_t *free_at_ns;
     bool *busy;
-    call_list_t queue, running, hanging;
+    ig_list_t queue, running, hanging;
 
     uv_signal_t sigint, sigterm;
     bool stopping;
@@ -98,31 +95,12 @@ static const ig_header_t json_ct = {IG_SLICE_LIT("Content-Type"), IG_SLICE_LIT("
 
 /* ---- lists ----------------------------------------------------------- */
 
-static void list_push(call_list_t *l, call_t *c)
+static call_t *first_call(const ig_list_t *l)
 {
-    c->next = NULL;
-    c->prev = l->tail;
-    if (l->tail)
-        l->tail->next = c;
-    else
-        l->head = c;
-    l->tail = c;
+    return IG_LIST_ITEM(l->head, call_t, link);
 }
 
-static void list_remove(call_list_t *l, call_t *c)
-{
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        l->head = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    else
-        l->tail = c->prev;
-    c->prev = c->next = NULL;
-}
-
-static call_list_t *list_of(app_t *a, call_t *c)
+static ig_list_t *list_of(app_t *a, call_t *c)
 {
     switch (c->state) {
     case CALL_QUEUED:
@@ -163,7 +141,7 @@ static void count_batch(app_t *a, uint64_t rows)
 static size_t queued(const app_t *a)
 {
     size_t n = 0;
-    for (const call_t *c = a->queue.head; c; c = c->next)
+    for (const ig_link_t *l = a->queue.head; l; l = l->next)
         n++;
     return n;
 }
@@ -327,7 +305,7 @@ static void on_call_timer(uv_timer_t *h)
         uv_timer_start(&c->timer, on_call_timer, (c->end_ns - now + 999999) / 1000000, 0);
         return;
     }
-    list_remove(&a->running, c);
+    ig_list_remove(&a->running, &c->link);
     if (a->ninst > 0)
         a->busy[c->inst] = false;
     /* Start the next queued call before answering, so a pipelined request
@@ -358,7 +336,7 @@ static void call_start(app_t *a, call_t *c, size_t inst)
     c->end_ns = end;
     c->inst = inst;
     c->state = CALL_RUNNING;
-    list_push(&a->running, c);
+    ig_list_push_back(&a->running, &c->link);
     uv_timer_init(a->loop, &c->timer);
     c->timer.data = c;
     c->timer_live = true;
@@ -375,8 +353,8 @@ static void pump(app_t *a)
             i++;
         if (i == a->ninst)
             return;
-        call_t *c = a->queue.head;
-        list_remove(&a->queue, c);
+        call_t *c = first_call(&a->queue);
+        ig_list_remove(&a->queue, &c->link);
         call_start(a, c, i);
     }
 }
@@ -397,7 +375,7 @@ static void on_call_abort(ig_req_t *req)
     if (c->state == CALL_RUNNING)
         return;
     a->inflight--;
-    list_remove(list_of(a, c), c);
+    ig_list_remove(list_of(a, c), &c->link);
     call_free(c);
 }
 
@@ -425,7 +403,7 @@ static void handle_infer(app_t *a, ig_req_t *req, int protocol, bool versioned)
 
     if (a->o->hang_after != IG_OPTS_OFF && a->seq > a->o->hang_after) {
         c->state = CALL_HANGING;
-        list_push(&a->hanging, c);
+        ig_list_push_back(&a->hanging, &c->link);
         ig_log_debug("--hang-after %" PRIu64 ": call %" PRIu64 " will never be answered",
                      a->o->hang_after, a->seq);
         return;
@@ -466,7 +444,7 @@ static void handle_infer(app_t *a, ig_req_t *req, int protocol, bool versioned)
         return;
     }
     c->state = CALL_QUEUED;
-    list_push(&a->queue, c);
+    ig_list_push_back(&a->queue, &c->link);
     pump(a);
 }
 
@@ -691,8 +669,8 @@ static void on_server_closed(void *arg)
     /* Calls still holding an instance lost their clients with the server;
      * close their timers so the loop can end. */
     while (a->running.head) {
-        call_t *c = a->running.head;
-        list_remove(&a->running, c);
+        call_t *c = first_call(&a->running);
+        ig_list_remove(&a->running, &c->link);
         c->req = NULL;
         call_free(c);
     }

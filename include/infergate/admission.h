@@ -15,8 +15,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "infergate/list.h"
+
 typedef struct ig_adm_item {
-    struct ig_adm_item *prev, *next;
+    ig_link_t link;
     bool queued;
     void *data; /* the caller's */
 } ig_adm_item_t;
@@ -24,9 +26,9 @@ typedef struct ig_adm_item {
 typedef struct {
     size_t max_queue;
     size_t max_concurrency;
-    size_t depth;    /* items queued */
-    size_t inflight; /* slots taken */
-    ig_adm_item_t *head, *tail;
+    size_t depth;        /* items queued */
+    size_t inflight;     /* slots taken */
+    ig_list_t queue;     /* of ig_adm_item_t, oldest first */
     double hold_us_ewma; /* how long a call recently held a slot */
     uint64_t hold_samples;
     double per_call_ewma; /* requests served by one call (batching), >= 1 */

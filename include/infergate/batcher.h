@@ -22,13 +22,14 @@
 #include <uv.h>
 
 #include "infergate/config.h"
+#include "infergate/list.h"
 
 typedef struct ig_batcher ig_batcher_t;
 typedef struct ig_batch_group ig_batch_group_t;
 
 /* Embedded in the caller's per-request state. */
 typedef struct ig_batch_member {
-    struct ig_batch_member *prev, *next;
+    ig_link_t link;
     ig_batch_group_t *group; /* NULL when not waiting in a group */
     uint32_t rows;
     uint64_t enq_ns; /* uv_hrtime() when it joined */
@@ -36,23 +37,23 @@ typedef struct ig_batch_member {
 } ig_batch_member_t;
 
 struct ig_batch_group {
-    ig_batch_group_t *next, *prev; /* the batcher's active groups */
+    ig_link_t link; /* in the batcher's groups or spare */
     ig_batcher_t *b;
     size_t route;
     const ig_batch_conf_t *conf; /* borrowed */
     uint64_t key_hash;
     char *key; /* owned */
     size_t key_len, key_cap;
-    ig_batch_member_t *head, *tail;
-    uint32_t rows;  /* sum over members */
-    uint32_t count; /* members */
+    ig_list_t members; /* of ig_batch_member_t, oldest first */
+    uint32_t rows;     /* sum over members */
+    uint32_t count;    /* members */
     uv_timer_t timer;
 };
 
 struct ig_batcher {
     uv_loop_t *loop;
-    ig_batch_group_t *groups; /* active */
-    ig_batch_group_t *spare;  /* recycled, timers initialised */
+    ig_list_t groups; /* active */
+    ig_list_t spare;  /* recycled, timers initialised */
     size_t ngroups;
     void (*on_due)(ig_batcher_t *b, ig_batch_group_t *g);
     void *data;

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "infergate/list.h"
 #include "infergate/server.h"
 
 typedef struct ig_upstream ig_upstream_t;
@@ -60,8 +61,7 @@ struct ig_ucall {
 
     /* private */
     void *conn_;
-    void *next_;
-    void *prev_;
+    ig_link_t wait_link_;
     bool retried_;
     bool paused_;
     ig_upstream_t *pool_;

@@ -79,8 +79,8 @@ static void test_remove_middle(void **state)
     assert_ptr_equal(ig_admission_pop(&a), &q[0]);
     ig_admission_release(&a, 0);
     assert_ptr_equal(ig_admission_pop(&a), &q[2]);
-    assert_null(a.head);
-    assert_null(a.tail);
+    assert_null(a.queue.head);
+    assert_null(a.queue.tail);
 }
 
 static void test_zero_queue_rejects_beyond_limit(void **state)
@@ -178,14 +178,14 @@ static void test_enqueue_take_push_front(void **state)
     ig_admission_take(&a, &w2);
     assert_int_equal(a.inflight, 1);
     assert_int_equal(a.depth, 1);
-    assert_ptr_equal(a.head, &w1);
+    assert_ptr_equal(a.queue.head, &w1.link);
     /* Re-sent alone: back at the head, past the bound. */
     ig_admission_push_front(&a, &again);
     ig_admission_push_front(&a, &w2);
     assert_int_equal(a.depth, 3);
-    assert_ptr_equal(a.head, &w2);
-    assert_ptr_equal(a.head->next, &again);
-    assert_ptr_equal(a.tail, &w1);
+    assert_ptr_equal(a.queue.head, &w2.link);
+    assert_ptr_equal(a.queue.head->next, &again.link);
+    assert_ptr_equal(a.queue.tail, &w1.link);
 }
 
 static void test_prediction_counts_calls_not_requests(void **state)

@@ -207,7 +207,7 @@ static void test_leave_oldest_rearms_and_recycles(void **state)
     ig_batch_group_t *g = ig_batcher_join(&b, 0, &cf, "k", 1, 1, &m[0], 1, t0);
     ig_batcher_join(&b, 0, &cf, "k", 1, 1, &m[1], 2, t0 + 1000000);
     ig_batcher_leave(&m[0]);
-    assert_ptr_equal(g->head, &m[1]);
+    assert_ptr_equal(g->members.head, &m[1].link);
     assert_int_equal(g->rows, 2);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(c.due_calls, 1);
