@@ -57,6 +57,9 @@ static const char usage_sweep[] =
     "  --model-args 'FLAGS'       infergate-model flags (default '--cost-base-us 2000\n"
     "                             --cost-per-row-us 50 --max-concurrency 4')\n"
     "  --connections N            keep-alive connections (default 64)\n"
+    "  --rate R                   open loop: R requests/s on a fixed schedule over those\n"
+    "                             connections, latency from the intended send time\n"
+    "                             (default: closed loop)\n"
     "  --duration S               seconds of measured load per point (default 10)\n"
     "  --warmup S                 unmeasured load before each point (default 1)\n"
     "  --path P                   request path (default /v1/models/iris:predict, and\n"
@@ -434,6 +437,10 @@ static int parse(sweep_t *s, int argc, char **argv, char *err, size_t errlen)
                 ig_cli_number("--p99-target-ms", v, 0.001, 3600000, &s->target_ms, err, errlen) < 0)
                 return IG_EINVAL;
             s->have_target = true;
+        } else if ((m = ig_cli_match(argc, argv, &i, "--rate", &v, err, errlen))) {
+            if (m < 0 ||
+                ig_cli_number("--rate", v, 0.001, 10000000, &s->base.load.rate, err, errlen) < 0)
+                return IG_EINVAL;
         } else {
             snprintf(err, errlen, "unknown flag %s (see infergate-bench sweep --help)", a);
             return IG_EINVAL;
@@ -621,10 +628,13 @@ static const char *fmt(char *buf, int prec, double v)
 static void print_table(const sweep_t *s)
 {
     ig_bench_machine_print();
-    printf("load: %s %s (route %s, %s), %u keep-alive connections, %.1f s per point; model "
-           "args '%s'\n",
+    char loop[48] = "closed loop";
+    if (s->base.load.rate > 0)
+        snprintf(loop, sizeof(loop), "open loop at %g req/s", s->base.load.rate);
+    printf("load: %s %s (route %s, %s), %u keep-alive connections, %s, %.1f s per point; "
+           "model args '%s'\n",
            s->base.load.method, s->base.path, s->route_match, ig_protocol_name(s->route_protocol),
-           s->base.load.connections, s->base.load.duration_s, s->base.model_args);
+           s->base.load.connections, loop, s->base.load.duration_s, s->base.model_args);
     if (!isnan(s->limit_rps))
         printf("cost model: %g instance(s), %g us + %g us/row per call; %ld row(s) per request; "
                "ceiling without batching %.0f req/s\n",

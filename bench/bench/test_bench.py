@@ -526,6 +526,25 @@ def case_sweep_body_without_path_goes_to_the_default_model():
     check(set(sizes) <= {3, 6}, "calls of %s rows from 3-row requests, max_size 6" % sizes)
 
 
+def case_sweep_open_loop():
+    # --rate sends on a fixed schedule: at most rate x duration requests per point,
+    # however fast the gateway answers (closed loop would send ~10x more here).
+    s, err = bench_json(
+        "sweep", "--p99-target-ms", "60000", "--concurrency-values", "2",
+        "--batch-max-size-values", "8", "--batch-max-delay-us-values", "1000",
+        "--duration", "1", "--warmup", "0.2", "--connections", "8", "--rate", "300",
+        "--model-args", "--cost-base-us 2000 --max-concurrency 1",
+        "--gateway", ARGS.gateway, "--model", ARGS.model, "--json")
+    check_children_gone(err)
+    p = s["points"][0]
+    check_load_shape(p["load"], "open-loop sweep")
+    check(p["load"]["mode"] == "open" and p["load"]["rate"] == 300,
+          "mode %r, rate %r" % (p["load"]["mode"], p["load"].get("rate")))
+    check(0 < p["load"]["requests"] <= 301,
+          "%d requests in 1 s at 300/s" % p["load"]["requests"])
+    check_sweep_point_model(p, "open-loop sweep")
+
+
 CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
 
 
