@@ -136,17 +136,74 @@ int ig_buf_printf(ig_buf_t *b, const char *fmt, ...)
     return r;
 }
 
+/* The length of the well-formed UTF-8 sequence at s[0..len), or 0 (RFC 3629:
+ * no overlong forms, no surrogates, nothing above U+10FFFF). When 0, *bad is
+ * how many bytes one U+FFFD stands for: the longest prefix of a sequence
+ * that could have been valid, at least 1 (Unicode's "maximal subpart"). */
+static size_t utf8_seq(const unsigned char *s, size_t len, size_t *bad)
+{
+    unsigned char c = s[0];
+    size_t n;
+    unsigned char lo = 0x80, hi = 0xbf; /* the second byte's range */
+    *bad = 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        n = 2;
+    else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        if (c == 0xe0)
+            lo = 0xa0;
+        else if (c == 0xed)
+            hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        if (c == 0xf0)
+            lo = 0x90;
+        else if (c == 0xf4)
+            hi = 0x8f;
+    } else
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if (i >= len || s[i] < (i == 1 ? lo : 0x80) || s[i] > (i == 1 ? hi : 0xbf))
+            return 0;
+        *bad = i + 1;
+    }
+    return n;
+}
+
 int ig_buf_append_json_str(ig_buf_t *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
+    const unsigned char *u = (const unsigned char *)s;
+    size_t start = b->len;
     int r = ig_buf_reserve(b, len + 2);
-    if (r)
-        return r;
-    b->base[b->len++] = '"';
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        char esc[7];
+    if (r == 0)
+        r = ig_buf_append(b, "\"", 1);
+    for (size_t i = 0; r == 0 && i < len;) {
+        unsigned char c = u[i];
+        char esc[8];
         size_t n = 0;
+        size_t run = i;
+        while (run < len && u[run] >= 0x20 && u[run] < 0x7f && u[run] != '"' && u[run] != '\\')
+            run++;
+        if (run > i) {
+            /* Most text needs no escape: copy it in one go. */
+            r = ig_buf_append(b, s + i, run - i);
+            i = run;
+            continue;
+        }
+        if (c >= 0x80) {
+            size_t bad, k = utf8_seq(u + i, len - i, &bad);
+            if (k) {
+                r = ig_buf_append(b, s + i, k);
+                i += k;
+            } else {
+                /* Not UTF-8 (a header's obs-text, say): U+FFFD, as
+                 * encoders do, so every line stays valid JSON. */
+                r = ig_buf_append(b, "\xef\xbf\xbd", 3);
+                i += bad;
+            }
+            continue;
+        }
         switch (c) {
         case '"':
             esc[n++] = '\\', esc[n++] = '"';
@@ -171,10 +228,18 @@ int ig_buf_append_json_str(ig_buf_t *b, const char *s, size_t len)
                 esc[n++] = (char)c;
             }
         }
-        if ((r = ig_buf_append(b, esc, n)))
-            return r;
+        r = ig_buf_append(b, esc, n);
+        i++;
     }
-    return ig_buf_append(b, "\"", 1);
+    if (r == 0)
+        r = ig_buf_append(b, "\"", 1);
+    if (r) {
+        /* All or nothing: drop the partial string. */
+        b->len = start;
+        if (b->base)
+            b->base[start] = '\0';
+    }
+    return r;
 }
 
 void ig_buf_consume(ig_buf_t *b, size_t n)

@@ -38,7 +38,9 @@ int ig_buf_append_slice(ig_buf_t *b, ig_slice_t s);
 int ig_buf_printf(ig_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int ig_buf_vprintf(ig_buf_t *b, const char *fmt, va_list ap);
 
-/* Appends `s` as a JSON string literal, quotes included. */
+/* Appends `s` as a JSON string literal, quotes included: control characters
+ * escaped, well-formed UTF-8 kept, any other byte replaced by U+FFFD, so the
+ * result is always valid JSON. 0, or IG_ETOOLARGE with nothing appended. */
 int ig_buf_append_json_str(ig_buf_t *b, const char *s, size_t len);
 
 /* Drops the first `n` bytes, moving the rest to the front. */

@@ -7,6 +7,7 @@ close-delimited upstream responses, IPv6, connection limits and the idle and
 header timeouts. Each case starts its own infergate-model and infergate.
 """
 
+import json
 import time
 
 import harness as h
@@ -146,6 +147,33 @@ def request_id_echoed_and_created():
         # Error responses carry one too.
         r = gw.data("GET", "/nonexistent-path-404")
         h.check(r.header("x-request-id"), "no X-Request-Id on a %d response" % r.status)
+
+
+@suite.case
+def log_lines_stay_json_with_any_header_bytes():
+    # A header may carry obs-text (bytes 0x80-0xff, RFC 9110 5.5), and the
+    # X-Request-Id is logged: every log line must still be valid UTF-8 JSON.
+    with h.Env("logjson") as env:
+        _, gw = start(env)
+        c = h.RawConn(gw.port)
+        c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nX-Request-Id: id-\xff\xc3-\xe2\x82\xac\r\n"
+               b"Content-Length: 1\r\n\r\na")
+        r = c.read_response()
+        h.check_eq(r.status, 200, "status")
+        c.close()
+        h.check(h.wait_for(lambda: b"id-" in open(gw.stderr_path, "rb").read()),
+                "no access log line for the request")
+        raw = open(gw.stderr_path, "rb").read()
+        seen = False
+        for line in raw.splitlines():
+            try:
+                obj = json.loads(line.decode("utf-8"))  # strict: invalid UTF-8 raises
+            except (UnicodeDecodeError, ValueError) as e:
+                raise h.CaseFailure("log line is not UTF-8 JSON (%s): %r" % (e, line))
+            if obj.get("msg") == "access" and obj.get("request_id", "").startswith("id-"):
+                h.check_eq(obj["request_id"], "id-\ufffd\ufffd-\u20ac", "logged request_id")
+                seen = True
+        h.check(seen, "the access log line was not found")
 
 
 @suite.case
