@@ -170,6 +170,26 @@ static size_t utf8_seq(const unsigned char *s, size_t len, size_t *bad)
     return n;
 }
 
+bool ig_utf8_valid(const char *s, size_t len, size_t *bad_at)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0, bad;
+    while (i < len) {
+        if (u[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t k = utf8_seq(u + i, len - i, &bad);
+        if (!k) {
+            if (bad_at)
+                *bad_at = i;
+            return false;
+        }
+        i += k;
+    }
+    return true;
+}
+
 int ig_buf_append_json_str(ig_buf_t *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";

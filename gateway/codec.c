@@ -137,7 +137,8 @@ const char *ig_codec_duplicate_member(const cJSON *obj)
     return dup;
 }
 
-int ig_codec_parse_object(ig_slice_t body, const char *what, cJSON **out, char *err, size_t errlen)
+int ig_codec_parse_object(ig_slice_t body, const char *what, bool utf8, cJSON **out, char *err,
+                          size_t errlen)
 {
     const char *end = NULL;
     cJSON *root;
@@ -147,6 +148,9 @@ int ig_codec_parse_object(ig_slice_t body, const char *what, cJSON **out, char *
     *out = NULL;
     if (body.len == 0)
         return ig_codec_fail(err, errlen, IG_EINVAL, "%s: empty, expected a JSON object", what);
+    size_t bad;
+    if (utf8 && !ig_utf8_valid(body.base, body.len, &bad))
+        return ig_codec_fail(err, errlen, IG_EINVAL, "%s: not UTF-8 at byte %zu", what, bad);
     root = cJSON_ParseWithLengthOpts(body.base, body.len, &end, false);
     if (!root) {
         size_t at =

@@ -32,7 +32,7 @@ static int v1_parse(ig_batch_part_t *part, ig_slice_t model, ig_slice_t body, bo
     int n, rc;
 
     (void)binary_hint; /* V1 has no binary extension */
-    rc = ig_codec_parse_object(body, "body", &root, err, errlen);
+    rc = ig_codec_parse_object(body, "body", true, &root, err, errlen);
     if (rc)
         return rc;
     instances = cJSON_GetObjectItemCaseSensitive(root, "instances");
@@ -135,7 +135,7 @@ static int v1_split(ig_slice_t body, ig_batch_part_t *const *parts, size_t n, ch
 
     for (size_t i = 0; i < n; i++)
         total += parts[i]->rows;
-    if (ig_codec_parse_object(body, "model answer", &root, err, errlen))
+    if (ig_codec_parse_object(body, "model answer", false, &root, err, errlen))
         return IG_EUPSTREAM;
     preds = cJSON_GetObjectItemCaseSensitive(root, "predictions");
     if (!cJSON_IsArray(preds)) {

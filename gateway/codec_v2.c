@@ -386,7 +386,7 @@ static int v2_parse(ig_batch_part_t *part, ig_slice_t model, ig_slice_t body, bo
         part->alone = true;
         return 0;
     }
-    rc = ig_codec_parse_object(body, "body", &root, err, errlen);
+    rc = ig_codec_parse_object(body, "body", true, &root, err, errlen);
     if (rc)
         return rc;
     id = cJSON_GetObjectItemCaseSensitive(root, "id");
@@ -713,7 +713,7 @@ static int v2_split(ig_slice_t body, ig_batch_part_t *const *parts, size_t n, ch
             return ig_codec_fail(err, errlen, IG_EINVAL, "request %zu of the batch has no body", i);
         total += parts[i]->rows;
     }
-    if (ig_codec_parse_object(body, "model answer", &root, err, errlen))
+    if (ig_codec_parse_object(body, "model answer", false, &root, err, errlen))
         return IG_EUPSTREAM;
     outputs = cJSON_GetObjectItemCaseSensitive(root, "outputs");
     if (!cJSON_IsArray(outputs)) {

@@ -9,6 +9,7 @@
 #define INFERGATE_BUF_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "infergate/slice.h"
@@ -42,6 +43,10 @@ int ig_buf_vprintf(ig_buf_t *b, const char *fmt, va_list ap);
  * escaped, well-formed UTF-8 kept, any other byte replaced by U+FFFD, so the
  * result is always valid JSON. 0, or IG_ETOOLARGE with nothing appended. */
 int ig_buf_append_json_str(ig_buf_t *b, const char *s, size_t len);
+
+/* Whether s[0..len) is well-formed UTF-8 (RFC 3629). If not, and `bad_at`
+ * is given, *bad_at is the offset of the first byte that is not. */
+bool ig_utf8_valid(const char *s, size_t len, size_t *bad_at);
 
 /* Drops the first `n` bytes, moving the rest to the front. */
 void ig_buf_consume(ig_buf_t *b, size_t n);

@@ -86,12 +86,15 @@ int ig_codec_split_fail(ig_batch_part_t *const *parts, size_t ndrop, size_t i, i
                         size_t errlen);
 
 /* Parses `body` as exactly one JSON object (whitespace may follow it).
- * `what` names the body in messages ("body", "model answer"). Returns 0 and
- * the tree in *out (caller frees with cJSON_Delete), or IG_EINVAL with a
- * message: empty, invalid JSON (with the byte offset), trailing bytes, not
- * an object, or a member name that appears twice at the top level. */
-int ig_codec_parse_object(ig_slice_t body, const char *what, struct cJSON **out, char *err,
-                          size_t errlen);
+ * `what` names the body in messages ("body", "model answer"). With `utf8`
+ * (client requests), text that is not UTF-8 is refused, as RFC 8259 8.1
+ * requires of JSON between systems: the merged call could not carry it
+ * unchanged. Returns 0 and the tree in *out (caller frees with
+ * cJSON_Delete), or IG_EINVAL with a message: empty, not UTF-8 (with the
+ * byte offset), invalid JSON (with the byte offset), trailing bytes, not an
+ * object, or a member name that appears twice at the top level. */
+int ig_codec_parse_object(ig_slice_t body, const char *what, bool utf8, struct cJSON **out,
+                          char *err, size_t errlen);
 
 /* Returns the name of a member that appears twice in object `obj` (the
  * pointer lies inside obj), or NULL when every name is unique or obj is not

@@ -186,6 +186,9 @@ static void run(const ig_codec_t *codec, bool hint, ig_slice_t req, const char *
     } else {
         for (size_t i = 0; i < NPARTS; i++) {
             FUZZ_CHECK(parts[i].reply.base != NULL, "split left part %zu without a reply", i);
+            /* Whatever the model sent, each client gets UTF-8 JSON. */
+            FUZZ_CHECK(ig_utf8_valid(parts[i].reply.base, parts[i].reply.len, NULL),
+                       "reply %zu is not UTF-8", i);
             if (!have_answer)
                 check_echo_reply(codec, &parts[i]);
             else {

@@ -118,6 +118,20 @@ static void test_json_utf8(void **state)
     expect_json("\xf0\x9f\x98y", 4, want); /* cut before an ASCII byte */
 }
 
+static void test_utf8_valid(void **state)
+{
+    (void)state;
+    size_t at = 99;
+    assert_true(ig_utf8_valid("", 0, &at));
+    assert_true(ig_utf8_valid("ascii \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 17, &at));
+    assert_int_equal(at, 99); /* untouched when valid */
+    assert_false(ig_utf8_valid("ab\xff", 3, &at));
+    assert_int_equal(at, 2);
+    assert_false(ig_utf8_valid("a\xc3\xa9\xed\xa0\x80", 6, &at)); /* a surrogate */
+    assert_int_equal(at, 3);
+    assert_false(ig_utf8_valid("\xe2\x82", 2, NULL)); /* cut off */
+}
+
 static void test_json_all_or_nothing(void **state)
 {
     (void)state;
@@ -140,7 +154,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cap_and_growth),      cmocka_unit_test(test_consume_reset_take),
         cmocka_unit_test(test_json_escapes),        cmocka_unit_test(test_json_utf8),
-        cmocka_unit_test(test_json_all_or_nothing),
+        cmocka_unit_test(test_json_all_or_nothing), cmocka_unit_test(test_utf8_valid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -50,6 +50,8 @@ static void test_parse_errors(void **state)
     (void)state;
     expect_error("", "body: empty");
     expect_error("{\"instances\": [1,", "body: invalid JSON at byte");
+    /* JSON between systems is UTF-8 (RFC 8259 8.1): a Latin-1 name is refused. */
+    expect_error("{\"instances\": [1], \"sig\xe9\": 1}", "body: not UTF-8 at byte 23");
     expect_error("[[1,2]]", "body: expected a JSON object");
     expect_error("{\"instances\": [1]} x", "unexpected bytes after the JSON value at byte 19");
     expect_error("{\"signature_name\": \"s\"}", "instances: missing");

@@ -52,6 +52,7 @@ static void test_parse_errors(void **state)
 {
     (void)state;
     expect_error("{\"inputs\": 1", "body: invalid JSON at byte");
+    expect_error("{\"id\": \"\xff\"}", "body: not UTF-8 at byte 8");
     expect_error("{}", "inputs: missing");
     expect_error("{\"inputs\": []}", "inputs: empty");
     expect_error("{\"inputs\": {}}", "inputs: expected an array of tensors");
