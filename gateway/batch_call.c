@@ -48,6 +48,7 @@ struct ig_bcall {
     char reqid[40];
     uint64_t dispatched_ns, head_ns;
     bool in_flight;
+    bool orphaned; /* every member left after it was sent: runs to its end */
     ig_bcall_t *next_free;
     ig_bcall_t *next_all;
 };
@@ -77,6 +78,7 @@ static ig_bcall_t *bcall_get(ig_gateway_t *gw, size_t n)
     b->rows = 0;
     b->status = 0;
     b->in_flight = false;
+    b->orphaned = false;
     ig_buf_reset(&b->body);
     ig_buf_reset(&b->resp);
     ig_buf_reset(&b->ctype);
@@ -98,6 +100,10 @@ static void bcall_end(ig_bcall_t *b, uint64_t held_us)
     }
     b->n = 0;
     b->in_flight = false;
+    if (b->orphaned) {
+        b->orphaned = false;
+        gw->orphans--;
+    }
     /* Release big buffers rather than keep the largest answer ever seen. */
     if (b->resp.cap > 1024 * 1024)
         ig_buf_dispose(&b->resp);
@@ -210,6 +216,11 @@ static void on_done(ig_ucall_t *c, int err)
     if (reached)
         ig_metrics_upstream_call(gw->metrics, b->route, held, b->rows, (uint32_t)b->n,
                                  ig_gw_now_us(gw));
+    if (b->live == 0) {
+        /* Every member left: the answer goes nowhere. */
+        bcall_end(b, reached ? held : 0);
+        return;
+    }
     char msg[200];
 
     if (err) {
@@ -367,8 +378,17 @@ void ig_bcall_dispatch(ig_gateway_t *gw, ig_pending_t **members, size_t n)
 /* Bookkeeping after a member left the call early. */
 static void after_leave(ig_bcall_t *b)
 {
-    if (b->live == 0 && b->in_flight) {
-        /* Nobody waits for this answer any more. */
+    if (b->live == 0 && b->in_flight && !b->orphaned) {
+        if (b->ucall.sent_ns != 0) {
+            /* Nobody waits for the answer, but the model is working on
+             * it: the call keeps its slot until it ends, so
+             * upstream.max_concurrency holds at the model. It owns its
+             * request bytes, so nothing refers to the clients any more. */
+            b->orphaned = true;
+            b->gw->orphans++;
+            return;
+        }
+        /* Not sent yet: the model never sees it. */
         ig_upstream_cancel(&b->ucall);
         uint64_t held = (uv_hrtime() - b->dispatched_ns) / 1000;
         bcall_end(b, held ? held : 1);

@@ -345,6 +345,8 @@ static void on_up_done(ig_ucall_t *c, int err)
     ig_pending_t *p = c->data;
     ig_gateway_t *gw = p->gw;
     bool orphan = p->state == P_ORPHAN;
+    if (orphan)
+        gw->orphans--;
     finish_call(p, err != IG_ECONNREFUSED && err != IG_ECANCELED);
     if (orphan) {
         ig_gw_pending_put(p);
@@ -473,6 +475,7 @@ static void on_client_abort(ig_req_t *req)
              * upstream.max_concurrency holds at the model. The call's own
              * timeout (at most the deadline) bounds the wait. */
             p->state = P_ORPHAN;
+            gw->orphans++;
             uv_timer_stop(&p->deadline_timer);
             ig_upstream_resume(&p->call);
             return;
@@ -636,7 +639,7 @@ void ig_gateway_on_request(ig_req_t *req, void *ud)
 
 uint64_t ig_gateway_outstanding(const ig_gateway_t *gw)
 {
-    return gw->adm.depth + gw->adm.inflight;
+    return gw->adm.depth + gw->adm.inflight - gw->orphans;
 }
 
 void ig_gateway_fail_all(ig_gateway_t *gw)
@@ -655,6 +658,8 @@ void ig_gateway_fail_all(ig_gateway_t *gw)
         bool sent = p->call.sent_ns != 0;
         bool orphan = p->state == P_ORPHAN;
         ig_upstream_cancel(&p->call);
+        if (orphan)
+            gw->orphans--;
         finish_call(p, sent);
         if (orphan) {
             ig_gw_pending_put(p);

@@ -769,6 +769,8 @@ int ig_model_app_run(const ig_opts_t *o)
     a.clock_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (a.clock_fd < 0 || uv_poll_init(&loop, &a.clock_poll, a.clock_fd) != 0) {
         ig_log_fail("cannot create the accelerator clock (timerfd): %s", strerror(errno));
+        if (a.clock_fd >= 0)
+            close(a.clock_fd);
         a.exit_code = 1;
         ig_server_close(a.server, NULL, NULL);
         uv_run(&loop, UV_RUN_DEFAULT);

@@ -71,6 +71,8 @@ struct ig_gateway {
     const char **route_names; /* labels, borrowed from cfg */
     uint64_t *route_depth;    /* queued requests per route */
     uint64_t inflight;        /* client requests inside the gateway */
+    uint64_t orphans;         /* slots held by calls whose clients all left: the
+                               * model still works on them, nobody waits */
     ig_health_t health;
     uv_signal_t sigterm, sigint;
     struct ig_codec const **route_codecs; /* per route: NULL for passthrough */
@@ -103,7 +105,8 @@ void ig_gateway_on_request(ig_req_t *req, void *ud);
 /* gateway.c: fails every queued and in-flight request with 503 draining. */
 void ig_gateway_fail_all(ig_gateway_t *gw);
 
-/* gateway.c: requests still queued or with the model. */
+/* gateway.c: requests still queued or with the model that a client waits
+ * for (calls whose clients all left do not count: drain need not wait). */
 uint64_t ig_gateway_outstanding(const ig_gateway_t *gw);
 
 /* health.c */

@@ -281,5 +281,33 @@ def non_post_on_a_batching_route_goes_to_the_model_as_it_came():
         h.check_eq(via.body, direct.body, "the model's answer, unchanged")
 
 
+@suite.case
+def abandoned_batch_keeps_its_slot():
+    # Both members of a batch leave after it was sent: the model still works
+    # on it, so the next request must not reach the model until it is done.
+    with h.Env("batch-orphan") as env:
+        model = env.model("--quiet", "--cost-base-us", "1500000", "--max-concurrency", "0")
+        gw = env.gateway(model.url, {"upstream": {"max_concurrency": 1},
+                                     "routes": routes(max_size=2, max_delay_us=5000000)})
+        model.reset_stats()
+        conns = []
+        for row in ROWS[:2]:
+            c = h.RawConn(gw.port)
+            c.send(h.http_req("POST", V1, body=v1_body([row]),
+                              headers={"Content-Type": "application/json"}))
+            conns.append(c)
+        model.wait_stat("inflight", lambda v: v == 1, "1 (the batch of 2)")
+        for c in conns:
+            c.close()
+        h.check(h.wait_for(lambda: gw.admin("GET", "/autoscale").json().get("inflight") == 0),
+                "the gateway did not notice the clients leaving")
+        # Two rows: a full batch, which goes as soon as a slot is free.
+        r = post(gw.port, V1, v1_body(ROWS[2:4]), {"X-Infergate-Timeout-Ms": "60000"})
+        h.check_eq(r.status, 200, "the request after the abandoned batch")
+        st = model.stats()
+        h.check_eq(batch_sizes(model), {2: 2}, "calls the model received by rows")
+        h.check_eq(st["max_inflight"], 1, "model max_inflight with max_concurrency 1")
+
+
 if __name__ == "__main__":
     suite.run()

@@ -172,5 +172,31 @@ def drain_timeout_answers_503_draining():
         h.check(code in (0, 1), "gateway exit code after a drain that timed out: %r" % code)
 
 
+@suite.case
+def abandoned_call_does_not_hold_the_drain():
+    """A call whose client left keeps its concurrency slot while the model
+    works on it, but nobody waits for its answer: a drain must not wait for
+    it, time out and exit 1 as if a request had been cut off."""
+    with h.Env("drain-orphan") as env:
+        model = env.model("--quiet", "--cost-base-us", "4000000", "--max-concurrency", "0")
+        gw = env.gateway(model.url, {"routes": h.PASSTHROUGH_ONLY,
+                                     "drain": {"grace_ms": 0, "timeout_ms": 3000}})
+        c = h.RawConn(gw.port)
+        c.send(h.http_req("POST", "/v1/models/iris:predict", body=V1_BODY,
+                          headers={"Content-Type": "application/json"}))
+        model.wait_stat("inflight", lambda v: v == 1, "1")
+        c.close()
+        # The gateway has seen the client go when no client request is left.
+        h.check(h.wait_for(lambda: gw.admin("GET", "/autoscale").json().get("inflight") == 0),
+                "the gateway did not notice the client leaving")
+        gw.send_signal(signal.SIGTERM)
+        code = gw.wait(30)
+        # The model takes 4 s and the drain may wait 3 s: waiting for the
+        # abandoned call would time out and exit 1.
+        h.check_eq(code, 0, "gateway exit code (every client that stayed was answered)")
+        h.check("cut off" not in gw.stderr_text(), "the drain reported requests cut off:\n%s"
+                % gw.tail())
+
+
 if __name__ == "__main__":
     suite.run()
