@@ -4,6 +4,7 @@
  */
 #include "infergate/buf.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -283,4 +284,32 @@ char *ig_buf_take(ig_buf_t *b, size_t *len)
     b->base = NULL;
     b->len = b->cap = 0;
     return p;
+}
+
+int ig_file_read(const char *path, size_t max, char **out, size_t *len)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return IG_EIO;
+    ig_buf_t b;
+    ig_buf_init(&b, max);
+    char chunk[16384];
+    size_t n;
+    int rc = 0;
+    while (rc == 0 && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        rc = ig_buf_append(&b, chunk, n);
+    if (rc == 0 && ferror(f))
+        rc = IG_EIO;
+    int saved = errno;
+    fclose(f);
+    errno = saved;
+    if (rc != 0) {
+        ig_buf_dispose(&b);
+        return rc;
+    }
+    if (!b.base)
+        ig_buf_append(&b, "", 0);
+    *out = ig_buf_take(&b, len);
+    return 0;
 }

@@ -482,38 +482,17 @@ int ig_config_merge_json(ig_config_t *c, const char *text, size_t len, const cha
 
 int ig_config_merge_file(ig_config_t *c, const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    char *text;
+    size_t len;
+    int rc = ig_file_read(path, MAX_FILE_BYTES, &text, &len);
+    if (rc == IG_ETOOLARGE)
+        return ig_config_fail(err, errlen, IG_EIO, "%s: the config file is larger than %u bytes",
+                              path, MAX_FILE_BYTES);
+    if (rc != 0)
         return ig_config_fail(err, errlen, IG_EIO, "%s: cannot read the config file: %s", path,
                               strerror(errno));
-    ig_buf_t b;
-    ig_buf_init(&b, MAX_FILE_BYTES);
-    int rc = 0;
-    for (;;) {
-        size_t want = MAX_FILE_BYTES - b.len < 4096 ? MAX_FILE_BYTES - b.len : 4096;
-        if (want == 0) {
-            char probe;
-            if (fread(&probe, 1, 1, f) == 1)
-                rc = ig_config_fail(err, errlen, IG_EIO,
-                                    "%s: the config file is larger than %u bytes", path,
-                                    MAX_FILE_BYTES);
-            break;
-        }
-        if (ig_buf_reserve(&b, want) != 0)
-            break; /* cannot happen: want stays within the cap */
-        size_t got = fread(b.base + b.len, 1, want, f);
-        b.len += got;
-        if (got == 0) {
-            if (ferror(f))
-                rc = ig_config_fail(err, errlen, IG_EIO, "%s: cannot read the config file: %s",
-                                    path, strerror(errno));
-            break;
-        }
-    }
-    fclose(f);
-    if (rc == 0)
-        rc = ig_config_merge_json(c, b.base ? b.base : "", b.len, path, err, errlen);
-    ig_buf_dispose(&b);
+    rc = ig_config_merge_json(c, text, len, path, err, errlen);
+    free(text);
     if (rc == 0) {
         free(c->source);
         c->source = ig_xstrdup(path);

@@ -94,28 +94,15 @@ int ig_bench_request_flag(int argc, char **argv, int *i, ig_load_opts_t *o, char
             snprintf(err, errlen, "--body-file: a body was already given");
             return IG_EINVAL;
         }
-        FILE *f = fopen(v, "rb");
-        if (!f) {
-            snprintf(err, errlen, "--body-file: cannot open %s: %s", v, strerror(errno));
-            return IG_EINVAL;
-        }
-        ig_buf_t b;
-        ig_buf_init(&b, MAX_BODY_FILE);
-        char chunk[16384];
-        size_t n;
-        int rc = 0;
-        while (rc == 0 && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-            rc = ig_buf_append(&b, chunk, n);
-        bool bad = ferror(f);
-        fclose(f);
-        if (rc < 0 || bad) {
-            snprintf(err, errlen, "--body-file: %s: %s", v,
-                     rc < 0 ? "larger than 64 MiB" : "read error");
-            ig_buf_dispose(&b);
-            return IG_EINVAL;
-        }
         size_t len = 0;
-        *owned = ig_buf_take(&b, &len);
+        int rc = ig_file_read(v, MAX_BODY_FILE, owned, &len);
+        if (rc != 0) {
+            if (rc == IG_ETOOLARGE)
+                snprintf(err, errlen, "--body-file: %s: larger than 64 MiB", v);
+            else
+                snprintf(err, errlen, "--body-file: cannot read %s: %s", v, strerror(errno));
+            return IG_EINVAL;
+        }
         o->body = ig_slice(*owned ? *owned : "", len);
         return 1;
     }

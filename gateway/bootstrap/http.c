@@ -41,30 +41,6 @@ const char *ig_env_get(char *const *envp, const char *name)
     return NULL;
 }
 
-int ig_file_read(const char *path, size_t max, char **out, size_t *len)
-{
-    *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return IG_EIO;
-    ig_buf_t b;
-    ig_buf_init(&b, max);
-    char chunk[4096];
-    size_t n;
-    int rc = 0;
-    while (rc == 0 && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        rc = ig_buf_append(&b, chunk, n);
-    fclose(f);
-    if (rc != 0) {
-        ig_buf_dispose(&b);
-        return rc;
-    }
-    if (!b.base)
-        ig_buf_append(&b, "", 0);
-    *out = ig_buf_take(&b, len);
-    return 0;
-}
-
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
 {
     ig_buf_t *b = ud;

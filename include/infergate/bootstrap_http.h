@@ -110,10 +110,4 @@ int ig_http_json_call(const ig_http_req_t *req, const ig_http_retry_t *p, ig_htt
 /* Looks NAME up in a NULL-terminated environment; NULL when absent or empty. */
 const char *ig_env_get(char *const *envp, const char *name);
 
-/* Reads the whole file at `path` into *out: heap memory, NUL-terminated
- * ("" for an empty file), the caller frees it. *len (when `len` is not NULL)
- * gets its length. Returns 0, IG_EIO (cannot open it) or IG_ETOOLARGE (more
- * than `max` bytes; 0: no cap); *out is NULL on error. */
-int ig_file_read(const char *path, size_t max, char **out, size_t *len);
-
 #endif

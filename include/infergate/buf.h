@@ -62,6 +62,13 @@ static inline void ig_buf_reset(ig_buf_t *b)
 /* Hands the bytes over to the caller (who frees them) and leaves the buffer empty. */
 char *ig_buf_take(ig_buf_t *b, size_t *len);
 
+/* Reads the whole file at `path` into *out: heap memory, NUL-terminated
+ * ("" for an empty file), the caller frees it. *len (when `len` is not NULL)
+ * gets its length. Returns 0, IG_EIO (cannot open or read it; errno says
+ * why) or IG_ETOOLARGE (more than `max` bytes; 0: no cap); *out is NULL on
+ * error. */
+int ig_file_read(const char *path, size_t max, char **out, size_t *len);
+
 /* Allocation helpers that abort with a message on failure. */
 void *ig_xmalloc(size_t n);
 void *ig_xcalloc(size_t n, size_t size);
