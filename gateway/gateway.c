@@ -61,18 +61,25 @@ static ig_pending_t *pending_get(ig_gateway_t *gw)
     return p;
 }
 
-void ig_gw_pending_put(ig_pending_t *p)
+/* The pending no longer answers its client: the request's callbacks stop
+ * reaching it. */
+static void drop_req(ig_pending_t *p)
 {
-    ig_gateway_t *gw = p->gw;
-    uv_timer_stop(&p->deadline_timer);
-    ig_batcher_leave(&p->member);
-    ig_batch_part_dispose(&p->part);
     if (p->req) {
         p->req->data = NULL;
         p->req->on_abort = NULL;
         p->req->on_writable = NULL;
     }
     p->req = NULL;
+}
+
+void ig_gw_pending_put(ig_pending_t *p)
+{
+    ig_gateway_t *gw = p->gw;
+    uv_timer_stop(&p->deadline_timer);
+    ig_batcher_leave(&p->member);
+    ig_batch_part_dispose(&p->part);
+    drop_req(p);
     p->state = P_FREE;
     p->next_free = gw->free_pendings;
     gw->free_pendings = p;
@@ -465,10 +472,7 @@ static void on_client_abort(ig_req_t *req)
         /* The batch goes on for the others; the call owns p until it ends. */
         ig_bcall_detach(p);
     } else if (p->state == P_UPSTREAM) {
-        req->data = NULL;
-        req->on_abort = NULL;
-        req->on_writable = NULL;
-        p->req = NULL;
+        drop_req(p);
         if (ig_upstream_orphan(&p->call) == 0) {
             /* The model is working on it and cannot be told to stop: the
              * slot stays taken until it answers, as in a batch call, so
