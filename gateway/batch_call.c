@@ -39,13 +39,15 @@ struct ig_bcall {
     ig_buf_t body; /* merged request */
     ig_buf_t resp; /* the model's answer */
     int status;
-    ig_buf_t ctype; /* the answer's Content-Type */
-    ig_buf_t owned; /* the call's own copy of the target and Authorization:
-                     * members (and their connections) may be gone before
-                     * the request is written or retried */
-    ig_header_t fwd[4];
+    ig_buf_t ctype;     /* the answer's Content-Type */
+    int64_t resp_hlen;  /* the answer's Inference-Header-Content-Length, -1: none */
+    char hlen_text[24]; /* the merged call's Inference-Header-Content-Length */
+    ig_buf_t owned;     /* the call's own copy of the target and Authorization:
+                         * members (and their connections) may be gone before
+                         * the request is written or retried */
+    ig_header_t fwd[5];
     size_t nfwd;
-    char reqid[40];
+    ig_buf_t reqid; /* the call's X-Request-Id: "batch-" and the first member's */
     uint64_t dispatched_ns, head_ns;
     bool in_flight;
     bool orphaned; /* every member left after it was sent: runs to its end */
@@ -65,6 +67,7 @@ static ig_bcall_t *bcall_get(ig_gateway_t *gw, size_t n)
         ig_buf_init(&b->resp, 0);
         ig_buf_init(&b->ctype, 256);
         ig_buf_init(&b->owned, 0);
+        ig_buf_init(&b->reqid, 0);
         b->next_all = gw->bcalls_all;
         gw->bcalls_all = b;
     }
@@ -77,12 +80,14 @@ static ig_bcall_t *bcall_get(ig_gateway_t *gw, size_t n)
     b->n = b->live = 0;
     b->rows = 0;
     b->status = 0;
+    b->resp_hlen = -1;
     b->in_flight = false;
     b->orphaned = false;
     ig_buf_reset(&b->body);
     ig_buf_reset(&b->resp);
     ig_buf_reset(&b->ctype);
     ig_buf_reset(&b->owned);
+    ig_buf_reset(&b->reqid);
     memset(&b->ucall, 0, sizeof(b->ucall));
     b->ucall.data = b;
     return b;
@@ -143,17 +148,32 @@ static void member_timing(ig_bcall_t *b, ig_pending_t *p, ig_header_t *h)
 }
 
 /* Answers one member with a body of the model's (its share, or the whole
- * answer for errors forwarded as they are). */
-static void answer(ig_bcall_t *b, ig_pending_t *p, int status, const char *body, size_t len)
+ * answer for errors forwarded as they are). `hlen` >= 0 says the body uses
+ * the binary tensor data extension with a JSON header of that length; -1 a
+ * plain body, sent with the model's Content-Type when the model's answer
+ * was plain too. */
+static void answer(ig_bcall_t *b, ig_pending_t *p, int status, const char *body, size_t len,
+                   int64_t hlen)
 {
     ig_req_t *req = p->req;
-    ig_header_t h[2];
-    h[0] = (ig_header_t){IG_SLICE_LIT("Content-Type"), b->ctype.len
-                                                           ? ig_slice(b->ctype.base, b->ctype.len)
-                                                           : IG_SLICE_LIT("application/json")};
-    member_timing(b, p, &h[1]);
+    ig_header_t h[3];
+    size_t nh = 0;
+    char hl[24];
+    if (hlen >= 0) {
+        int n = snprintf(hl, sizeof(hl), "%" PRId64, hlen);
+        h[nh++] =
+            (ig_header_t){IG_SLICE_LIT("Content-Type"), IG_SLICE_LIT("application/octet-stream")};
+        h[nh++] =
+            (ig_header_t){IG_SLICE_LIT("Inference-Header-Content-Length"), ig_slice(hl, (size_t)n)};
+    } else if (b->ctype.len && b->resp_hlen < 0) {
+        h[nh++] =
+            (ig_header_t){IG_SLICE_LIT("Content-Type"), ig_slice(b->ctype.base, b->ctype.len)};
+    } else {
+        h[nh++] = (ig_header_t){IG_SLICE_LIT("Content-Type"), IG_SLICE_LIT("application/json")};
+    }
+    member_timing(b, p, &h[nh++]);
     detach(b, p);
-    ig_req_respond(req, status, h, 2, body, len);
+    ig_req_respond(req, status, h, nh, body, len);
 }
 
 static void fail_member(ig_bcall_t *b, ig_pending_t *p, int status, ig_reason_t reason,
@@ -170,9 +190,13 @@ static int on_head(ig_ucall_t *c, int status, const ig_header_t *hdrs, size_t n,
     b->status = status;
     b->head_ns = uv_hrtime();
     (void)content_length;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         if (ig_slice_ieq(hdrs[i].name, "content-type"))
             ig_buf_append_slice(&b->ctype, hdrs[i].value);
+        else if (ig_slice_ieq(hdrs[i].name, "inference-header-content-length") &&
+                 ig_codec_header_len(hdrs[i].value, &b->resp_hlen) != 0)
+            b->resp_hlen = INT64_MAX; /* unreadable: the split says so */
+    }
     return 0;
 }
 
@@ -248,7 +272,7 @@ static void on_done(ig_ucall_t *c, int err)
     }
     if (b->status >= 200 && b->status < 300) {
         ig_slice_t body = ig_slice(b->resp.base ? b->resp.base : "", b->resp.len);
-        if (b->codec->split(body, b->parts, b->n, msg, sizeof(msg)) != 0) {
+        if (b->codec->split(body, b->resp_hlen, b->parts, b->n, msg, sizeof(msg)) != 0) {
             ig_log_warn("batch split failed: %s", msg);
             for (size_t i = 0; i < b->n; i++)
                 if (b->members[i]->state == P_BATCH)
@@ -258,7 +282,7 @@ static void on_done(ig_ucall_t *c, int err)
                 ig_pending_t *p = b->members[i];
                 if (p->state == P_BATCH)
                     answer(b, p, b->status, p->part.reply.base ? p->part.reply.base : "",
-                           p->part.reply.len);
+                           p->part.reply.len, p->part.reply_header_len);
             }
         }
         bcall_end(b, held);
@@ -276,7 +300,8 @@ static void on_done(ig_ucall_t *c, int err)
     for (size_t i = 0; i < b->n; i++) {
         ig_pending_t *p = b->members[i];
         if (p->state == P_BATCH)
-            answer(b, p, b->status, b->resp.base ? b->resp.base : "", b->resp.len);
+            answer(b, p, b->status, b->resp.base ? b->resp.base : "", b->resp.len,
+                   b->resp_hlen >= 0 && b->resp_hlen <= (int64_t)b->resp.len ? b->resp_hlen : -1);
     }
     bcall_end(b, held);
 }
@@ -321,7 +346,8 @@ void ig_bcall_dispatch(ig_gateway_t *gw, ig_pending_t **members, size_t n)
             timeout_ms = left;
     }
 
-    int mr = b->codec->merge(b->parts, n, &b->body);
+    int64_t hlen = -1;
+    int mr = b->codec->merge(b->parts, n, &b->body, &hlen);
     if (mr != 0) {
         /* IG_ETOOLARGE is the only failure the codec contract allows for
          * members that share a key; anything else is a gateway bug. */
@@ -335,12 +361,22 @@ void ig_bcall_dispatch(ig_gateway_t *gw, ig_pending_t **members, size_t n)
     }
     ig_req_t *r0 = first->req;
     b->nfwd = 0;
+    if (hlen >= 0) {
+        int hn = snprintf(b->hlen_text, sizeof(b->hlen_text), "%" PRId64, hlen);
+        b->fwd[b->nfwd++] =
+            (ig_header_t){IG_SLICE_LIT("Content-Type"), IG_SLICE_LIT("application/octet-stream")};
+        b->fwd[b->nfwd++] = (ig_header_t){IG_SLICE_LIT("Inference-Header-Content-Length"),
+                                          ig_slice(b->hlen_text, (size_t)hn)};
+    } else {
+        b->fwd[b->nfwd++] =
+            (ig_header_t){IG_SLICE_LIT("Content-Type"), IG_SLICE_LIT("application/json")};
+    }
+    /* The id is the call's own copy, whatever its length: the first member
+     * may leave before the call is written. */
+    ig_buf_append_str(&b->reqid, "batch-");
+    ig_buf_append_slice(&b->reqid, r0->request_id);
     b->fwd[b->nfwd++] =
-        (ig_header_t){IG_SLICE_LIT("Content-Type"), IG_SLICE_LIT("application/json")};
-    int idl = snprintf(b->reqid, sizeof(b->reqid), "batch-%.*s", (int)r0->request_id.len,
-                       r0->request_id.base);
-    b->fwd[b->nfwd++] =
-        (ig_header_t){IG_SLICE_LIT("X-Request-Id"), ig_slice(b->reqid, (size_t)idl)};
+        (ig_header_t){IG_SLICE_LIT("X-Request-Id"), ig_slice(b->reqid.base, b->reqid.len)};
     /* Members share credentials (the batch key includes Authorization)
      * and the target (so does the key). Both are copied: the first member
      * may leave, and its connection go, before the call is written. */
@@ -433,6 +469,7 @@ void ig_bcall_free_all(ig_gateway_t *gw)
         ig_buf_dispose(&b->resp);
         ig_buf_dispose(&b->ctype);
         ig_buf_dispose(&b->owned);
+        ig_buf_dispose(&b->reqid);
         free(b->members);
         free(b->parts);
         free(b);

@@ -33,6 +33,27 @@ void ig_batch_part_dispose(ig_batch_part_t *part)
     memset(part, 0, sizeof(*part));
 }
 
+int ig_codec_header_len(ig_slice_t value, int64_t *out)
+{
+    const char *s = value.base, *end = value.base + value.len;
+    int64_t v = 0;
+    while (s < end && (*s == ' ' || *s == '\t'))
+        s++;
+    while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    if (s == end)
+        return IG_EINVAL;
+    for (; s < end; s++) {
+        if (*s < '0' || *s > '9' || v > ((int64_t)1 << 62) / 10)
+            return IG_EINVAL;
+        v = v * 10 + (*s - '0');
+    }
+    if (v > ((int64_t)1 << 62))
+        return IG_EINVAL;
+    *out = v;
+    return 0;
+}
+
 int ig_codec_split_fail(ig_batch_part_t *const *parts, size_t ndrop, size_t i, int rc, char *err,
                         size_t errlen)
 {

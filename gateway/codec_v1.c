@@ -24,14 +24,15 @@
 
 static const char *const instances_only[] = {"instances", NULL};
 
-static int v1_parse(ig_batch_part_t *part, ig_slice_t model, ig_slice_t body, bool binary_hint,
+static int v1_parse(ig_batch_part_t *part, ig_slice_t model, ig_slice_t body, int64_t header_len,
                     char *err, size_t errlen)
 {
     cJSON *root = NULL;
     const cJSON *instances, *inputs;
     int n, rc;
 
-    (void)binary_hint; /* V1 has no binary extension */
+    (void)header_len; /* V1 has no binary extension */
+    part->reply_header_len = -1;
     rc = ig_codec_parse_object(body, "body", true, &root, err, errlen);
     if (rc)
         return rc;
@@ -97,8 +98,9 @@ static int write_other_members(ig_buf_t *out, const cJSON *obj, const char *omit
     return rc;
 }
 
-static int v1_merge(ig_batch_part_t *const *parts, size_t n, ig_buf_t *out)
+static int v1_merge(ig_batch_part_t *const *parts, size_t n, ig_buf_t *out, int64_t *header_len)
 {
+    *header_len = -1;
     bool first = true;
     int rc;
 
@@ -125,9 +127,10 @@ static int v1_merge(ig_batch_part_t *const *parts, size_t n, ig_buf_t *out)
     return ig_buf_append(out, "}", 1);
 }
 
-static int v1_split(ig_slice_t body, ig_batch_part_t *const *parts, size_t n, char *err,
-                    size_t errlen)
+static int v1_split(ig_slice_t body, int64_t header_len, ig_batch_part_t *const *parts, size_t n,
+                    char *err, size_t errlen)
 {
+    (void)header_len;
     cJSON *root = NULL;
     const cJSON *preds, *row;
     uint64_t total = 0;

@@ -367,7 +367,7 @@ static int build_key(ig_batch_part_t *part, ig_slice_t model, const cJSON *root)
     return 0;
 }
 
-static int v2_parse(ig_batch_part_t *part, ig_slice_t model, ig_slice_t body, bool binary_hint,
+static int v2_parse(ig_batch_part_t *part, ig_slice_t model, ig_slice_t body, int64_t header_len,
                     char *err, size_t errlen)
 {
     cJSON *root = NULL;
@@ -376,6 +376,8 @@ static int v2_parse(ig_batch_part_t *part, ig_slice_t model, ig_slice_t body, bo
     size_t i = 0;
     int rc;
 
+    bool binary_hint = header_len >= 0;
+    part->reply_header_len = -1;
     if (binary_hint) {
         /* The body is a JSON header followed by raw tensor bytes: read the
          * header only to count rows; the model validates the rest. */
@@ -504,7 +506,7 @@ static int merge_input(ig_buf_t *out, const cJSON *const *cur, size_t n, uint64_
     return rc ? rc : ig_buf_append(out, "}", 1);
 }
 
-static int v2_merge(ig_batch_part_t *const *parts, size_t n, ig_buf_t *out)
+static int v2_merge(ig_batch_part_t *const *parts, size_t n, ig_buf_t *out, int64_t *header_len)
 {
     const cJSON **cur;
     const cJSON *root0;
@@ -512,6 +514,7 @@ static int v2_merge(ig_batch_part_t *const *parts, size_t n, ig_buf_t *out)
     bool first = true;
     int rc;
 
+    *header_len = -1;
     if (n == 0 || !parts[0]->doc)
         return IG_EINVAL;
     root0 = parts[0]->doc;
@@ -698,9 +701,10 @@ static int write_reply(ig_buf_t *r, const cJSON *root, const out_t *outs, size_t
     return rc ? rc : ig_buf_append(r, "}", 1);
 }
 
-static int v2_split(ig_slice_t body, ig_batch_part_t *const *parts, size_t n, char *err,
-                    size_t errlen)
+static int v2_split(ig_slice_t body, int64_t header_len, ig_batch_part_t *const *parts, size_t n,
+                    char *err, size_t errlen)
 {
+    (void)header_len;
     cJSON *root = NULL;
     const cJSON *outputs, *o;
     out_t *outs = NULL;

@@ -600,8 +600,16 @@ void ig_gateway_on_request(ig_req_t *req, void *ud)
     if (codec && ig_slice_eq(req->method_name, "POST")) {
         char err[256];
         ig_slice_t model = ig_route_capture(&m, "model");
-        bool binary = ig_req_header(req, "inference-header-content-length").base != NULL;
-        if (codec->parse(&p->part, model.base ? model : ig_slice("", 0), req->body, binary, err,
+        int64_t hlen = -1;
+        ig_slice_t hv = ig_req_header(req, "inference-header-content-length");
+        if (hv.base && ig_codec_header_len(hv, &hlen) != 0) {
+            ig_gw_pending_put(p);
+            ig_gateway_reject(gw, req, route, 400, IG_REASON_BAD_REQUEST,
+                              "Inference-Header-Content-Length must be a byte count no larger "
+                              "than the body");
+            return;
+        }
+        if (codec->parse(&p->part, model.base ? model : ig_slice("", 0), req->body, hlen, err,
                          sizeof(err)) != 0) {
             ig_gw_pending_put(p);
             ig_gateway_reject(gw, req, route, 400, IG_REASON_BAD_REQUEST, err);

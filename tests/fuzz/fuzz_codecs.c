@@ -122,7 +122,7 @@ static void run(const ig_codec_t *codec, bool hint, ig_slice_t req, const char *
     ig_slice_t model = IG_SLICE_LIT("m");
 
     memset(parts, 0, sizeof(parts));
-    int rc = codec->parse(&parts[0], model, req, hint, err, sizeof(err));
+    int rc = codec->parse(&parts[0], model, req, hint ? 0 : -1, err, sizeof(err));
     if (rc != 0) {
         check_rejected(&parts[0], rc, err);
         return;
@@ -137,7 +137,7 @@ static void run(const ig_codec_t *codec, bool hint, ig_slice_t req, const char *
     FUZZ_CHECK(parts[0].key_hash == ig_codec_hash(parts[0].key.base, parts[0].key.len),
                "key_hash is not the hash of the key");
     for (size_t i = 1; i < NPARTS; i++) {
-        rc = codec->parse(&parts[i], model, req, hint, err, sizeof(err));
+        rc = codec->parse(&parts[i], model, req, hint ? 0 : -1, err, sizeof(err));
         FUZZ_CHECK(rc == 0 && parts[i].key.len == parts[0].key.len &&
                        memcmp(parts[i].key.base, parts[0].key.base, parts[0].key.len) == 0,
                    "a second parse of the same body differs");
@@ -148,17 +148,17 @@ static void run(const ig_codec_t *codec, bool hint, ig_slice_t req, const char *
     /* Merging under a small cap fails cleanly or fits. */
     ig_buf_t out;
     ig_buf_init(&out, 64);
-    rc = codec->merge(pp, NPARTS, &out);
+    rc = codec->merge(pp, NPARTS, &out, &(int64_t){0});
     FUZZ_CHECK(rc == 0 || rc == IG_ETOOLARGE, "capped merge returned %d", rc);
     ig_buf_dispose(&out);
 
     ig_buf_init(&out, 0);
-    rc = codec->merge(pp, NPARTS, &out);
+    rc = codec->merge(pp, NPARTS, &out, &(int64_t){0});
     FUZZ_CHECK(rc == 0, "merge returned %d (%s)", rc, ig_err_name(rc));
     uint64_t total = (uint64_t)parts[0].rows * NPARTS;
     if (total <= UINT32_MAX) {
         memset(&again, 0, sizeof(again));
-        rc = codec->parse(&again, model, ig_slice(out.base, out.len), false, err, sizeof(err));
+        rc = codec->parse(&again, model, ig_slice(out.base, out.len), -1, err, sizeof(err));
         FUZZ_CHECK(rc == 0, "the merged body does not parse: %s: %.300s", err, out.base);
         FUZZ_CHECK(!again.alone && again.rows == total, "the merged body has %u rows, not %llu",
                    again.rows, (unsigned long long)total);
@@ -176,7 +176,7 @@ static void run(const ig_codec_t *codec, bool hint, ig_slice_t req, const char *
         answer_len = strlen(echo);
     }
     err[0] = '\0';
-    rc = codec->split(ig_slice(answer, answer_len), pp, NPARTS, err, sizeof(err));
+    rc = codec->split(ig_slice(answer, answer_len), -1, pp, NPARTS, err, sizeof(err));
     if (rc != 0) {
         FUZZ_CHECK(rc == IG_EUPSTREAM, "split returned %d (%s)", rc, ig_err_name(rc));
         FUZZ_CHECK(err[0] != '\0', "a failed split gave no message");

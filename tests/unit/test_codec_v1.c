@@ -23,7 +23,7 @@ static int parse(ig_batch_part_t *p, const char *model, const char *body)
 {
     memset(p, 0, sizeof(*p));
     err[0] = '\0';
-    return ig_codec_v1.parse(p, ig_slice_cstr(model), ig_slice_cstr(body), false, err, sizeof(err));
+    return ig_codec_v1.parse(p, ig_slice_cstr(model), ig_slice_cstr(body), -1, err, sizeof(err));
 }
 
 static void parse_ok(ig_batch_part_t *p, const char *model, const char *body)
@@ -129,7 +129,7 @@ static char *merge(ig_batch_part_t *const *parts, size_t n)
 {
     ig_buf_t out;
     ig_buf_init(&out, 0);
-    assert_int_equal(ig_codec_v1.merge(parts, n, &out), 0);
+    assert_int_equal(ig_codec_v1.merge(parts, n, &out, &(int64_t){0}), 0);
     return ig_buf_take(&out, NULL);
 }
 
@@ -153,7 +153,7 @@ static void test_merge_three_parts(void **state)
     /* A cap on the output is honoured. */
     ig_buf_t small;
     ig_buf_init(&small, 16);
-    assert_int_equal(ig_codec_v1.merge(parts, 3, &small), IG_ETOOLARGE);
+    assert_int_equal(ig_codec_v1.merge(parts, 3, &small, &(int64_t){0}), IG_ETOOLARGE);
     ig_buf_dispose(&small);
     for (int i = 0; i < 3; i++)
         ig_batch_part_dispose(parts[i]);
@@ -210,7 +210,7 @@ static void test_split_round_trip(void **state)
 
     char *merged = merge(parts, 3);
     char *answer = fake_model(merged);
-    assert_int_equal(ig_codec_v1.split(ig_slice_cstr(answer), parts, 3, err, sizeof(err)), 0);
+    assert_int_equal(ig_codec_v1.split(ig_slice_cstr(answer), -1, parts, 3, err, sizeof(err)), 0);
     for (int i = 0; i < 3; i++) {
         char *alone = fake_model(bodies[i]);
         assert_non_null(parts[i]->reply.base);
@@ -234,30 +234,30 @@ static void test_split_count_mismatch(void **state)
     parse_ok(&a, "m", "{\"instances\": [1, 2]}");
     parse_ok(&b, "m", "{\"instances\": [3]}");
 
-    assert_int_equal(
-        ig_codec_v1.split(IG_SLICE_LIT("{\"predictions\": [1, 2]}"), parts, 2, err, sizeof(err)),
-        IG_EUPSTREAM);
+    assert_int_equal(ig_codec_v1.split(IG_SLICE_LIT("{\"predictions\": [1, 2]}"), -1, parts, 2, err,
+                                       sizeof(err)),
+                     IG_EUPSTREAM);
     assert_string_equal(err, "the model returned 2 predictions for a batch of 3 rows");
     assert_null(a.reply.base);
     assert_null(b.reply.base);
 
-    assert_int_equal(ig_codec_v1.split(IG_SLICE_LIT("{\"predictions\": [1, 2, 3, 4]}"), parts, 2,
-                                       err, sizeof(err)),
+    assert_int_equal(ig_codec_v1.split(IG_SLICE_LIT("{\"predictions\": [1, 2, 3, 4]}"), -1, parts,
+                                       2, err, sizeof(err)),
                      IG_EUPSTREAM);
     assert_string_equal(err, "the model returned 4 predictions for a batch of 3 rows");
 
     assert_int_equal(
-        ig_codec_v1.split(IG_SLICE_LIT("{\"outputs\": [1, 2, 3]}"), parts, 2, err, sizeof(err)),
+        ig_codec_v1.split(IG_SLICE_LIT("{\"outputs\": [1, 2, 3]}"), -1, parts, 2, err, sizeof(err)),
         IG_EUPSTREAM);
     assert_non_null(strstr(err, "expected a \"predictions\" array"));
 
     assert_int_equal(
-        ig_codec_v1.split(IG_SLICE_LIT("<html>502</html>"), parts, 2, err, sizeof(err)),
+        ig_codec_v1.split(IG_SLICE_LIT("<html>502</html>"), -1, parts, 2, err, sizeof(err)),
         IG_EUPSTREAM);
     assert_non_null(strstr(err, "model answer: invalid JSON"));
 
-    assert_int_equal(ig_codec_v1.split(IG_SLICE_LIT("{\"predictions\": [[1], 2, \"x\"]}"), parts, 2,
-                                       err, sizeof(err)),
+    assert_int_equal(ig_codec_v1.split(IG_SLICE_LIT("{\"predictions\": [[1], 2, \"x\"]}"), -1,
+                                       parts, 2, err, sizeof(err)),
                      0);
     assert_string_equal(a.reply.base, "{\"predictions\":[[1],2]}");
     assert_string_equal(b.reply.base, "{\"predictions\":[\"x\"]}");

@@ -24,7 +24,7 @@ static int parse_hint(ig_batch_part_t *p, const char *model, const char *body, b
 {
     memset(p, 0, sizeof(*p));
     err[0] = '\0';
-    return ig_codec_v2.parse(p, ig_slice_cstr(model), ig_slice_cstr(body), binary, err,
+    return ig_codec_v2.parse(p, ig_slice_cstr(model), ig_slice_cstr(body), binary ? 0 : -1, err,
                              sizeof(err));
 }
 
@@ -206,7 +206,7 @@ static void test_binary_goes_alone(void **state)
     const char bin[] = "{\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[3,4],"
                        "\"parameters\":{\"binary_data_size\":48}}]}\x01\x02\x03\x00\xff";
     memset(&p, 0, sizeof(p));
-    assert_int_equal(ig_codec_v2.parse(&p, IG_SLICE_LIT("m"), ig_slice(bin, sizeof(bin) - 1), true,
+    assert_int_equal(ig_codec_v2.parse(&p, IG_SLICE_LIT("m"), ig_slice(bin, sizeof(bin) - 1), 0,
                                        err, sizeof(err)),
                      0);
     assert_true(p.alone);
@@ -243,7 +243,7 @@ static char *merge(ig_batch_part_t *const *parts, size_t n)
 {
     ig_buf_t out;
     ig_buf_init(&out, 0);
-    assert_int_equal(ig_codec_v2.merge(parts, n, &out), 0);
+    assert_int_equal(ig_codec_v2.merge(parts, n, &out, &(int64_t){0}), 0);
     return ig_buf_take(&out, NULL);
 }
 
@@ -403,7 +403,7 @@ static void test_split_round_trip(void **state)
     cJSON_Delete(m);
 
     char *answer = fake_model(merged);
-    assert_int_equal(ig_codec_v2.split(ig_slice_cstr(answer), parts, 3, err, sizeof(err)), 0);
+    assert_int_equal(ig_codec_v2.split(ig_slice_cstr(answer), -1, parts, 3, err, sizeof(err)), 0);
     for (int i = 0; i < 3; i++) {
         char *alone = fake_model(bodies[i]);
         assert_non_null(parts[i]->reply.base);
@@ -430,7 +430,7 @@ static void test_split_round_trip(void **state)
 static void expect_split_error(ig_batch_part_t *const *parts, size_t n, const char *answer,
                                const char *needle)
 {
-    assert_int_equal(ig_codec_v2.split(ig_slice_cstr(answer), parts, n, err, sizeof(err)),
+    assert_int_equal(ig_codec_v2.split(ig_slice_cstr(answer), -1, parts, n, err, sizeof(err)),
                      IG_EUPSTREAM);
     if (!strstr(err, needle))
         fail_msg("answer %s:\n message \"%s\"\n does not contain \"%s\"", answer, err, needle);
@@ -465,7 +465,7 @@ static void test_malformed_answers(void **state)
             IG_SLICE_LIT("{\"outputs\": ["
                          "{\"name\":\"y\",\"shape\":[3,2],\"data\":[[1,2],[3,4],[5,6]]},"
                          "{\"name\":\"z\",\"shape\":[2],\"data\":[true,false]}]}"),
-            parts, 2, err, sizeof(err)),
+            -1, parts, 2, err, sizeof(err)),
         0);
     assert_string_equal(a.reply.base,
                         "{\"outputs\":[{\"name\":\"y\",\"shape\":[1,2],\"data\":[1,2]},"

@@ -1,0 +1,114 @@
+/*
+ * json.h: a validating JSON scanner over byte spans (RFC 8259), with no tree.
+ *
+ * The batching codecs read request bodies and model answers with it: one
+ * pass checks the grammar and UTF-8 and hands out {base, len} spans of the
+ * values, which the codecs copy as they are. Nothing is converted: a number
+ * is a span of digits, a string a span of its raw (still escaped) bytes.
+ *
+ * The scanner keeps a position in the text. A failed call leaves a static
+ * message in `err` and the byte offset where the text went wrong in
+ * `err_at`; the text is then not to be scanned further.
+ *
+ * It accepts exactly RFC 8259 JSON text, with these limits, which are
+ * documented in docs/batching.md: nesting at most IG_JSON_MAX_DEPTH levels;
+ * strings must be UTF-8 (RFC 8259 8.1) and a \u escape of a surrogate must
+ * be a high-low pair (8.2 leaves lone ones undefined; they are refused).
+ */
+#ifndef INFERGATE_JSON_H
+#define INFERGATE_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "infergate/buf.h"
+#include "infergate/slice.h"
+
+#define IG_JSON_MAX_DEPTH 128
+
+typedef enum {
+    IG_JSON_NONE,
+    IG_JSON_OBJECT,
+    IG_JSON_ARRAY,
+    IG_JSON_STRING,
+    IG_JSON_NUMBER,
+    IG_JSON_TRUE,
+    IG_JSON_FALSE,
+    IG_JSON_NULL,
+} ig_json_kind_t;
+
+typedef struct {
+    const char *s;
+    size_t len;
+    size_t pos;      /* the next byte to read */
+    const char *err; /* static text, set on failure */
+    size_t err_at;   /* byte offset of the failure */
+    int depth;
+} ig_json_t;
+
+/* What a number's digits say, without converting it. */
+typedef struct {
+    ig_slice_t text;   /* the whole number as written */
+    ig_slice_t digits; /* its integer digits, without the sign */
+    bool neg;
+    bool integer; /* no fraction and no exponent */
+    bool zero;    /* every digit is 0 */
+    /* Decimal exponent of the first significant digit (value in
+     * [10^e10, 10^(e10+1))), clamped to +-1000000; meaningless when zero. */
+    int64_t e10;
+} ig_json_num_t;
+
+void ig_json_init(ig_json_t *j, const char *s, size_t len);
+
+/* Skips white space; returns the next byte, or -1 at the end of the text. */
+int ig_json_peek(ig_json_t *j);
+
+/* Fails with `msg` at the current position (after white space); returns
+ * IG_EINVAL, so it can end a parse: `return ig_json_fail(j, "...")`. */
+int ig_json_fail(ig_json_t *j, const char *msg);
+
+/* Validates the value at the position and moves past it. *kind and *span
+ * (the value's bytes, from its first to its last byte) may be NULL.
+ * 0 or IG_EINVAL. */
+int ig_json_value(ig_json_t *j, ig_json_kind_t *kind, ig_slice_t *span);
+
+/* Expects `open` ('{' or '[') at the position and enters it. 0 or IG_EINVAL. */
+int ig_json_enter(ig_json_t *j, char open);
+
+/* Steps through the object entered last. *i counts the members seen so far
+ * (start it at 0). Returns 1 with *name (the raw bytes between the quotes)
+ * and *escaped (the name holds a backslash escape) when a member follows,
+ * positioned at its value, which the caller must read (ig_json_value or
+ * ig_json_enter...); 0 when the object ended (its '}' consumed); IG_EINVAL. */
+int ig_json_member(ig_json_t *j, size_t *i, ig_slice_t *name, bool *escaped);
+
+/* The same for arrays: 1 when an element follows (positioned at it), 0 at
+ * the end (']' consumed), IG_EINVAL. */
+int ig_json_element(ig_json_t *j, size_t *i);
+
+/* Reads a number at the position (after white space). 0 or IG_EINVAL. */
+int ig_json_number(ig_json_t *j, ig_json_num_t *num);
+
+/* Reads a string at the position: *raw gets the bytes between the quotes,
+ * *escaped whether they hold an escape. 0 or IG_EINVAL. */
+int ig_json_string(ig_json_t *j, ig_slice_t *raw, bool *escaped);
+
+/* Whether the raw string bytes `raw` (as ig_json_string gave them) decode
+ * to exactly `lit`. */
+bool ig_json_str_eq(ig_slice_t raw, bool escaped, const char *lit);
+
+/* Appends the decoded bytes of the raw string `raw` (already validated) to
+ * `out`. 0 or IG_ETOOLARGE. */
+int ig_json_unescape(ig_slice_t raw, ig_buf_t *out);
+
+/* Appends `span` (a validated JSON value) to `out` with the white space
+ * between tokens removed and every object's members ordered by their raw
+ * name (bytewise; equal names keep their order): a canonical form for
+ * batch keys, which keeps every token as written. 0 or IG_ETOOLARGE. */
+int ig_json_canonical(ig_buf_t *out, ig_slice_t span);
+
+/* The byte span of `s` with leading and trailing JSON white space removed. */
+ig_slice_t ig_json_trim(ig_slice_t s);
+
+#endif
