@@ -1,11 +1,12 @@
 /*
  * main.c: infergate-bench's entry point and its `load` subcommand.
  *
- * main() dispatches on the first argument; `compare` and `sweep` live in
- * their own files. The flags that describe a request (--method, --body,
- * --body-file, --header) are parsed here once for all three, and what
- * `compare` and `sweep` share (their common flags, exit codes, the machine
- * and number helpers of their reports) is written here once for both.
+ * main() dispatches on the first argument; `compare`, `sweep` and `codec`
+ * live in their own files. The flags that describe a request
+ * (--method, --body, --body-file, --header) are parsed here once for the
+ * commands that take them, and what the others share (their common flags,
+ * exit codes, the machine and number helpers of their reports) is written
+ * here once for all of them.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -33,6 +34,8 @@ static const char usage_main[] =
     "            and HAProxy, side by side\n"
     "  sweep     infergate's throughput and p99 per upstream.max_concurrency, and the\n"
     "            best setting that meets a p99 target\n"
+    "  codec     the batching codecs' MB/s per core (parse, merge, split), against the\n"
+    "            pre-span cJSON codec and memcpy\n"
     "\n"
     "`infergate-bench <command> --help` lists a command's flags.\n"
     "exit codes: 0 ok, 1 runtime failure, 2 usage error, 130 interrupted\n";
@@ -424,6 +427,8 @@ int main(int argc, char **argv)
         return ig_bench_compare(argc - 2, argv + 2);
     if (!strcmp(cmd, "sweep"))
         return ig_bench_sweep(argc - 2, argv + 2);
+    if (!strcmp(cmd, "codec"))
+        return ig_bench_codec(argc - 2, argv + 2);
     fprintf(stderr, "infergate-bench: unknown command '%s' (see infergate-bench --help)\n", cmd);
     return IG_BENCH_EXIT_USAGE;
 }

@@ -189,7 +189,7 @@ BODY = '{"instances":[[5.1,3.5,1.4,0.2],[6.7,3.0,5.2,2.3]]}'
 
 
 def case_help_and_usage_errors():
-    for cmd in ([], ["load"], ["compare"], ["sweep"]):
+    for cmd in ([], ["load"], ["compare"], ["sweep"], ["codec"]):
         rc, out, err = bench(*cmd, "--help")
         check(rc == 0, "%s --help exited %d" % (cmd, rc))
         check("usage: infergate-bench" in out, "%s --help: no usage line:\n%s" % (cmd, out))
@@ -221,6 +221,13 @@ def case_help_and_usage_errors():
         # /echo goes to the passthrough route, which never batches.
         (["sweep", "--p99-target-ms", "5", "--path", "/echo", "--batch-max-size-values", "4"],
          "--batch-max-size-values"),
+        (["codec", "--sizes", "1x"], "--sizes"),
+        (["codec", "--sizes", "1"], "--sizes"),
+        (["codec", "--cases", "v1-json,v3"], "--cases"),
+        (["codec", "--batch", "0"], "--batch"),
+        (["codec", "--seconds", "0"], "--seconds"),
+        (["codec", "--rounds", "0"], "--rounds"),
+        (["codec", "--bogus"], "--bogus"),
         (["frobnicate"], "frobnicate"),
     ]
     for argv, flag in bad:
@@ -543,6 +550,82 @@ def case_sweep_open_loop():
     check(0 < p["load"]["requests"] <= 301,
           "%d requests in 1 s at 300/s" % p["load"]["requests"])
     check_sweep_point_model(p, "open-loop sweep")
+
+
+CODEC_CASES = ("v1-json", "v2-json", "v2-binary")
+CODEC_COLUMNS = ("case", "size", "rows", "bytes/req", "new MB/s", "old MB/s", "memcpy MB/s",
+                 "new/old", "new/memcpy", "new us/req", "old us/req")
+
+
+def positive(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+
+
+def case_codec_json_figures_and_ratios():
+    c, err = bench_json("codec", "--seconds", "0.05", "--rounds", "1", "--sizes", "1k,2k",
+                        "--json")
+    for key in ("machine", "config", "results"):
+        check(key in c, "codec: key %r missing in %s" % (key, sorted(c)))
+    check(c["config"]["batch"] == 8 and c["config"]["rounds"] == 1, "config: %s" % c["config"])
+    got = [(r["case"], r["size"]) for r in c["results"]]
+    want = [(k, s) for k in CODEC_CASES for s in ("1k", "2k")]
+    check(got == want, "results %s, expected %s" % (got, want))
+    for r in c["results"]:
+        what = "%s %s" % (r["case"], r["size"])
+        check(positive(r["rows"]) and positive(r["request_bytes"]), "%s: %s" % (what, r))
+        check(abs(r["batch_bytes"] - 8 * r["request_bytes"]) < 1e-6 * r["batch_bytes"],
+              "%s: batch_bytes %r is not 8 requests of %r" % (what, r["batch_bytes"],
+                                                            r["request_bytes"]))
+        # "about" the size asked for: well within a factor of two.
+        check(r["target_bytes"] / 2 < r["request_bytes"] < r["target_bytes"] * 2,
+              "%s: %r bytes per request for %r" % (what, r["request_bytes"], r["target_bytes"]))
+        ran = ["new", "memcpy"] + ([] if r["case"] == "v2-binary" else ["old"])
+        for name in ran:
+            f = r[name]
+            check(isinstance(f, dict), "%s: no %s figures (notes %s)" % (what, name, r["notes"]))
+            check(positive(f["mb_s"]) and positive(f["us_per_request"]),
+                  "%s %s: %s" % (what, name, f))
+            check(len(f["rounds_mb_s"]) == 1 and f["rounds_mb_s"][0] == f["mb_s"],
+                  "%s %s: one round, its median is itself: %s" % (what, name, f))
+        if r["case"] == "v2-binary":
+            # The pre-span codec sends binary tensor requests alone.
+            check(r["old"] is None and "alone" in r["notes"].get("old", ""),
+                  "%s: old should be n/a with a note: %s %s" % (what, r["old"], r["notes"]))
+            check(r["new_vs_old"] is None, "%s: new_vs_old %r" % (what, r["new_vs_old"]))
+        else:
+            want = r["new"]["mb_s"] / r["old"]["mb_s"]
+            check(abs(r["new_vs_old"] - want) <= 1e-9 * want, "%s: new_vs_old" % what)
+        want = r["new"]["mb_s"] / r["memcpy"]["mb_s"]
+        check(abs(r["new_vs_memcpy"] - want) <= 1e-9 * want, "%s: new_vs_memcpy" % what)
+    for k in CODEC_CASES:
+        check(re.search(r"codec %s 1k \(\d+ rows" % k, err), "no progress line for %s:\n%s"
+              % (k, err))
+
+
+def case_codec_text_table():
+    rc, out, err = bench("codec", "--seconds", "0.02", "--rounds", "1", "--sizes", "1k",
+                         "--batch", "3")
+    check(rc == 0, "codec exited %d; stderr:\n%s" % (rc, err[-3000:]))
+    check(out.startswith("machine: "), "no machine line:\n%s" % out)
+    lines = out.splitlines()
+    head = [i for i, l in enumerate(lines) if l.split()[:1] == ["case"]]
+    check(len(head) == 1, "no column header:\n%s" % out)
+    for col in CODEC_COLUMNS:
+        check(col in lines[head[0]], "column %r missing:\n%s" % (col, lines[head[0]]))
+    rows = {l.split()[0]: l.split() for l in lines[head[0] + 1:] if l.split()[:1] and
+            l.split()[0] in CODEC_CASES}
+    check(sorted(rows) == sorted(CODEC_CASES), "case rows: %s\n%s" % (sorted(rows), out))
+    for k, cells in rows.items():
+        check(len(cells) == len(CODEC_COLUMNS), "%s: %d cells: %s" % (k, len(cells), cells))
+        nums = dict(zip(CODEC_COLUMNS, cells))
+        for col in ("rows", "bytes/req", "new MB/s", "memcpy MB/s", "new/memcpy", "new us/req"):
+            check(float(nums[col]) > 0, "%s: %s is %r" % (k, col, nums[col]))
+        if k == "v2-binary":
+            check(nums["old MB/s"] == "n/a" and nums["new/old"] == "n/a", "%s: %s" % (k, cells))
+        else:
+            check(float(nums["old MB/s"]) > 0 and float(nums["new/old"]) > 0, "%s: %s" % (k, cells))
+    check("n/a: the old codec sends v2-binary requests alone" in out, "no n/a note:\n%s" % out)
+    check("round trip: parse 3 requests" in out, "batch size not in the header:\n%s" % out)
 
 
 CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
