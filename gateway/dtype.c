@@ -6,21 +6,30 @@
 #include <string.h>
 
 static const ig_dtype_t dtypes[] = {
-    {"BOOL", IG_DT_BOOL, 0, 0},
-    {"UINT8", IG_DT_INT, 0.0, 256.0},
-    {"UINT16", IG_DT_INT, 0.0, 65536.0},
-    {"UINT32", IG_DT_INT, 0.0, 4294967296.0},
-    {"UINT64", IG_DT_INT, 0.0, 18446744073709551616.0},
-    {"INT8", IG_DT_INT, -128.0, 128.0},
-    {"INT16", IG_DT_INT, -32768.0, 32768.0},
-    {"INT32", IG_DT_INT, -2147483648.0, 2147483648.0},
-    {"INT64", IG_DT_INT, -9223372036854775808.0, 9223372036854775808.0},
-    {"FP16", IG_DT_FLOAT, -65504.0, 65504.0},
-    {"FP32", IG_DT_FLOAT, -3.4028234663852886e38, 3.4028234663852886e38},
-    {"FP64", IG_DT_FLOAT, -1.7976931348623157e308, 1.7976931348623157e308},
-    {"BF16", IG_DT_FLOAT, -3.3895313892515355e38, 3.3895313892515355e38},
-    {"BYTES", IG_DT_BYTES, 0, 0},
+    {"BOOL", IG_DT_BOOL, 0, 0, 1, NULL, NULL, 0},
+    {"UINT8", IG_DT_INT, 0.0, 256.0, 1, "255", NULL, 0},
+    {"UINT16", IG_DT_INT, 0.0, 65536.0, 2, "65535", NULL, 0},
+    {"UINT32", IG_DT_INT, 0.0, 4294967296.0, 4, "4294967295", NULL, 0},
+    {"UINT64", IG_DT_INT, 0.0, 18446744073709551616.0, 8, "18446744073709551615", NULL, 0},
+    {"INT8", IG_DT_INT, -128.0, 128.0, 1, "127", "128", 0},
+    {"INT16", IG_DT_INT, -32768.0, 32768.0, 2, "32767", "32768", 0},
+    {"INT32", IG_DT_INT, -2147483648.0, 2147483648.0, 4, "2147483647", "2147483648", 0},
+    {"INT64", IG_DT_INT, -9223372036854775808.0, 9223372036854775808.0, 8, "9223372036854775807",
+     "9223372036854775808", 0},
+    {"FP16", IG_DT_FLOAT, -65504.0, 65504.0, 2, NULL, NULL, 4},
+    {"FP32", IG_DT_FLOAT, -3.4028234663852886e38, 3.4028234663852886e38, 4, NULL, NULL, 38},
+    {"FP64", IG_DT_FLOAT, -1.7976931348623157e308, 1.7976931348623157e308, 8, NULL, NULL, 308},
+    {"BF16", IG_DT_FLOAT, -3.3895313892515355e38, 3.3895313892515355e38, 2, NULL, NULL, 38},
+    {"BYTES", IG_DT_BYTES, 0, 0, 0, NULL, NULL, 0},
 };
+
+const ig_dtype_t *ig_dtype_find_n(const char *name, size_t len)
+{
+    for (size_t i = 0; i < sizeof(dtypes) / sizeof(dtypes[0]); i++)
+        if (strlen(dtypes[i].name) == len && memcmp(dtypes[i].name, name, len) == 0)
+            return &dtypes[i];
+    return NULL;
+}
 
 const ig_dtype_t *ig_dtype_find(const char *name)
 {

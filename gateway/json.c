@@ -469,15 +469,9 @@ ig_slice_t ig_json_trim(ig_slice_t s)
     return s;
 }
 
-typedef struct {
-    ig_slice_t name; /* raw, with its quotes */
-    ig_slice_t value;
-    size_t index;
-} cmember_t;
-
-static int cmp_cmember(const void *a, const void *b)
+static int cmp_member(const void *a, const void *b)
 {
-    const cmember_t *x = a, *y = b;
+    const ig_json_member_t *x = a, *y = b;
     size_t n = x->name.len < y->name.len ? x->name.len : y->name.len;
     int c = memcmp(x->name.base, y->name.base, n);
     if (c)
@@ -487,18 +481,42 @@ static int cmp_cmember(const void *a, const void *b)
     return x->index < y->index ? -1 : x->index > y->index;
 }
 
-static int canon(ig_buf_t *out, ig_json_t *j);
+static int canon(ig_buf_t *out, ig_json_t *j, int depth);
 
-static int canon_object(ig_buf_t *out, ig_json_t *j)
+int ig_json_canonical_members(ig_buf_t *out, ig_json_member_t *m, size_t n)
 {
-    cmember_t stack[16], *m = stack;
+    int rc;
+    if (n > 1)
+        qsort(m, n, sizeof(*m), cmp_member);
+    rc = ig_buf_append(out, "{", 1);
+    for (size_t k = 0; k < n && !rc; k++) {
+        if (k > 0)
+            rc = ig_buf_append(out, ",", 1);
+        if (!rc)
+            rc = ig_buf_append_slice(out, m[k].name);
+        if (!rc)
+            rc = ig_buf_append(out, ":", 1);
+        if (!rc) {
+            ig_json_t sub;
+            ig_json_init(&sub, m[k].value.base, m[k].value.len);
+            rc = canon(out, &sub, 0);
+        }
+    }
+    return rc ? rc : ig_buf_append(out, "}", 1);
+}
+
+/* The canonical form of the object at j, leaving out members named `omit`. */
+static int canon_object(ig_buf_t *out, ig_json_t *j, const char *omit)
+{
+    ig_json_member_t stack[16], *m = stack;
     size_t n = 0, cap = 16, i = 0;
     ig_slice_t name;
+    bool esc;
     int r, rc = 0;
 
     if (ig_json_enter(j, '{'))
         return IG_EINVAL;
-    while ((r = ig_json_member(j, &i, &name, NULL)) == 1) {
+    while ((r = ig_json_member(j, &i, &name, &esc)) == 1) {
         if (n == cap) {
             cap *= 2;
             if (m == stack) {
@@ -512,45 +530,30 @@ static int canon_object(ig_buf_t *out, ig_json_t *j)
         m[n].index = n;
         if ((rc = ig_json_value(j, NULL, &m[n].value)))
             goto out;
-        n++;
+        if (!omit || !ig_json_str_eq(name, esc, omit))
+            n++;
     }
     if (r < 0) {
         rc = r;
         goto out;
     }
-    if (n > 1)
-        qsort(m, n, sizeof(*m), cmp_cmember);
-    rc = ig_buf_append(out, "{", 1);
-    for (size_t k = 0; k < n && !rc; k++) {
-        if (k > 0)
-            rc = ig_buf_append(out, ",", 1);
-        if (!rc)
-            rc = ig_buf_append_slice(out, m[k].name);
-        if (!rc)
-            rc = ig_buf_append(out, ":", 1);
-        if (!rc) {
-            ig_json_t sub;
-            ig_json_init(&sub, m[k].value.base, m[k].value.len);
-            sub.depth = j->depth;
-            rc = canon(out, &sub);
-        }
-    }
-    if (!rc)
-        rc = ig_buf_append(out, "}", 1);
+    rc = ig_json_canonical_members(out, m, n);
 out:
     if (m != stack)
         free(m);
     return rc;
 }
 
-static int canon(ig_buf_t *out, ig_json_t *j)
+static int canon(ig_buf_t *out, ig_json_t *j, int depth)
 {
     int c = ig_json_peek(j), r, rc;
     size_t i = 0;
     ig_slice_t span;
 
+    if (depth > IG_JSON_MAX_DEPTH)
+        return IG_EINVAL;
     if (c == '{')
-        return canon_object(out, j);
+        return canon_object(out, j, NULL);
     if (c == '[') {
         if (ig_json_enter(j, '['))
             return IG_EINVAL;
@@ -559,7 +562,7 @@ static int canon(ig_buf_t *out, ig_json_t *j)
         while ((r = ig_json_element(j, &i)) == 1) {
             if (i > 1 && (rc = ig_buf_append(out, ",", 1)))
                 return rc;
-            if ((rc = canon(out, j)))
+            if ((rc = canon(out, j, depth + 1)))
                 return rc;
         }
         return r < 0 ? r : ig_buf_append(out, "]", 1);
@@ -573,5 +576,12 @@ int ig_json_canonical(ig_buf_t *out, ig_slice_t span)
 {
     ig_json_t j;
     ig_json_init(&j, span.base, span.len);
-    return canon(out, &j);
+    return canon(out, &j, 0);
+}
+
+int ig_json_canonical_omit(ig_buf_t *out, ig_slice_t obj, const char *omit)
+{
+    ig_json_t j;
+    ig_json_init(&j, obj.base, obj.len);
+    return canon_object(out, &j, omit);
 }

@@ -26,13 +26,14 @@
 
 /* One request's share of a batch. Zero-initialise, then ig_codec_parse. */
 typedef struct ig_batch_part {
-    uint32_t rows;     /* instances / dim 0 */
-    bool alone;        /* valid, but must not be merged (e.g. V1 "inputs") */
-    ig_buf_t key;      /* canonical batch key (owned); empty when alone */
-    uint64_t key_hash; /* hash of key, for quick comparison */
-    ig_slice_t body;   /* the request body (borrowed): must stay valid until merge */
-    void *doc;         /* the codec's index of the body and what split needs (owned) */
-    ig_buf_t reply;    /* after a successful split: this request's response body (owned) */
+    uint32_t rows;               /* instances / dim 0 */
+    bool alone;                  /* valid, but must not be merged (e.g. V1 "inputs") */
+    ig_buf_t key;                /* canonical batch key (owned); empty when alone */
+    uint64_t key_hash;           /* hash of key, for quick comparison */
+    ig_slice_t body;             /* the request body (borrowed): must stay valid until merge */
+    void *doc;                   /* the codec's index of the body and what split needs (owned) */
+    void (*doc_free)(void *doc); /* frees doc */
+    ig_buf_t reply; /* after a successful split: this request's response body (owned) */
     /* After a successful split: -1 when the reply is plain JSON, else the
      * length of its JSON header (binary tensor data extension; the reply is
      * sent with Inference-Header-Content-Length and application/octet-stream). */
@@ -82,11 +83,7 @@ int ig_codec_header_len(ig_slice_t value, int64_t *out);
 /* Frees what a part owns and zeroes it; safe on a zeroed part. */
 void ig_batch_part_dispose(ig_batch_part_t *part);
 
-/* ---- Helpers shared by codec_v1.c and codec_v2.c (defined in codec.c) ----
- * Not for the batcher: they exist so both codecs parse, print and hash JSON
- * the same way. `struct cJSON` is cJSON's own tag, so this header needs no
- * cJSON include. */
-struct cJSON;
+/* ---- Helpers shared by codec_v1.c and codec_v2*.c (defined in codec.c) ---- */
 
 /* 64-bit FNV-1a of the bytes (the batch key hash). */
 uint64_t ig_codec_hash(const void *data, size_t len);
@@ -102,37 +99,13 @@ int ig_codec_fail(char *err, size_t errlen, int code, const char *fmt, ...)
 int ig_codec_split_fail(ig_batch_part_t *const *parts, size_t ndrop, size_t i, int rc, char *err,
                         size_t errlen);
 
-/* Parses `body` as exactly one JSON object (whitespace may follow it).
- * `what` names the body in messages ("body", "model answer"). With `utf8`
- * (client requests), text that is not UTF-8 is refused, as RFC 8259 8.1
- * requires of JSON between systems: the merged call could not carry it
- * unchanged. Returns 0 and the tree in *out (caller frees with
- * cJSON_Delete), or IG_EINVAL with a message: empty, not UTF-8 (with the
- * byte offset), invalid JSON (with the byte offset), trailing bytes, not an
- * object, or a member name that appears twice at the top level. */
-int ig_codec_parse_object(ig_slice_t body, const char *what, bool utf8, struct cJSON **out,
-                          char *err, size_t errlen);
-
-/* Returns the name of a member that appears twice in object `obj` (the
- * pointer lies inside obj), or NULL when every name is unique or obj is not
- * an object. O(n log n). */
-const char *ig_codec_duplicate_member(const struct cJSON *obj);
-
-/* Appends `v` as compact JSON. With `sorted`, every object's members are
- * written ordered by name (bytewise; equal names keep document order): the
- * canonical form of batch keys. `omit` (NULL-terminated, may be NULL) names
- * members of `v` itself to leave out. Numbers go through
- * ig_codec_write_number. Returns 0 or IG_ETOOLARGE (out's cap). */
-int ig_codec_write_json(ig_buf_t *out, const struct cJSON *v, bool sorted, const char *const *omit);
-
-/* Appends a number so that parsing it back gives the same double:
- * integral values in [-2^63, 2^64) as plain integers (never "1e+17",
- * which integer parsers refuse), others with %.15g, or %.17g when
- * %.15g does not round-trip; -0 as "-0"; infinities (a literal such as
- * 1e999 parses to one) as 1e999 / -1e999. 0 or IG_ETOOLARGE. */
-int ig_codec_write_number(ig_buf_t *out, double d);
-
 /* Starts a batch key: the model name as a JSON string and a space. */
 int ig_codec_key_begin(ig_buf_t *key, ig_slice_t model);
+
+/* Fails a scan that went wrong in `j`: "<what>: invalid JSON at byte N:
+ * <why>" (or "<what>: not UTF-8 at byte N"), with `code`. */
+struct ig_json;
+int ig_codec_json_fail(const struct ig_json *j, const char *what, int code, char *err,
+                       size_t errlen);
 
 #endif

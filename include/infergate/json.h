@@ -38,7 +38,7 @@ typedef enum {
     IG_JSON_NULL,
 } ig_json_kind_t;
 
-typedef struct {
+typedef struct ig_json {
     const char *s;
     size_t len;
     size_t pos;      /* the next byte to read */
@@ -107,6 +107,21 @@ int ig_json_unescape(ig_slice_t raw, ig_buf_t *out);
  * name (bytewise; equal names keep their order): a canonical form for
  * batch keys, which keeps every token as written. 0 or IG_ETOOLARGE. */
 int ig_json_canonical(ig_buf_t *out, ig_slice_t span);
+
+/* The same for an object, leaving out the members whose name decodes to
+ * `omit` (NULL: none). */
+int ig_json_canonical_omit(ig_buf_t *out, ig_slice_t obj, const char *omit);
+
+/* An object member as spans: `name` with its quotes, as written. */
+typedef struct {
+    ig_slice_t name;
+    ig_slice_t value;
+    size_t index; /* document order, which breaks ties between equal names */
+} ig_json_member_t;
+
+/* Appends the canonical object made of m[0..n) (sorted in place). 0 or
+ * IG_ETOOLARGE. */
+int ig_json_canonical_members(ig_buf_t *out, ig_json_member_t *m, size_t n);
 
 /* The byte span of `s` with leading and trailing JSON white space removed. */
 ig_slice_t ig_json_trim(ig_slice_t s);

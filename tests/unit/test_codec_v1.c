@@ -111,8 +111,11 @@ static void test_keys(void **state)
     assert_true(same_key("m", "{\"instances\": [1]}", "m", "{\"instances\": [[2, 3], 4, 5]}"));
     /* Other members do, whatever their order and spacing. */
     assert_true(same_key("m", "{\"instances\": [1], \"a\": 1, \"b\": {\"x\": 1, \"y\": [2, 3]}}",
-                         "m",
-                         "{ \"b\": {\"y\": [2,3], \"x\": 1}, \"instances\": [9], \"a\": 1.0 }"));
+                         "m", "{ \"b\": {\"y\": [2,3], \"x\": 1}, \"instances\": [9], \"a\": 1 }"));
+    /* As they are written: 1 and 1.0 are different text, so the merged call
+     * (which carries the first member's) would not be what the other sent. */
+    assert_false(
+        same_key("m", "{\"instances\": [1], \"a\": 1}", "m", "{\"instances\": [1], \"a\": 1.0}"));
     assert_false(same_key("m", "{\"instances\": [1], \"signature_name\": \"a\"}", "m",
                           "{\"instances\": [1], \"signature_name\": \"b\"}"));
     assert_false(same_key("m", "{\"instances\": [1], \"signature_name\": \"a\"}", "m",
@@ -146,8 +149,9 @@ static void test_merge_three_parts(void **state)
              "{\"instances\": [\"x\", true, [0.5, -0.25]], \"signature_name\": \"serve\"}");
     assert_int_equal(a.rows + b.rows + c.rows, 6);
     char *body = merge(parts, 3);
-    assert_string_equal(body, "{\"instances\":[[1,2],[3,4],{\"k\":\"v\",\"a\":null},\"x\",true,"
-                              "[0.5,-0.25]],\"signature_name\":\"serve\"}");
+    /* Rows go as they were written, spacing included. */
+    assert_string_equal(body, "{\"instances\":[[1, 2],[3, 4], {\"k\": \"v\", \"a\": null},\"x\", "
+                              "true, [0.5, -0.25]],\"signature_name\":\"serve\"}");
     free(body);
 
     /* A cap on the output is honoured. */
@@ -259,7 +263,7 @@ static void test_split_count_mismatch(void **state)
     assert_int_equal(ig_codec_v1.split(IG_SLICE_LIT("{\"predictions\": [[1], 2, \"x\"]}"), -1,
                                        parts, 2, err, sizeof(err)),
                      0);
-    assert_string_equal(a.reply.base, "{\"predictions\":[[1],2]}");
+    assert_string_equal(a.reply.base, "{\"predictions\":[[1], 2]}");
     assert_string_equal(b.reply.base, "{\"predictions\":[\"x\"]}");
     ig_batch_part_dispose(&a);
     ig_batch_part_dispose(&b);
@@ -268,20 +272,31 @@ static void test_split_count_mismatch(void **state)
 static void test_numbers_survive(void **state)
 {
     (void)state;
-    ig_batch_part_t a;
-    ig_batch_part_t *parts[] = {&a};
-    /* 0.1 (an FP32 input as clients write it), a value needing 17 digits,
-     * the largest double, an integer past %.15g, -0, a float exponent, and
-     * 2^53 + 1, which cJSON's double parse rounds to 2^53 (documented). */
+    ig_batch_part_t a, b;
+    ig_batch_part_t *parts[] = {&a, &b};
+    /* Every number reaches the model as the client wrote it: more digits
+     * than a double holds, integers past 2^53 and past 2^64, -0.0, and
+     * exponents in either case. */
     parse_ok(&a, "m",
-             "{\"instances\": [[0.1, 0.30000000000000004, 1.7976931348623157e308, "
-             "100000000000000000, -0, 1.5e-300, 9007199254740993, 123456789012, -42]]}");
-    char *body = merge(parts, 1);
+             "{\"instances\": [[0.1, 1.10000000000000000001, 1.7976931348623157e308, "
+             "12345678901234567890123, -0.0, 1.5E-300, 9007199254740993, -9223372036854775809]]}");
+    parse_ok(&b, "m", "{\"instances\": [\"\\u00e9\\ud83d\\ude00\", 1e400]}");
+    char *body = merge(parts, 2);
     assert_string_equal(body,
-                        "{\"instances\":[[0.1,0.30000000000000004,1.7976931348623157e+308,"
-                        "100000000000000000,-0,1.5e-300,9007199254740992,123456789012,-42]]}");
+                        "{\"instances\":[[0.1, 1.10000000000000000001, 1.7976931348623157e308, "
+                        "12345678901234567890123, -0.0, 1.5E-300, 9007199254740993, "
+                        "-9223372036854775809],\"\\u00e9\\ud83d\\ude00\", 1e400]}");
+    /* ... and every client gets its rows as the model wrote them. */
+    const char answer[] = "{\"predictions\": [[1.10000000000000000001,-0.0], 18446744073709551617 ,"
+                          "\"\\ud83d\\ude00\"], \"model_version\": \"1\"}";
+    assert_int_equal(ig_codec_v1.split(IG_SLICE_LIT(answer), -1, parts, 2, err, sizeof(err)), 0);
+    assert_string_equal(
+        a.reply.base, "{\"predictions\":[[1.10000000000000000001,-0.0]],\"model_version\":\"1\"}");
+    assert_string_equal(b.reply.base, "{\"predictions\":[18446744073709551617 ,"
+                                      "\"\\ud83d\\ude00\"],\"model_version\":\"1\"}");
     free(body);
     ig_batch_part_dispose(&a);
+    ig_batch_part_dispose(&b);
 }
 
 int main(void)

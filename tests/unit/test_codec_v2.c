@@ -37,7 +37,9 @@ static void parse_ok(ig_batch_part_t *p, const char *body)
 static void expect_error(const char *body, const char *needle)
 {
     ig_batch_part_t p;
-    assert_int_equal(parse_hint(&p, "m", body, false), IG_EINVAL);
+    int rc = parse_hint(&p, "m", body, false);
+    if (rc != IG_EINVAL)
+        fail_msg("body %s: parse returned %d, not IG_EINVAL", body, rc);
     if (!strstr(err, needle))
         fail_msg("body %s:\n message \"%s\"\n does not contain \"%s\"", body, err, needle);
     assert_null(p.doc);
@@ -51,7 +53,7 @@ static void expect_error(const char *body, const char *needle)
 static void test_parse_errors(void **state)
 {
     (void)state;
-    expect_error("{\"inputs\": 1", "body: invalid JSON at byte");
+    expect_error("{\"inputs\": [{\"name\": \"x\",", "body: invalid JSON at byte 25");
     expect_error("{\"id\": \"\xff\"}", "body: not UTF-8 at byte 8");
     expect_error("{}", "inputs: missing");
     expect_error("{\"inputs\": []}", "inputs: empty");
@@ -80,7 +82,8 @@ static void test_parse_errors(void **state)
                  "is far larger");
     expect_error(REQ1(T("x", "FP32", "[2]", "[1, \"2\"]")),
                  "inputs[0] (\"x\").data: value 1 is a string, datatype FP32 needs numbers");
-    expect_error(REQ1(T("x", "FP32", "[1]", "[1e999]")), "value 0 is not a finite number");
+    expect_error(REQ1(T("x", "FP32", "[1]", "[1e999]")),
+                 "value 0 (1e999) is out of range for FP32");
     expect_error(REQ1(T("x", "FP32", "[1]", "[1e39]")), "out of range for FP32");
     expect_error(REQ1(T("b", "BOOL", "[2]", "[true, 1]")),
                  "inputs[0] (\"b\").data: value 1 is a number, datatype BOOL needs true or false");
@@ -106,7 +109,7 @@ static void test_parse_errors(void **state)
      * twice in a tensor is refused, not half-validated. */
     expect_error("{\"inputs\": [{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[1],"
                  "\"data\":[1],\"shape\":true}]}",
-                 "inputs[0]: member \"shape\" appears twice");
+                 "inputs[0] (\"x\"): member \"shape\" appears twice");
     expect_error("{\"outputs\": {}, \"inputs\": [" T("a", "FP32", "[1]", "[1]") "]}",
                  "outputs: expected an array");
 }
@@ -198,45 +201,134 @@ static void test_keys(void **state)
                               "x", "FP32", "[1]", "[1]") "]}"));
 }
 
-static void test_binary_goes_alone(void **state)
+/* A binary-extension body: the JSON header, then `bin` (len bytes). */
+static size_t bin_body(char *out, const char *json, const void *bin, size_t len)
+{
+    size_t h = strlen(json);
+    memcpy(out, json, h);
+    memcpy(out + h, bin, len);
+    return h + len;
+}
+
+static int parse_bin(ig_batch_part_t *p, const char *body, size_t len, int64_t hlen)
+{
+    memset(p, 0, sizeof(*p));
+    err[0] = '\0';
+    return ig_codec_v2.parse(p, IG_SLICE_LIT("m"), ig_slice(body, len), hlen, err, sizeof(err));
+}
+
+static void test_binary_batched(void **state)
 {
     (void)state;
-    ig_batch_part_t p;
-    /* Announced by the header: a JSON header followed by raw bytes. */
-    const char bin[] = "{\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[3,4],"
-                       "\"parameters\":{\"binary_data_size\":48}}]}\x01\x02\x03\x00\xff";
-    memset(&p, 0, sizeof(p));
-    assert_int_equal(ig_codec_v2.parse(&p, IG_SLICE_LIT("m"), ig_slice(bin, sizeof(bin) - 1), 0,
-                                       err, sizeof(err)),
-                     0);
-    assert_true(p.alone);
-    assert_int_equal(p.rows, 3);
-    assert_int_equal(p.key.len, 0);
-    ig_batch_part_dispose(&p);
-    assert_int_equal(parse_hint(&p, "m", "\x01\x02 not json", true), 0);
-    assert_true(p.alone);
-    assert_int_equal(p.rows, 1);
-    ig_batch_part_dispose(&p);
+    ig_batch_part_t a, b, c;
+    ig_batch_part_t *parts[] = {&a, &b, &c};
+    char ab[512], cb[512];
+    const float xa[] = {1, 2, 3, 4};
+    const char *ha = "{\"id\":\"A\",\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP32\","
+                     "\"shape\":[2,2],\"parameters\":{\"binary_data_size\":16}}],"
+                     "\"outputs\":[{\"name\":\"y\",\"parameters\":{\"binary_data\":true}}]}";
+    size_t la = bin_body(ab, ha, xa, sizeof(xa));
+    assert_int_equal(parse_bin(&a, ab, la, (int64_t)strlen(ha)), 0);
+    assert_false(a.alone);
+    assert_int_equal(a.rows, 2);
+    /* A JSON member of the same key, asking JSON back. */
+    parse_ok(&b, "{\"id\":\"B\",\"inputs\":[" T("x", "FP32", "[1,2]",
+                                                "[5.5, 6]") "],"
+                                                            "\"outputs\":[{\"name\":\"y\"}]}");
+    /* Another binary one, asking binary for everything. */
+    const float xc[] = {7, 8};
+    const char *hc = "{\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[1,2],"
+                     "\"parameters\":{\"binary_data_size\":8}}],\"outputs\":[{\"name\":\"y\"}],"
+                     "\"parameters\":{\"binary_data_output\":true}}";
+    size_t lc = bin_body(cb, hc, xc, sizeof(xc));
+    assert_int_equal(parse_bin(&c, cb, lc, (int64_t)strlen(hc)), 0);
+    assert_true(a.key.len == b.key.len && memcmp(a.key.base, b.key.base, a.key.len) == 0);
+    assert_true(a.key.len == c.key.len && memcmp(a.key.base, c.key.base, a.key.len) == 0);
 
-    /* Announced by parameters anywhere. */
-    parse_ok(&p, "{\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[2],"
-                 "\"parameters\":{\"binary_data_size\":8}}]}");
-    assert_true(p.alone);
-    assert_int_equal(p.rows, 2);
-    ig_batch_part_dispose(&p);
-    parse_ok(&p, "{\"outputs\":[{\"name\":\"y\",\"parameters\":{\"binary_data\":true}}],"
-                 "\"inputs\":[" T("x", "FP32", "[1]", "[1]") "]}");
-    assert_true(p.alone);
-    ig_batch_part_dispose(&p);
-    parse_ok(&p, "{\"parameters\":{\"binary_data_output\":true},"
-                 "\"inputs\":[" T("x", "FP32", "[1]", "[1]") "]}");
-    assert_true(p.alone);
-    ig_batch_part_dispose(&p);
-    /* binary_data: false asks for JSON: batchable. */
-    parse_ok(&p, "{\"outputs\":[{\"name\":\"y\",\"parameters\":{\"binary_data\":false}}],"
-                 "\"inputs\":[" T("x", "FP32", "[1]", "[1]") "]}");
-    assert_false(p.alone);
-    ig_batch_part_dispose(&p);
+    ig_buf_t out;
+    int64_t hlen = -1;
+    ig_buf_init(&out, 0);
+    assert_int_equal(ig_codec_v2.merge(parts, 3, &out, &hlen), 0);
+    const char *want = "{\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[4,2],"
+                       "\"parameters\":{\"binary_data_size\":32}}],"
+                       "\"outputs\":[{\"name\":\"y\",\"parameters\":{\"binary_data\":true}}]}";
+    assert_int_equal(hlen, (int64_t)strlen(want));
+    assert_memory_equal(out.base, want, strlen(want));
+    assert_int_equal(out.len, strlen(want) + 32);
+    const float merged[] = {1, 2, 3, 4, 5.5f, 6, 7, 8};
+    assert_memory_equal(out.base + hlen, merged, sizeof(merged));
+    ig_buf_dispose(&out);
+
+    /* The model answers y in binary: a and c get bytes, b gets JSON. */
+    char ans[512];
+    const float y[] = {0.25f, -1, 3e38f, 0.1f, 10.5f, 1e-7f, 42, 43};
+    const char *hy = "{\"model_name\":\"m\",\"outputs\":[{\"name\":\"y\",\"datatype\":\"FP32\","
+                     "\"shape\":[4,2],\"parameters\":{\"binary_data_size\":32}}]}";
+    size_t ly = bin_body(ans, hy, y, sizeof(y));
+    assert_int_equal(
+        ig_codec_v2.split(ig_slice(ans, ly), (int64_t)strlen(hy), parts, 3, err, sizeof(err)), 0);
+    const char *ra = "{\"id\":\"A\",\"model_name\":\"m\",\"outputs\":[{\"name\":\"y\",\"datatype\":"
+                     "\"FP32\",\"shape\":[2,2],\"parameters\":{\"binary_data_size\":16}}]}";
+    assert_int_equal(a.reply_header_len, (int64_t)strlen(ra));
+    assert_int_equal(a.reply.len, strlen(ra) + 16);
+    assert_memory_equal(a.reply.base, ra, strlen(ra));
+    assert_memory_equal(a.reply.base + strlen(ra), y, 16);
+    assert_int_equal(b.reply_header_len, -1);
+    assert_string_equal(
+        b.reply.base,
+        "{\"id\":\"B\",\"model_name\":\"m\",\"outputs\":[{\"name\":\"y\",\"datatype\":"
+        "\"FP32\",\"shape\":[1,2],\"parameters\":{},\"data\":[10.5,1e-07]}]}");
+    assert_int_equal(c.reply.len - (size_t)c.reply_header_len, 8);
+    assert_memory_equal(c.reply.base + c.reply_header_len, y + 6, 8);
+
+    /* A binary answer one byte short fails the batch, saying why. */
+    assert_int_equal(
+        ig_codec_v2.split(ig_slice(ans, ly - 1), (int64_t)strlen(hy), parts, 3, err, sizeof(err)),
+        IG_EUPSTREAM);
+    assert_non_null(strstr(err, "binary_data_size 32"));
+    assert_null(a.reply.base);
+    assert_null(b.reply.base);
+
+    /* The model answers JSON to the binary batch: a and c get bytes. */
+    const char *jy = "{\"outputs\":[{\"name\":\"y\",\"datatype\":\"FP32\",\"shape\":[4,2],"
+                     "\"data\":[0.25,-1,3e38,0.1,10.5,1e-7,42,43]}]}";
+    assert_int_equal(ig_codec_v2.split(ig_slice_cstr(jy), -1, parts, 3, err, sizeof(err)), 0);
+    assert_memory_equal(a.reply.base + a.reply_header_len, y, 16);
+    assert_string_equal(b.reply.base, "{\"id\":\"B\",\"outputs\":[{\"name\":\"y\",\"datatype\":"
+                                      "\"FP32\",\"shape\":[1,2],\"data\":[10.5,1e-7]}]}");
+    for (int i = 0; i < 3; i++)
+        ig_batch_part_dispose(parts[i]);
+
+    /* BYTES: length-prefixed elements, stacked with a JSON member. */
+    const char sb[] = "\x02\0\0\0ab\x01\0\0\0c";
+    const char *hs = "{\"inputs\":[{\"name\":\"s\",\"datatype\":\"BYTES\",\"shape\":[2],"
+                     "\"parameters\":{\"binary_data_size\":11}}]}";
+    size_t ls = bin_body(ab, hs, sb, 11);
+    assert_int_equal(parse_bin(&a, ab, ls, (int64_t)strlen(hs)), 0);
+    parse_ok(&b, "{\"inputs\":[" T("s", "BYTES", "[1]", "[\"\\u00e9\"]") "]}");
+    ig_buf_init(&out, 0);
+    assert_int_equal(ig_codec_v2.merge(parts, 2, &out, &hlen), 0);
+    assert_int_equal(out.len - (size_t)hlen, 11 + 6);
+    assert_memory_equal(out.base + hlen, "\x02\0\0\0ab\x01\0\0\0c\x02\0\0\0\xc3\xa9", 17);
+    ig_buf_dispose(&out);
+    ig_batch_part_dispose(&a);
+    ig_batch_part_dispose(&b);
+
+    /* What a binary request must get right. */
+    assert_int_equal(parse_bin(&a, ab, ls, (int64_t)ls + 1), IG_EINVAL);
+    assert_non_null(strstr(err, "larger than the body"));
+    assert_int_equal(parse_bin(&a, ab, ls - 1, (int64_t)strlen(hs)), IG_EINVAL);
+    assert_non_null(strstr(err, "binary_data_size: 11 bytes, but only 10"));
+    assert_int_equal(parse_bin(&a, ab, ls, (int64_t)strlen(hs) - 1), IG_EINVAL);
+    la = bin_body(ab, ha, xa, 12);
+    assert_int_equal(parse_bin(&a, ab, la, (int64_t)strlen(ha)), IG_EINVAL);
+    assert_non_null(strstr(err, "only 12 bytes"));
+    la = bin_body(ab, ha, xa, sizeof(xa));
+    memcpy(ab + la, "xx", 2);
+    assert_int_equal(parse_bin(&a, ab, la + 2, (int64_t)strlen(ha)), IG_EINVAL);
+    assert_non_null(strstr(err, "add up to 16 bytes, but 18 bytes follow"));
+    assert_int_equal(parse_hint(&a, "m", ha, false), IG_EINVAL);
+    assert_non_null(strstr(err, "needs the Inference-Header-Content-Length header"));
 }
 
 static char *merge(ig_batch_part_t *const *parts, size_t n)
@@ -308,10 +400,9 @@ static cJSON *tensor(const char *name, const char *dt, double d0, double d1)
 }
 
 /* The fake model. Input "x" is FP32 [N, 2]; "flag" BOOL [N]; "tag" BYTES [N].
- * Outputs: "sum" FP32 [N] (x0 + x1), "pair" FP32 [N, 2] (x reversed),
- * "echo" BYTES [N] (tag, or "!" when flag is false), and "version" INT64 [4]
- * which is not batch-sized. The answer carries model_name, model_version,
- * the request's id and fixed parameters. */
+ * Outputs: "sum" FP32 [N] (x0 + x1), "pair" FP32 [N, 2] (x reversed), and
+ * "echo" BYTES [N] (tag, or "!" when flag is false). The answer carries
+ * model_name, model_version, the request's id and fixed parameters. */
 static char *fake_model(const char *body)
 {
     cJSON *req = cJSON_Parse(body);
@@ -336,9 +427,9 @@ static char *fake_model(const char *body)
     cJSON_AddStringToObject(params, "device", "cpu");
     cJSON *outs = cJSON_AddArrayToObject(ans, "outputs");
     cJSON *sum = tensor("sum", "FP32", rows, -1), *pair = tensor("pair", "FP32", rows, 2);
-    cJSON *echo = tensor("echo", "BYTES", rows, -1), *ver = tensor("version", "INT64", 4, -1);
+    cJSON *echo = tensor("echo", "BYTES", rows, -1);
     cJSON *sd = cJSON_AddArrayToObject(sum, "data"), *pd = cJSON_AddArrayToObject(pair, "data");
-    cJSON *ed = cJSON_AddArrayToObject(echo, "data"), *vd = cJSON_AddArrayToObject(ver, "data");
+    cJSON *ed = cJSON_AddArrayToObject(echo, "data");
     for (int i = 0; i < (int)rows; i++) {
         double x0 = cJSON_GetArrayItem(x, 2 * i)->valuedouble;
         double x1 = cJSON_GetArrayItem(x, 2 * i + 1)->valuedouble;
@@ -349,12 +440,9 @@ static char *fake_model(const char *body)
         cJSON_AddItemToArray(ed,
                              cJSON_CreateString(f ? cJSON_GetArrayItem(tag, i)->valuestring : "!"));
     }
-    for (int v = 1; v <= 4; v++)
-        cJSON_AddItemToArray(vd, cJSON_CreateNumber(v * 10));
     cJSON_AddItemToArray(outs, sum);
     cJSON_AddItemToArray(outs, pair);
     cJSON_AddItemToArray(outs, echo);
-    cJSON_AddItemToArray(outs, ver);
     char *s = cJSON_PrintUnformatted(ans);
     cJSON_Delete(ans);
     cJSON_Delete(req);
@@ -410,15 +498,14 @@ static void test_split_round_trip(void **state)
         assert_json_equal(parts[i]->reply.base, alone);
         cJSON_free(alone);
     }
-    /* Exact text: fixed member order, each part's own id (none for b), the
-     * batch-sized outputs sliced, "version" copied whole. */
+    /* Exact text: the model's member order, each part's own id (none for b:
+     * the model's id of the merged call is dropped), the outputs sliced. */
     assert_string_equal(
         b.reply.base,
         "{\"model_name\":\"fake\",\"model_version\":\"3\",\"parameters\":{\"device\":\"cpu\"},"
         "\"outputs\":[{\"name\":\"sum\",\"datatype\":\"FP32\",\"shape\":[2],\"data\":[3,7]},"
         "{\"name\":\"pair\",\"datatype\":\"FP32\",\"shape\":[2,2],\"data\":[2,1,4,3]},"
-        "{\"name\":\"echo\",\"datatype\":\"BYTES\",\"shape\":[2],\"data\":[\"!\",\"c\"]},"
-        "{\"name\":\"version\",\"datatype\":\"INT64\",\"shape\":[4],\"data\":[10,20,30,40]}]}");
+        "{\"name\":\"echo\",\"datatype\":\"BYTES\",\"shape\":[2],\"data\":[\"!\",\"c\"]}]}");
     assert_non_null(strstr(a.reply.base, "\"id\":\"first\""));
     assert_non_null(strstr(c.reply.base, "\"id\":\"third\""));
     cJSON_free(answer);
@@ -457,22 +544,41 @@ static void test_malformed_answers(void **state)
     expect_split_error(parts, 2,
                        "{\"outputs\": [{\"name\":\"y\",\"shape\":[3],\"parameters\":"
                        "{\"binary_data_size\":12}}]}",
-                       "outputs[0] (\"y\").data: missing (binary outputs cannot be split)");
+                       "outputs[0] (\"y\").datatype: missing or unknown");
+    /* Regression (hostile review): an output that is not batch-sized used to
+     * be copied whole to every member, so each client saw the others' rows. */
+    expect_split_error(parts, 2,
+                       "{\"outputs\": [{\"name\":\"y\",\"shape\":[3],\"data\":[1,2,3]},"
+                       "{\"name\":\"z\",\"shape\":[2],\"data\":[true,false]}]}",
+                       "outputs[1] (\"z\").shape[0] is 2, not the batch's 3 rows");
 
-    /* Shape [3, 2] with nested rows is sliced; [2] is copied whole. */
+    /* Shape [3, 2] with nested rows is sliced row by row, nesting kept. */
     assert_int_equal(
         ig_codec_v2.split(
             IG_SLICE_LIT("{\"outputs\": ["
-                         "{\"name\":\"y\",\"shape\":[3,2],\"data\":[[1,2],[3,4],[5,6]]},"
-                         "{\"name\":\"z\",\"shape\":[2],\"data\":[true,false]}]}"),
+                         "{\"name\":\"y\",\"shape\":[3,2],\"data\":[[1,2], [3,4],[5, 6]]},"
+                         "{\"name\":\"z\",\"shape\":[3],\"data\":[true, false,true]}]}"),
             -1, parts, 2, err, sizeof(err)),
         0);
     assert_string_equal(a.reply.base,
-                        "{\"outputs\":[{\"name\":\"y\",\"shape\":[1,2],\"data\":[1,2]},"
-                        "{\"name\":\"z\",\"shape\":[2],\"data\":[true,false]}]}");
+                        "{\"outputs\":[{\"name\":\"y\",\"shape\":[1,2],\"data\":[[1,2]]},"
+                        "{\"name\":\"z\",\"shape\":[1],\"data\":[true]}]}");
     assert_string_equal(b.reply.base,
-                        "{\"outputs\":[{\"name\":\"y\",\"shape\":[2,2],\"data\":[3,4,5,6]},"
-                        "{\"name\":\"z\",\"shape\":[2],\"data\":[true,false]}]}");
+                        "{\"outputs\":[{\"name\":\"y\",\"shape\":[2,2],\"data\":[[3,4],[5, 6]]},"
+                        "{\"name\":\"z\",\"shape\":[2],\"data\":[false,true]}]}");
+    ig_batch_part_dispose(&a);
+    ig_batch_part_dispose(&b);
+    /* Mixed nesting is flattened, values as written. */
+    parse_ok(&a, "{\"inputs\":[" T("x", "FP32", "[1]", "[1]") "]}");
+    parse_ok(&b, "{\"inputs\":[" T("x", "FP32", "[2]", "[2, 3]") "]}");
+    assert_int_equal(ig_codec_v2.split(IG_SLICE_LIT("{\"outputs\": [{\"name\":\"y\",\"shape\":"
+                                                    "[3,2],\"data\":[[1.50,2],3,[4,[5e0]],6]}]}"),
+                                       -1, parts, 2, err, sizeof(err)),
+                     0);
+    assert_string_equal(a.reply.base,
+                        "{\"outputs\":[{\"name\":\"y\",\"shape\":[1,2],\"data\":[1.50,2]}]}");
+    assert_string_equal(b.reply.base,
+                        "{\"outputs\":[{\"name\":\"y\",\"shape\":[2,2],\"data\":[3,4,5e0,6]}]}");
     ig_batch_part_dispose(&a);
     ig_batch_part_dispose(&b);
 }
@@ -480,19 +586,51 @@ static void test_malformed_answers(void **state)
 static void test_numbers_survive(void **state)
 {
     (void)state;
-    ig_batch_part_t a;
-    ig_batch_part_t *parts[] = {&a};
-    parse_ok(
-        &a,
-        "{\"inputs\":[" T("f", "FP32", "[3]", "[0.1, 3.4028234663852886e38, 1.17549435e-38]") "," T(
-            "i", "INT64", "[3]", "[9007199254740993, -9223372036854775808, 1e17]") "]}");
-    char *body = merge(parts, 1);
+    ig_batch_part_t a, b;
+    ig_batch_part_t *parts[] = {&a, &b};
+    /* The whole 64-bit ranges, integers past 2^53, long decimals and -0.0
+     * reach the model as written, and come back as the model wrote them. */
+    parse_ok(&a, "{\"inputs\":[" T("f", "FP64", "[3]", "[0.1, 1.10000000000000000001, -0.0]") "," T(
+                     "i", "INT64", "[3]",
+                     "[9223372036854775807, -9223372036854775808, 9007199254740993]") "]}");
+    parse_ok(&b, "{\"inputs\":[" T("f", "FP64", "[1]", "[2.5e-308]") "," T(
+                     "i", "INT64", "[1]", "[-9223372036854775807]") "]}");
+    char *body = merge(parts, 2);
     assert_string_equal(body,
-                        "{\"inputs\":[{\"name\":\"f\",\"datatype\":\"FP32\",\"shape\":[3],"
-                        "\"data\":[0.1,3.4028234663852886e+38,1.17549435e-38]},"
-                        "{\"name\":\"i\",\"datatype\":\"INT64\",\"shape\":[3],"
-                        "\"data\":[9007199254740992,-9223372036854775808,100000000000000000]}]}");
+                        "{\"inputs\":[{\"name\":\"f\",\"datatype\":\"FP64\",\"shape\":[4],"
+                        "\"data\":[0.1, 1.10000000000000000001, -0.0,2.5e-308]},"
+                        "{\"name\":\"i\",\"datatype\":\"INT64\",\"shape\":[4],"
+                        "\"data\":[9223372036854775807, -9223372036854775808, 9007199254740993,"
+                        "-9223372036854775807]}]}");
+    const char answer[] = "{\"outputs\":[{\"name\":\"o\",\"datatype\":\"UINT64\",\"shape\":[4],"
+                          "\"data\":[18446744073709551615,0, 9007199254740993 ,1]}]}";
+    assert_int_equal(ig_codec_v2.split(IG_SLICE_LIT(answer), -1, parts, 2, err, sizeof(err)), 0);
+    assert_string_equal(a.reply.base, "{\"outputs\":[{\"name\":\"o\",\"datatype\":\"UINT64\","
+                                      "\"shape\":[3],\"data\":[18446744073709551615,0, "
+                                      "9007199254740993]}]}");
+    assert_string_equal(b.reply.base, "{\"outputs\":[{\"name\":\"o\",\"datatype\":\"UINT64\","
+                                      "\"shape\":[1],\"data\":[1]}]}");
     free(body);
+    ig_batch_part_dispose(&a);
+    ig_batch_part_dispose(&b);
+
+    /* Range checks on the digits: the limits pass, one past them fails. */
+    parse_ok(&a, "{\"inputs\":[" T("u", "UINT64", "[2]", "[18446744073709551615, -0]") "," T(
+                     "h", "FP16", "[2]", "[65504, -6.5504e4]") "]}");
+    ig_batch_part_dispose(&a);
+    expect_error(REQ1(T("i", "INT64", "[1]", "[9223372036854775808]")),
+                 "value 0 (9223372036854775808) is out of range for INT64");
+    expect_error(REQ1(T("i", "INT64", "[1]", "[-9223372036854775809]")),
+                 "value 0 (-9223372036854775809) is out of range for INT64");
+    expect_error(REQ1(T("u", "UINT64", "[1]", "[18446744073709551616]")),
+                 "out of range for UINT64");
+    expect_error(REQ1(T("u", "UINT64", "[1]", "[-1]")), "out of range for UINT64");
+    expect_error(REQ1(T("i", "INT64", "[1]", "[1e17]")), "value 0 (1e17) is not an integer");
+    expect_error(REQ1(T("h", "FP16", "[1]", "[65505]")), "out of range for FP16");
+    expect_error(REQ1(T("f", "FP32", "[1]", "[3.5e38]")), "out of range for FP32");
+    expect_error(REQ1(T("f", "FP32", "[1]", "[-0.00000000000000000000000000000000000000034e79]")),
+                 "out of range for FP32");
+    parse_ok(&a, REQ1(T("f", "FP32", "[2]", "[3.4028234663852886e38, 0.0000000034e-300]")));
     ig_batch_part_dispose(&a);
 }
 
@@ -502,7 +640,7 @@ int main(void)
         cmocka_unit_test(test_parse_errors),
         cmocka_unit_test(test_valid_tensors),
         cmocka_unit_test(test_keys),
-        cmocka_unit_test(test_binary_goes_alone),
+        cmocka_unit_test(test_binary_batched),
         cmocka_unit_test(test_merge_three_parts),
         cmocka_unit_test(test_split_round_trip),
         cmocka_unit_test(test_malformed_answers),

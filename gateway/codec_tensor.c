@@ -1,0 +1,537 @@
+/*
+ * codec_tensor.c: tensor data for the batching codecs (see codec_int.h).
+ *
+ * Range checks run on the digits: an integer fits INT64 when its digit
+ * string is no longer than "9223372036854775807" and, at that length, no
+ * greater; a float fits FP32 when its decimal exponent is below 38, and
+ * only a number at 10^38 is converted (into a scratch double, for the
+ * comparison alone) to settle it. The text itself is never rewritten.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec_int.h"
+#include "infergate/error.h"
+
+uint64_t ig_tensor_product(const uint64_t *dims, size_t n)
+{
+    uint64_t p = 1;
+    for (size_t i = 0; i < n; i++) {
+        if (dims[i] == 0)
+            return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (p > UINT64_MAX / dims[i])
+            return UINT64_MAX;
+        p *= dims[i];
+    }
+    return p;
+}
+
+/* Whether the digit string d (no sign, no leading zero) is <= lim. */
+static bool digits_le(ig_slice_t d, const char *lim)
+{
+    size_t n = strlen(lim);
+    if (d.len != n)
+        return d.len < n;
+    return memcmp(d.base, lim, n) <= 0;
+}
+
+/* A NUL-terminated copy of a number's text, for strtod and friends. */
+static double number_value(ig_slice_t text)
+{
+    char stack[128];
+    char *s = text.len < sizeof(stack) ? stack : ig_xmalloc(text.len + 1);
+    memcpy(s, text.base, text.len);
+    s[text.len] = '\0';
+    double d = strtod(s, NULL);
+    if (s != stack)
+        free(s);
+    return d;
+}
+
+const char *ig_tensor_check_number(const ig_dtype_t *dt, const ig_json_num_t *num)
+{
+    if (dt->kind == IG_DT_INT) {
+        if (!num->integer)
+            return "is not an integer";
+        if (num->zero)
+            return NULL;
+        if (num->neg)
+            return dt->min_digits && digits_le(num->digits, dt->min_digits) ? NULL
+                                                                            : "is out of range";
+        return digits_le(num->digits, dt->max_digits) ? NULL : "is out of range";
+    }
+    if (num->zero || num->e10 < dt->max_e10)
+        return NULL;
+    if (num->e10 > dt->max_e10)
+        return "is out of range";
+    double d = fabs(number_value(num->text));
+    return d <= dt->max_excl ? NULL : "is out of range";
+}
+
+static const char *kind_text(int c)
+{
+    switch (c) {
+    case '"':
+        return "a string";
+    case 't':
+    case 'f':
+        return "a boolean";
+    case 'n':
+        return "null";
+    case '{':
+        return "an object";
+    default:
+        return "a number";
+    }
+}
+
+static int walk_fail(ig_twalk_t *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int walk_fail(ig_twalk_t *w, const char *fmt, ...)
+{
+    if (w->err && w->errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(w->err, w->errlen, fmt, ap);
+        va_end(ap);
+    }
+    return w->code;
+}
+
+static int grammar_fail(ig_twalk_t *w, const ig_json_t *j)
+{
+    return walk_fail(w, "%s.data: invalid JSON at byte %zu: %s", w->where, j->err_at,
+                     j->err ? j->err : "?");
+}
+
+static int scalar(ig_json_t *j, ig_twalk_t *w, int c, size_t *end)
+{
+    const ig_dtype_t *dt = w->dt;
+    ig_json_kind_t kind;
+
+    if (!dt) {
+        if (c == '{')
+            return walk_fail(w, "%s.data: value %" PRIu64 " is an object", w->where, w->count);
+        if (ig_json_value(j, &kind, NULL))
+            return grammar_fail(w, j);
+        *end = j->pos;
+        return 0;
+    }
+    switch (dt->kind) {
+    case IG_DT_BOOL:
+        if (c != 't' && c != 'f')
+            break;
+        if (ig_json_value(j, NULL, NULL))
+            return grammar_fail(w, j);
+        *end = j->pos;
+        return 0;
+    case IG_DT_BYTES:
+        if (c != '"')
+            break;
+        if (ig_json_string(j, NULL, NULL))
+            return grammar_fail(w, j);
+        *end = j->pos;
+        return 0;
+    case IG_DT_INT:
+    case IG_DT_FLOAT: {
+        if (c != '-' && (c < '0' || c > '9'))
+            break;
+        ig_json_num_t num;
+        if (ig_json_number(j, &num))
+            return grammar_fail(w, j);
+        const char *bad = ig_tensor_check_number(dt, &num);
+        if (bad)
+            return walk_fail(w, "%s.data: value %" PRIu64 " (%.*s%s) %s for %s", w->where, w->count,
+                             (int)(num.text.len > 40 ? 40 : num.text.len), num.text.base,
+                             num.text.len > 40 ? "..." : "", bad, dt->name);
+        *end = j->pos;
+        return 0;
+    }
+    }
+    if (c == '-' || (c >= '0' && c <= '9') || c == '"' || c == 't' || c == 'f' || c == 'n' ||
+        c == '{')
+        return walk_fail(w, "%s.data: value %" PRIu64 " is %s, datatype %s needs %s", w->where,
+                         w->count, kind_text(c), dt->name,
+                         dt->kind == IG_DT_BOOL    ? "true or false"
+                         : dt->kind == IG_DT_BYTES ? "strings"
+                                                   : "numbers");
+    if (ig_json_value(j, NULL, NULL))
+        return grammar_fail(w, j);
+    return walk_fail(w, "%s.data: value %" PRIu64 " is not a scalar", w->where, w->count);
+}
+
+static int walk_level(ig_json_t *j, ig_twalk_t *w, int level)
+{
+    size_t i = 0, open;
+    int r, c;
+
+    if (ig_json_enter(j, '['))
+        return grammar_fail(w, j);
+    open = j->pos;
+    if (level == 0)
+        w->top_arrays = true;
+    while ((r = ig_json_element(j, &i)) == 1) {
+        c = ig_json_peek(j);
+        size_t start = j->pos, end = 0;
+        if (c == '[') {
+            w->nested = true;
+            if ((r = walk_level(j, w, level + 1)))
+                return r;
+            end = j->pos;
+        } else {
+            if (level == 0)
+                w->top_arrays = false;
+            if ((r = scalar(j, w, c, &end)))
+                return r;
+            if (w->bounds && w->per_row) {
+                uint64_t row = w->count / w->per_row, k = w->count % w->per_row;
+                if (row < w->nrows) {
+                    if (k == 0)
+                        w->bounds[2 * row] = start;
+                    if (k + 1 == w->per_row)
+                        w->bounds[2 * row + 1] = end;
+                }
+            }
+            w->count++;
+        }
+        if (level == 0) {
+            if (w->tops && w->top < w->nrows)
+                w->tops[w->top] = ig_slice(j->s + start, end - start);
+            w->top++;
+        }
+    }
+    if (r < 0)
+        return grammar_fail(w, j);
+    if (level == 0)
+        w->inner = ig_json_trim(ig_slice(j->s + open, j->pos - 1 - open));
+    return 0;
+}
+
+int ig_tensor_walk(ig_json_t *j, ig_twalk_t *w)
+{
+    w->count = 0;
+    w->top = 0;
+    w->nested = false;
+    w->top_arrays = false;
+    w->inner = ig_slice(NULL, 0);
+    if (ig_json_peek(j) != '[')
+        return walk_fail(w, "%s.data: expected an array", w->where);
+    return walk_level(j, w, 0);
+}
+
+static int leaves(ig_json_t *j, ig_buf_t *out, bool *first)
+{
+    size_t i = 0;
+    int r, rc;
+    if (ig_json_enter(j, '['))
+        return IG_EINVAL;
+    while ((r = ig_json_element(j, &i)) == 1) {
+        if (ig_json_peek(j) == '[') {
+            if ((rc = leaves(j, out, first)))
+                return rc;
+            continue;
+        }
+        ig_slice_t v;
+        if (ig_json_value(j, NULL, &v))
+            return IG_EINVAL;
+        if (!*first && (rc = ig_buf_append(out, ",", 1)))
+            return rc;
+        *first = false;
+        if ((rc = ig_buf_append_slice(out, v)))
+            return rc;
+    }
+    return r < 0 ? IG_EINVAL : 0;
+}
+
+int ig_tensor_write_leaves(ig_buf_t *out, ig_slice_t data, bool *first)
+{
+    ig_json_t j;
+    ig_json_init(&j, data.base, data.len);
+    return leaves(&j, out, first);
+}
+
+/* ---- binary <-> JSON ---- */
+
+static void put_le(unsigned char *p, uint64_t v, unsigned size)
+{
+    for (unsigned k = 0; k < size; k++)
+        p[k] = (unsigned char)(v >> (8 * k));
+}
+
+static uint64_t get_le(const unsigned char *p, unsigned size)
+{
+    uint64_t v = 0;
+    for (unsigned k = 0; k < size; k++)
+        v |= (uint64_t)p[k] << (8 * k);
+    return v;
+}
+
+/* IEEE binary16 from a double, rounded to nearest, ties to even. */
+static uint16_t half_from_double(double d)
+{
+    uint16_t sign = signbit(d) ? 0x8000 : 0;
+    double a = fabs(d);
+    if (isnan(d))
+        return 0x7e00;
+    if (a >= 65520.0)
+        return sign | 0x7c00;
+    if (a < 0x1p-24 * 0.5)
+        return sign;
+    int e;
+    double m = frexp(a, &e); /* a = m * 2^e, m in [0.5, 1) */
+    if (e < -13) {
+        /* subnormal: units of 2^-24 */
+        double q = nearbyint(a * 0x1p24);
+        return sign | (uint16_t)q;
+    }
+    double q = nearbyint(m * 2048.0); /* 11 significant bits */
+    if (q >= 2048.0) {
+        q /= 2;
+        e++;
+    }
+    if (e > 16)
+        return sign | 0x7c00;
+    return sign | (uint16_t)(((e + 14) << 10) | ((uint16_t)q & 0x3ff));
+}
+
+static double half_to_double(uint16_t h)
+{
+    int e = (h >> 10) & 0x1f;
+    double m = h & 0x3ff, v;
+    if (e == 0)
+        v = ldexp(m, -24);
+    else if (e == 31)
+        v = m ? NAN : INFINITY;
+    else
+        v = ldexp(m + 1024, e - 25);
+    return (h & 0x8000) ? -v : v;
+}
+
+static uint16_t bf16_from_double(double d)
+{
+    float f = (float)d;
+    uint32_t b;
+    memcpy(&b, &f, 4);
+    if (isnan(f))
+        return 0x7fc0;
+    b += 0x7fff + ((b >> 16) & 1);
+    return (uint16_t)(b >> 16);
+}
+
+static double bf16_to_double(uint16_t h)
+{
+    uint32_t b = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &b, 4);
+    return f;
+}
+
+/* One JSON scalar (validated) as binary. */
+static int scalar_to_binary(const ig_dtype_t *dt, ig_slice_t v, ig_buf_t *out)
+{
+    unsigned char b[8];
+    int rc;
+
+    switch (dt->kind) {
+    case IG_DT_BOOL:
+        if (v.base[0] != 't' && v.base[0] != 'f')
+            return IG_EINVAL;
+        b[0] = v.base[0] == 't';
+        return ig_buf_append(out, b, 1);
+    case IG_DT_BYTES: {
+        if (v.base[0] != '"')
+            return IG_EINVAL;
+        size_t at = out->len;
+        if ((rc = ig_buf_append(out, "\0\0\0\0", 4)) ||
+            (rc = ig_json_unescape(ig_slice(v.base + 1, v.len - 2), out)))
+            return rc;
+        size_t n = out->len - at - 4;
+        if (n > UINT32_MAX)
+            return IG_EINVAL;
+        put_le((unsigned char *)out->base + at, n, 4);
+        return 0;
+    }
+    case IG_DT_INT: {
+        ig_json_t j;
+        ig_json_num_t num;
+        ig_json_init(&j, v.base, v.len);
+        if (ig_json_number(&j, &num) || j.pos != v.len || ig_tensor_check_number(dt, &num))
+            return IG_EINVAL;
+        uint64_t x = 0;
+        for (size_t i = 0; i < num.digits.len; i++)
+            x = x * 10 + (uint64_t)(num.digits.base[i] - '0');
+        if (num.neg)
+            x = (uint64_t)0 - x;
+        put_le(b, x, dt->size);
+        return ig_buf_append(out, b, dt->size);
+    }
+    case IG_DT_FLOAT: {
+        ig_json_t j;
+        ig_json_num_t num;
+        ig_json_init(&j, v.base, v.len);
+        if (ig_json_number(&j, &num) || j.pos != v.len || ig_tensor_check_number(dt, &num))
+            return IG_EINVAL;
+        char stack[128];
+        char *s = v.len < sizeof(stack) ? stack : ig_xmalloc(v.len + 1);
+        memcpy(s, v.base, v.len);
+        s[v.len] = '\0';
+        if (dt->size == 4) {
+            float f = strtof(s, NULL); /* correctly rounded, once */
+            memcpy(b, &f, 4);
+        } else if (dt->size == 8) {
+            double d = strtod(s, NULL);
+            memcpy(b, &d, 8);
+        } else {
+            double d = strtod(s, NULL);
+            uint16_t h = dt->name[0] == 'F' ? half_from_double(d) : bf16_from_double(d);
+            put_le(b, h, 2);
+        }
+        if (s != stack)
+            free(s);
+        return ig_buf_append(out, b, dt->size);
+    }
+    }
+    return IG_EINVAL;
+}
+
+static int to_binary(ig_json_t *j, const ig_dtype_t *dt, ig_buf_t *out)
+{
+    size_t i = 0;
+    int r, rc;
+    if (ig_json_enter(j, '['))
+        return IG_EINVAL;
+    while ((r = ig_json_element(j, &i)) == 1) {
+        if (ig_json_peek(j) == '[') {
+            if ((rc = to_binary(j, dt, out)))
+                return rc;
+            continue;
+        }
+        ig_slice_t v;
+        if (ig_json_value(j, NULL, &v))
+            return IG_EINVAL;
+        if ((rc = scalar_to_binary(dt, v, out)))
+            return rc;
+    }
+    return r < 0 ? IG_EINVAL : 0;
+}
+
+int ig_tensor_to_binary(const ig_dtype_t *dt, ig_slice_t data, ig_buf_t *out)
+{
+    ig_json_t j;
+    ig_json_init(&j, data.base, data.len);
+    return to_binary(&j, dt, out);
+}
+
+/* Shortest "%.Ng" text that reads back as the same value of the type. */
+static int float_text(ig_buf_t *out, double d, const ig_dtype_t *dt)
+{
+    char tmp[40];
+    int lo = dt->size == 8 ? 15 : dt->size == 4 ? 6 : 3, hi = dt->size == 8 ? 17 : 9;
+    if (!isfinite(d))
+        return IG_EINVAL; /* JSON has no NaN or infinity */
+    for (int p = lo; p <= hi; p++) {
+        int n = snprintf(tmp, sizeof(tmp), "%.*g", p, d);
+        if (n <= 0 || (size_t)n >= sizeof(tmp))
+            return IG_EINVAL;
+        double back = strtod(tmp, NULL);
+        bool same = dt->size == 8        ? back == d
+                    : dt->size == 4      ? strtof(tmp, NULL) == (float)d
+                    : dt->name[0] == 'F' ? half_from_double(back) == half_from_double(d)
+                                         : bf16_from_double(back) == bf16_from_double(d);
+        if (same || p == hi)
+            return ig_buf_append(out, tmp, (size_t)n);
+    }
+    return IG_EINVAL;
+}
+
+int ig_tensor_to_json(const ig_dtype_t *dt, const char *bytes, size_t len, uint64_t count,
+                      ig_buf_t *out)
+{
+    const unsigned char *u = (const unsigned char *)bytes;
+    size_t at = 0;
+    int rc = 0;
+
+    if (dt->kind != IG_DT_BYTES && (count > len / dt->size || count * dt->size != len))
+        return IG_EINVAL;
+    for (uint64_t i = 0; i < count && !rc; i++) {
+        if (i > 0 && (rc = ig_buf_append(out, ",", 1)))
+            return rc;
+        char tmp[32];
+        int n;
+        switch (dt->kind) {
+        case IG_DT_BOOL:
+            rc = u[at] ? ig_buf_append(out, "true", 4) : ig_buf_append(out, "false", 5);
+            at += 1;
+            break;
+        case IG_DT_INT: {
+            uint64_t x = get_le(u + at, dt->size);
+            at += dt->size;
+            if (dt->min_digits) {
+                unsigned shift = 64 - 8 * dt->size;
+                int64_t s = (int64_t)(x << shift) >> shift; /* sign-extend */
+                n = snprintf(tmp, sizeof(tmp), "%" PRId64, s);
+            } else {
+                n = snprintf(tmp, sizeof(tmp), "%" PRIu64, x);
+            }
+            rc = ig_buf_append(out, tmp, (size_t)n);
+            break;
+        }
+        case IG_DT_FLOAT: {
+            double d;
+            if (dt->size == 4) {
+                float f;
+                memcpy(&f, u + at, 4);
+                d = f;
+            } else if (dt->size == 8) {
+                memcpy(&d, u + at, 8);
+            } else {
+                uint16_t h = (uint16_t)get_le(u + at, 2);
+                d = dt->name[0] == 'F' ? half_to_double(h) : bf16_to_double(h);
+            }
+            at += dt->size;
+            rc = float_text(out, d, dt);
+            break;
+        }
+        case IG_DT_BYTES: {
+            if (len - at < 4)
+                return IG_EINVAL;
+            uint64_t n4 = get_le(u + at, 4);
+            at += 4;
+            if (n4 > len - at || !ig_utf8_valid(bytes + at, (size_t)n4, NULL))
+                return IG_EINVAL;
+            rc = ig_buf_append_json_str(out, bytes + at, (size_t)n4);
+            at += (size_t)n4;
+            break;
+        }
+        }
+    }
+    if (!rc && at != len)
+        return IG_EINVAL;
+    return rc;
+}
+
+bool ig_tensor_bytes_ok(const char *bytes, size_t len, uint64_t count, uint64_t per_row,
+                        size_t *bounds, size_t nrows)
+{
+    const unsigned char *u = (const unsigned char *)bytes;
+    size_t at = 0;
+    for (uint64_t i = 0; i < count; i++) {
+        if (bounds && per_row && i % per_row == 0 && i / per_row < nrows)
+            bounds[2 * (i / per_row)] = at;
+        if (len - at < 4)
+            return false;
+        uint64_t n = get_le(u + at, 4);
+        if (n > len - at - 4)
+            return false;
+        at += 4 + (size_t)n;
+        if (bounds && per_row && (i + 1) % per_row == 0 && i / per_row < nrows)
+            bounds[2 * (i / per_row) + 1] = at;
+    }
+    return at == len;
+}
