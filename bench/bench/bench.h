@@ -17,6 +17,7 @@ int ig_bench_load(int argc, char **argv);
 int ig_bench_compare(int argc, char **argv);
 int ig_bench_sweep(int argc, char **argv);
 int ig_bench_codec(int argc, char **argv);
+int ig_bench_overhead(int argc, char **argv);
 
 /* Flags shared by the subcommands that send requests: --method, --body,
  * --body-file, --header. Returns 1 when argv[*i] was one of them, 0 when not,

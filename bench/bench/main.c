@@ -1,8 +1,8 @@
 /*
  * main.c: infergate-bench's entry point and its `load` subcommand.
  *
- * main() dispatches on the first argument; `compare`, `sweep` and `codec`
- * live in their own files. The flags that describe a request
+ * main() dispatches on the first argument; `compare`, `sweep`, `codec` and
+ * `overhead` live in their own files. The flags that describe a request
  * (--method, --body, --body-file, --header) are parsed here once for the
  * commands that take them, and what the others share (their common flags,
  * exit codes, the machine and number helpers of their reports) is written
@@ -36,6 +36,7 @@ static const char usage_main[] =
     "            best setting that meets a p99 target\n"
     "  codec     the batching codecs' MB/s per core (parse, merge, split), against the\n"
     "            pre-span cJSON codec and memcpy\n"
+    "  overhead  the gateway's CPU per request on a batching route against passthrough\n"
     "\n"
     "`infergate-bench <command> --help` lists a command's flags.\n"
     "exit codes: 0 ok, 1 runtime failure, 2 usage error, 130 interrupted\n";
@@ -429,6 +430,8 @@ int main(int argc, char **argv)
         return ig_bench_sweep(argc - 2, argv + 2);
     if (!strcmp(cmd, "codec"))
         return ig_bench_codec(argc - 2, argv + 2);
+    if (!strcmp(cmd, "overhead"))
+        return ig_bench_overhead(argc - 2, argv + 2);
     fprintf(stderr, "infergate-bench: unknown command '%s' (see infergate-bench --help)\n", cmd);
     return IG_BENCH_EXIT_USAGE;
 }

@@ -189,7 +189,7 @@ BODY = '{"instances":[[5.1,3.5,1.4,0.2],[6.7,3.0,5.2,2.3]]}'
 
 
 def case_help_and_usage_errors():
-    for cmd in ([], ["load"], ["compare"], ["sweep"], ["codec"]):
+    for cmd in ([], ["load"], ["compare"], ["sweep"], ["codec"], ["overhead"]):
         rc, out, err = bench(*cmd, "--help")
         check(rc == 0, "%s --help exited %d" % (cmd, rc))
         check("usage: infergate-bench" in out, "%s --help: no usage line:\n%s" % (cmd, out))
@@ -228,6 +228,12 @@ def case_help_and_usage_errors():
         (["codec", "--seconds", "0"], "--seconds"),
         (["codec", "--rounds", "0"], "--rounds"),
         (["codec", "--bogus"], "--bogus"),
+        (["overhead", "--rows", "0"], "--rows"),
+        (["overhead", "--batch-max-size", "0"], "--batch-max-size"),
+        (["overhead", "--batch-max-delay-us", "soon"], "--batch-max-delay-us"),
+        (["overhead", "--upstream-concurrency", "0"], "--upstream-concurrency"),
+        (["overhead", "--body", "{}"], "--body"),
+        (["overhead", "--path=/echo"], "--path"),
         (["frobnicate"], "frobnicate"),
     ]
     for argv, flag in bad:
@@ -626,6 +632,56 @@ def case_codec_text_table():
             check(float(nums["old MB/s"]) > 0 and float(nums["new/old"]) > 0, "%s: %s" % (k, cells))
     check("n/a: the old codec sends v2-binary requests alone" in out, "no n/a note:\n%s" % out)
     check("round trip: parse 3 requests" in out, "batch size not in the header:\n%s" % out)
+
+
+def case_overhead_cpu_per_request_and_batches():
+    o, err = bench_json("overhead", "--duration", "1", "--warmup", "0.2", "--rows", "8",
+                        "--connections", "8", "--gateway", ARGS.gateway, "--model", ARGS.model,
+                        "--json")
+    check_children_gone(err)
+    for key in ("machine", "config", "bodies"):
+        check(key in o, "overhead: key %r missing in %s" % (key, sorted(o)))
+    check(o["config"]["batch_max_size_requests"] == 8 and o["config"]["connections"] == 8 and
+          o["config"]["batch_max_delay_us"] == 500 and o["config"]["upstream_concurrency"] == 4,
+          "config: %s" % o["config"])
+    check([(b["case"], b["rows"]) for b in o["bodies"]] == [("v1-json", 8), ("v2-json", 8)],
+          "bodies: %s" % [(b["case"], b["rows"]) for b in o["bodies"]])
+    for b in o["bodies"]:
+        what = b["case"]
+        check(b["batch_max_size"] == 64, "%s: batch.max_size %r for 8 x 8 rows"
+              % (what, b["batch_max_size"]))
+        check(positive(b["bytes"]), "%s: bytes %r" % (what, b["bytes"]))
+        for side in ("batching", "passthrough"):
+            s = b[side]
+            check_load_shape(s["load"], "%s %s" % (what, side))
+            check(s["load"]["status"] == {"200": s["requests"]} and
+                  s["load"]["errors_total"] == 0, "%s %s: %s" % (what, side, s["load"]))
+            check(s["requests"] == s["load"]["responses"] and s["rps"] == s["load"]["rps"],
+                  "%s %s: requests/rps not those of its load" % (what, side))
+            for key in ("rps", "requests", "cpu_s", "cpu_us_per_request", "calls"):
+                check(positive(s[key]), "%s %s: %s is %r" % (what, side, key, s[key]))
+            want = s["cpu_s"] * 1e6 / s["requests"]
+            check(abs(s["cpu_us_per_request"] - want) <= 1e-6 * want,
+                  "%s %s: cpu_us_per_request %r != cpu_s / requests" % (what, side,
+                                                                       s["cpu_us_per_request"]))
+        bt, ps = b["batching"], b["passthrough"]
+        check(bt["route"] == ("/v1/models/{model}:predict" if what == "v1-json"
+                              else "/v2/models/{model}/infer") and ps["route"] == "/*",
+              "%s: routes %r %r" % (what, bt["route"], ps["route"]))
+        # Every call carries whole requests, and at most max_size rows.
+        check(8 <= bt["mean_batch_rows"] <= 64, "%s: mean batch %r rows" % (what,
+                                                                         bt["mean_batch_rows"]))
+        check(abs(bt["mean_batch_requests"] - bt["mean_batch_rows"] / 8) < 1e-9,
+              "%s: mean_batch_requests" % what)
+        check(ps["mean_batch_rows"] is None, "%s: passthrough batch %r" % (what,
+                                                                         ps["mean_batch_rows"]))
+        # A passthrough call is one request; a batch call at least one.
+        check(ps["calls"] == ps["requests"], "%s: passthrough %d calls for %d requests"
+              % (what, ps["calls"], ps["requests"]))
+        check(bt["calls"] <= bt["requests"], "%s: batching %d calls for %d requests"
+              % (what, bt["calls"], bt["requests"]))
+        want = bt["cpu_us_per_request"] / ps["cpu_us_per_request"]
+        check(abs(b["cpu_ratio"] - want) <= 1e-9 * want, "%s: cpu_ratio" % what)
 
 
 CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
