@@ -44,6 +44,7 @@ typedef struct {
     bool nested;      /* some element is an array */
     bool top_arrays;  /* every top-level element is an array */
     ig_slice_t inner; /* the bytes between the array's brackets, trimmed */
+    uint64_t k, row;  /* private: where the walk is in the current row */
 } ig_twalk_t;
 
 /* Walks the array at j's position and moves past it. 0, or w->code with a

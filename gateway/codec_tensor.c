@@ -166,56 +166,220 @@ static int scalar(ig_json_t *j, ig_twalk_t *w, int c, size_t *end)
     return walk_fail(w, "%s.data: value %" PRIu64 " is not a scalar", w->where, w->count);
 }
 
+static int fail_at_byte(ig_json_t *j, ig_twalk_t *w, size_t at, const char *why)
+{
+    j->err = why;
+    j->err_at = at;
+    return grammar_fail(w, j);
+}
+
+static inline bool ws(char c)
+{
+    return c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
+
+/* One scalar seen: rows and bounds follow the count, without a division. */
+static inline void count_scalar(ig_twalk_t *w, size_t start, size_t end)
+{
+    if (w->bounds && w->per_row && w->row < w->nrows) {
+        if (w->k == 0)
+            w->bounds[2 * w->row] = start;
+        if (w->k + 1 == w->per_row)
+            w->bounds[2 * w->row + 1] = end;
+    }
+    if (++w->k == w->per_row) {
+        w->k = 0;
+        w->row++;
+    }
+    w->count++;
+}
+
+/* The common case, a flat array of plain numbers, in one tight loop. Starts
+ * at an element (white space skipped) of the top level; runs while the
+ * elements are numbers whose fit needs no more than their digit counts,
+ * and returns where it stopped: at the start of an element the general
+ * loop must read (anything unusual, including every error, is left to it,
+ * which reports it), or after the closing ']' (*closed set). */
+static size_t flat_numbers(const char *s, size_t n, size_t p, ig_twalk_t *w, bool *closed)
+{
+    const ig_dtype_t *dt = w->dt;
+    size_t int_max = 0, count = w->count, top = w->top;
+    uint64_t k = w->k, row = w->row, per_row = w->per_row, nrows = w->nrows;
+    size_t *bounds = w->per_row ? w->bounds : NULL;
+    ig_slice_t *tops = w->tops;
+    bool is_int = dt && dt->kind == IG_DT_INT;
+
+    if (dt)
+        int_max = is_int ? strlen(dt->max_digits) - 1 : (size_t)dt->max_e10;
+    *closed = false;
+    while (p < n) {
+        size_t i = p, int_len;
+        bool neg = s[i] == '-';
+        i += neg;
+        if (i >= n)
+            break;
+        if (s[i] == '0') {
+            i++;
+            int_len = 0; /* below 1 */
+        } else if ((unsigned char)(s[i] - '1') < 9) {
+            int_len = 1 + ig_json_digits(s + i + 1, n - i - 1);
+            i += int_len;
+        } else {
+            break;
+        }
+        if (i < n && s[i] == '.') {
+            size_t f = ig_json_digits(s + i + 1, n - i - 1);
+            if (f == 0 || is_int)
+                break;
+            i += 1 + f;
+        }
+        if (i >= n || (s[i] | 0x20) == 'e')
+            break;
+        /* It fits when it has fewer integer digits than the largest value
+         * of its type: below 10^max_e10 for floats, 10^(digits-1) for
+         * integers; a negative one needs a signed type. */
+        if (dt && (int_len > int_max || (neg && is_int && !dt->min_digits && int_len > 0)))
+            break;
+        size_t end = i;
+        while (i < n && ws(s[i]))
+            i++;
+        if (i >= n || (s[i] != ',' && s[i] != ']'))
+            break; /* the general loop reads it again and says what is wrong */
+        if (bounds && row < nrows) {
+            if (k == 0)
+                bounds[2 * row] = p;
+            if (k + 1 == per_row)
+                bounds[2 * row + 1] = end;
+        }
+        if (++k == per_row) {
+            k = 0;
+            row++;
+        }
+        if (tops && top < nrows)
+            tops[top] = ig_slice(s + p, end - p);
+        top++;
+        count++;
+        if (s[i] == ']') {
+            p = i + 1;
+            *closed = true;
+            break;
+        }
+        i++;
+        while (i < n && ws(s[i]))
+            i++;
+        p = i;
+        if (p < n && (s[p] == ']' || s[p] == ','))
+            break; /* a trailing comma: the general loop reports it */
+    }
+    w->count = count;
+    w->top = top;
+    w->k = k;
+    w->row = row;
+    return p;
+}
+
+/* The walk is written as one loop over the bytes, with numbers scanned
+ * inline: a tensor's data is mostly numbers, and this loop is most of the
+ * codec's time. Anything else goes through the scanner's functions. */
 static int walk_level(ig_json_t *j, ig_twalk_t *w, int level)
 {
-    size_t i = 0, open;
-    int r, c;
+    const char *s = j->s;
+    size_t n = j->len, p, open;
+    const ig_dtype_t *dt = w->dt;
+    bool numbers = !dt || dt->kind == IG_DT_INT || dt->kind == IG_DT_FLOAT;
+    int rc;
 
     if (ig_json_enter(j, '['))
         return grammar_fail(w, j);
-    open = j->pos;
+    p = open = j->pos;
     if (level == 0)
         w->top_arrays = true;
-    while ((r = ig_json_element(j, &i)) == 1) {
-        c = ig_json_peek(j);
-        size_t start = j->pos, end = 0;
-        if (c == '[') {
-            w->nested = true;
-            if ((r = walk_level(j, w, level + 1)))
-                return r;
-            end = j->pos;
-        } else {
+    while (p < n && ws(s[p]))
+        p++;
+    if (p < n && s[p] == ']') {
+        p++;
+        goto done;
+    }
+    for (;;) {
+        while (p < n && ws(s[p]))
+            p++;
+        if (level == 0 && numbers) {
+            bool closed;
+            size_t before = w->top;
+            p = flat_numbers(s, n, p, w, &closed);
+            if (w->top != before)
+                w->top_arrays = false;
+            if (closed)
+                break;
+            while (p < n && ws(s[p]))
+                p++;
+        }
+        if (p >= n)
+            return fail_at_byte(j, w, p, "unexpected end of the text");
+        char c = s[p];
+        size_t start = p, end = p;
+        if (numbers && (c == '-' || (unsigned char)(c - '0') < 10)) {
+            ig_json_num_t num;
+            const char *why;
+            if (ig_json_scan_number(s, n, &p, &num, &why))
+                return fail_at_byte(j, w, p, why);
+            if (dt) {
+                const char *bad = ig_tensor_check_number(dt, &num);
+                if (bad)
+                    return walk_fail(w, "%s.data: value %" PRIu64 " (%.*s%s) %s for %s", w->where,
+                                     w->count, (int)(num.text.len > 40 ? 40 : num.text.len),
+                                     num.text.base, num.text.len > 40 ? "..." : "", bad, dt->name);
+            }
+            end = p;
             if (level == 0)
                 w->top_arrays = false;
-            if ((r = scalar(j, w, c, &end)))
-                return r;
-            if (w->bounds && w->per_row) {
-                uint64_t row = w->count / w->per_row, k = w->count % w->per_row;
-                if (row < w->nrows) {
-                    if (k == 0)
-                        w->bounds[2 * row] = start;
-                    if (k + 1 == w->per_row)
-                        w->bounds[2 * row + 1] = end;
-                }
-            }
-            w->count++;
+            count_scalar(w, start, end);
+        } else if (c == '[') {
+            w->nested = true;
+            j->pos = p;
+            if ((rc = walk_level(j, w, level + 1)))
+                return rc;
+            p = end = j->pos;
+        } else if (c == ',' || c == ']') {
+            return fail_at_byte(j, w, p, "expected a value");
+        } else {
+            j->pos = p;
+            if ((rc = scalar(j, w, c, &end)))
+                return rc;
+            p = j->pos;
+            if (level == 0)
+                w->top_arrays = false;
+            count_scalar(w, start, end);
         }
         if (level == 0) {
             if (w->tops && w->top < w->nrows)
-                w->tops[w->top] = ig_slice(j->s + start, end - start);
+                w->tops[w->top] = ig_slice(s + start, end - start);
             w->top++;
         }
+        while (p < n && ws(s[p]))
+            p++;
+        if (p < n && s[p] == ',') {
+            p++;
+            continue;
+        }
+        if (p < n && s[p] == ']') {
+            p++;
+            break;
+        }
+        return fail_at_byte(
+            j, w, p, p < n ? "expected ',' or ']' in an array" : "unexpected end of the text");
     }
-    if (r < 0)
-        return grammar_fail(w, j);
+done:
+    j->pos = p;
+    j->depth--;
     if (level == 0)
-        w->inner = ig_json_trim(ig_slice(j->s + open, j->pos - 1 - open));
+        w->inner = ig_json_trim(ig_slice(s + open, p - 1 - open));
     return 0;
 }
 
 int ig_tensor_walk(ig_json_t *j, ig_twalk_t *w)
 {
-    w->count = 0;
+    w->count = w->k = w->row = 0;
     w->top = 0;
     w->nested = false;
     w->top_arrays = false;

@@ -40,6 +40,9 @@ typedef struct {
     ig_buf_t conv; /* the output converted to binary, when some client wants that */
     size_t *conv_bounds;
     bool converted;
+    bool walked;       /* the data was walked while the output was read */
+    const char *bbase; /* what bounds are offsets into */
+    ig_twalk_t w;      /* the walk's findings */
 } sout_t;
 
 typedef struct {
@@ -104,6 +107,25 @@ static int read_dims(sctx_t *c, sout_t *o, const char *where)
     return 0;
 }
 
+/* Walks output o's JSON data at j, noting where each row begins and ends. */
+static int walk_output(sctx_t *c, sout_t *o, ig_json_t *j, const char *where)
+{
+    o->per_row = ig_tensor_product(o->dims + 1, o->ndims - 1);
+    free(o->bounds);
+    free(o->tops);
+    o->bounds = ig_xmalloc(2 * (c->total ? c->total : 1) * sizeof(*o->bounds));
+    o->tops = ig_xmalloc((c->total ? c->total : 1) * sizeof(*o->tops));
+    o->w = (ig_twalk_t){.where = where,
+                        .err = c->err,
+                        .errlen = c->errlen,
+                        .code = IG_EUPSTREAM,
+                        .per_row = o->per_row,
+                        .bounds = o->bounds,
+                        .tops = o->tops,
+                        .nrows = c->total};
+    return ig_tensor_walk(j, &o->w);
+}
+
 static int read_output(sctx_t *c, size_t k)
 {
     char where[96];
@@ -145,10 +167,21 @@ static int read_output(sctx_t *c, size_t k)
         } else if (ig_json_str_eq(name, esc, "data")) {
             if (o->data.base)
                 return SFAIL(c, "%s: member \"data\" appears twice", where);
-            if (ig_json_value(&c->j, NULL, &o->data))
-                return sbad(c);
-            if (o->data.base[0] != '[')
+            if (ch != '[') {
+                if (ig_json_value(&c->j, NULL, NULL))
+                    return sbad(c);
                 return SFAIL(c, "%s.data: expected an array", where);
+            }
+            if (o->ndims) {
+                /* The shape came first, as it usually does: one walk. */
+                if ((r = walk_output(c, o, &c->j, where)))
+                    return r;
+                o->walked = true;
+                o->bbase = c->j.s;
+                o->data = ig_slice(c->j.s + vstart, c->j.pos - vstart);
+            } else if (ig_json_value(&c->j, NULL, &o->data)) {
+                return sbad(c);
+            }
         } else if (ig_json_str_eq(name, esc, "parameters") && ch == '{') {
             size_t pi = 0;
             ig_slice_t pname;
@@ -206,23 +239,14 @@ static int read_output(sctx_t *c, size_t k)
     }
     if (!o->data.base)
         return SFAIL(c, "%s.data: missing", where);
-    o->bounds = ig_xmalloc(2 * c->total * sizeof(*o->bounds));
-    o->tops = ig_xmalloc(c->total * sizeof(*o->tops));
-    ig_twalk_t w = {.where = where + strlen("model answer: "),
-                    .err = c->err,
-                    .errlen = c->errlen,
-                    .code = IG_EUPSTREAM,
-                    .per_row = o->per_row,
-                    .bounds = o->bounds,
-                    .tops = o->tops,
-                    .nrows = c->total};
-    char wbuf[112];
-    snprintf(wbuf, sizeof(wbuf), "model answer: %s", w.where);
-    w.where = wbuf;
-    ig_json_t sub;
-    ig_json_init(&sub, o->data.base, o->data.len);
-    if ((r = ig_tensor_walk(&sub, &w)))
-        return r;
+    if (!o->walked) {
+        ig_json_t sub;
+        ig_json_init(&sub, o->data.base, o->data.len);
+        if ((r = walk_output(c, o, &sub, where)))
+            return r;
+        o->bbase = o->data.base;
+    }
+    ig_twalk_t w = o->w;
     if (w.count != count) {
         char shp[72];
         size_t at = (size_t)snprintf(shp, sizeof(shp), "[");
@@ -234,7 +258,6 @@ static int read_output(sctx_t *c, size_t k)
         return SFAIL(c, "%s.data: holds %" PRIu64 " values but shape %s needs %" PRIu64, where,
                      w.count, shp, count);
     }
-    /* bounds are offsets into the data span: make them offsets into the body */
     if (!w.nested) {
         o->form = ROWS_FLAT;
     } else if (w.top_arrays && w.top == c->total) {
@@ -346,7 +369,7 @@ static int json_rows(sctx_t *c, sout_t *o, uint64_t r0, uint32_t rows, ig_buf_t 
         rc = 0;
     } else if (o->form == ROWS_FLAT) {
         size_t from = o->bounds[2 * r0], to = o->bounds[2 * (r0 + rows - 1) + 1];
-        rc = ig_buf_append(out, o->data.base + from, to - from);
+        rc = ig_buf_append(out, o->bbase + from, to - from);
     } else if (o->form == ROWS_TOPS) {
         const char *from = o->tops[r0].base;
         const ig_slice_t *last = &o->tops[r0 + rows - 1];

@@ -161,76 +161,13 @@ int ig_json_string(ig_json_t *j, ig_slice_t *raw, bool *escaped)
 
 int ig_json_number(ig_json_t *j, ig_json_num_t *num)
 {
-    const char *s = j->s;
-    size_t n = j->len, i, start, int_start, int_end;
-    bool neg = false, zero = true, integer = true;
-    int64_t e10 = 0, exp = 0;
-
+    const char *why;
+    size_t at;
     ig_json_peek(j);
-    i = start = j->pos;
-    if (i < n && s[i] == '-') {
-        neg = true;
-        i++;
-    }
-    int_start = i;
-    if (i < n && s[i] == '0') {
-        i++;
-    } else if (i < n && s[i] >= '1' && s[i] <= '9') {
-        zero = false;
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-    } else {
-        return fail_at(j, i, "invalid number");
-    }
-    int_end = i;
-    if (!zero)
-        e10 = (int64_t)(int_end - int_start) - 1;
-    if (i < n && s[i] == '.') {
-        integer = false;
-        i++;
-        size_t f = i;
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-        if (i == f)
-            return fail_at(j, i, "invalid number: no digit after the decimal point");
-        if (zero) {
-            size_t z = f;
-            while (z < i && s[z] == '0')
-                z++;
-            if (z < i) {
-                zero = false;
-                e10 = -(int64_t)(z - f) - 1;
-            }
-        }
-    }
-    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-        bool eneg = false;
-        integer = false;
-        i++;
-        if (i < n && (s[i] == '+' || s[i] == '-'))
-            eneg = s[i++] == '-';
-        size_t f = i;
-        while (i < n && s[i] >= '0' && s[i] <= '9') {
-            if (exp < 1000000)
-                exp = exp * 10 + (s[i] - '0');
-            i++;
-        }
-        if (i == f)
-            return fail_at(j, i, "invalid number: no digit in the exponent");
-        e10 += eneg ? -exp : exp;
-    }
-    if (e10 > 1000000)
-        e10 = 1000000;
-    if (e10 < -1000000)
-        e10 = -1000000;
-    if (num)
-        *num = (ig_json_num_t){.text = ig_slice(s + start, i - start),
-                               .digits = ig_slice(s + int_start, int_end - int_start),
-                               .neg = neg,
-                               .integer = integer,
-                               .zero = zero,
-                               .e10 = e10};
-    j->pos = i;
+    at = j->pos;
+    if (ig_json_scan_number(j->s, j->len, &at, num, &why))
+        return fail_at(j, at, why);
+    j->pos = at;
     return 0;
 }
 

@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "infergate/buf.h"
 #include "infergate/slice.h"
@@ -89,6 +90,110 @@ int ig_json_element(ig_json_t *j, size_t *i);
 
 /* Reads a number at the position (after white space). 0 or IG_EINVAL. */
 int ig_json_number(ig_json_t *j, ig_json_num_t *num);
+
+/* The length of the run of ASCII digits at s[0..n). Eight bytes at a time:
+ * a byte is a digit when its xor with '0' is below 10, i.e. neither it nor
+ * it plus 6 has a high nibble; the lowest flagged byte ends the run (a
+ * carry out of a flagged byte can only disturb the bytes after it). */
+static inline size_t ig_json_digits(const char *s, size_t n)
+{
+    size_t i = 0;
+    while (n - i >= 8) {
+        uint64_t x;
+        memcpy(&x, s + i, 8);
+        uint64_t a = x ^ 0x3030303030303030ull;
+        uint64_t m = (a | (a + 0x0606060606060606ull)) & 0xf0f0f0f0f0f0f0f0ull;
+        if (m)
+            return i + ((size_t)__builtin_ctzll(m) >> 3);
+        i += 8;
+    }
+    while (i < n && (unsigned char)(s[i] - '0') < 10)
+        i++;
+    return i;
+}
+
+/* The number scanner itself, inline for the tensor walks' tight loops:
+ * reads the number at s[*pos..n) into *num (may be NULL) and moves *pos
+ * past it; on failure returns -1 with *pos at the bad byte and *why set. */
+static inline int ig_json_scan_number(const char *s, size_t n, size_t *pos, ig_json_num_t *num,
+                                      const char **why)
+{
+    size_t i = *pos, start = i, int_start, int_end;
+    bool neg = false, zero = true, integer = true;
+    int64_t e10 = 0, exp = 0;
+
+    if (i < n && s[i] == '-') {
+        neg = true;
+        i++;
+    }
+    int_start = i;
+    if (i < n && s[i] == '0') {
+        i++;
+    } else if (i < n && s[i] >= '1' && s[i] <= '9') {
+        zero = false;
+        i++;
+        i += ig_json_digits(s + i, n - i);
+    } else {
+        *pos = i;
+        *why = "invalid number";
+        return -1;
+    }
+    int_end = i;
+    if (!zero)
+        e10 = (int64_t)(int_end - int_start) - 1;
+    if (i < n && s[i] == '.') {
+        size_t f = ++i;
+        integer = false;
+        i += ig_json_digits(s + i, n - i);
+        if (i == f) {
+            *pos = i;
+            *why = "invalid number: no digit after the decimal point";
+            return -1;
+        }
+        if (zero) {
+            size_t z = f;
+            while (z < i && s[z] == '0')
+                z++;
+            if (z < i) {
+                zero = false;
+                e10 = -(int64_t)(z - f) - 1;
+            }
+        }
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        bool eneg = false;
+        integer = false;
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            eneg = s[i++] == '-';
+        size_t f = i;
+        while (i < n && (unsigned char)(s[i] - '0') < 10) {
+            if (exp < 1000000)
+                exp = exp * 10 + (s[i] - '0');
+            i++;
+        }
+        if (i == f) {
+            *pos = i;
+            *why = "invalid number: no digit in the exponent";
+            return -1;
+        }
+        e10 += eneg ? -exp : exp;
+        if (e10 > 1000000)
+            e10 = 1000000;
+        if (e10 < -1000000)
+            e10 = -1000000;
+    }
+    if (num) {
+        num->text = (ig_slice_t){s + start, i - start};
+        num->digits = (ig_slice_t){s + int_start, int_end - int_start};
+        num->neg = neg;
+        num->integer = integer;
+        num->zero = zero;
+        num->e10 = e10;
+    }
+    *pos = i;
+    return 0;
+}
 
 /* Reads a string at the position: *raw gets the bytes between the quotes,
  * *escaped whether they hold an escape. 0 or IG_EINVAL. */
