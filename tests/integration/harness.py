@@ -21,6 +21,7 @@ would otherwise hang; synchronisation uses observable state (the model's
 import argparse
 import asyncio
 import atexit
+import base64
 import http.client
 import json
 import os
@@ -338,6 +339,67 @@ class Model(Proc):
         raise CaseFailure("model /stats %s never became %s (last %r)" % (key, what, last))
 
 
+class EchoModel(Proc):
+    """tests/integration/echo_model.py: a recording echo model (Python), started
+    on port 0; it prints its bound port on stdout. See that file for its API."""
+
+    SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "echo_model.py")
+
+    def __init__(self, workdir, name="echo"):
+        py = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
+        super().__init__(name, [py, self.SCRIPT, "--port", "0"], workdir)
+        self.port = self._wait_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+
+    def _wait_port(self):
+        deadline = time.monotonic() + IO_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.poll() is not None:
+                raise CaseFailure("echo model exited with %s before listening; stderr:\n%s"
+                                  % (self.poll(), self.tail()))
+            text = self.stdout_text()
+            if text.endswith("\n") and text.strip().isdigit():
+                return int(text.strip())
+            time.sleep(0.02)
+        raise CaseFailure("echo model printed no port; stderr:\n%s" % self.tail())
+
+    def _post(self, path, obj):
+        r = request(self.port, "POST", path, body=json.dumps(obj).encode(),
+                    headers={"Content-Type": "application/json"})
+        check(r.status == 200, "echo model POST %s: status %d body %r"
+              % (path, r.status, r.body[:200]))
+        return r.json()
+
+    def configure(self, **cfg):
+        """POST /_config: delay_ms, force ("json" | "binary" | None), wrong_binary_size."""
+        return self._post("/_config", cfg)
+
+    def reset(self):
+        self._post("/_reset", {})
+
+    def release(self):
+        """Lets every held GET /_block answer."""
+        return self._post("/_release", {})
+
+    def state(self):
+        r = request(self.port, "GET", "/_state")
+        check(r.status == 200, "echo model GET /_state: status %d" % r.status)
+        return r.json()
+
+    def calls(self):
+        """Recorded calls, bodies decoded: [{"method","path","headers": {lower: value},
+        "header_list": [[k, v]], "body": bytes}]."""
+        r = request(self.port, "GET", "/_calls")
+        check(r.status == 200, "echo model GET /_calls: status %d" % r.status)
+        out = []
+        for c in r.json():
+            out.append({"method": c["method"], "path": c["path"],
+                        "header_list": c["headers"],
+                        "headers": _hdict(c["headers"]),
+                        "body": base64.b64decode(c["body"])})
+        return out
+
+
 def wait_for(pred, timeout=IO_TIMEOUT, interval=0.01):
     """Polls pred() until it is true; returns whether it became true."""
     deadline = time.monotonic() + timeout
@@ -468,6 +530,14 @@ class Env:
     def model(self, *flags, name=None):
         m = Model(self.dir, flags, name=name or "model%d" % len(self.procs))
         self.procs.append(m)
+        return m
+
+    def echo_model(self, name=None, **cfg):
+        """Starts tests/integration/echo_model.py; `cfg` goes to its /_config."""
+        m = EchoModel(self.dir, name=name or "echo%d" % len(self.procs))
+        self.procs.append(m)
+        if cfg:
+            m.configure(**cfg)
         return m
 
     def gateway(self, upstream_url, overrides=None, host="127.0.0.1", wait_ready=True,
