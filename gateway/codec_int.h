@@ -32,6 +32,7 @@ typedef struct {
     char *err;
     size_t errlen;
     int code;         /* the error code to return (IG_EINVAL, IG_EUPSTREAM) */
+    bool objects;     /* with dt NULL: objects count as scalars too (V1 rows) */
     uint64_t per_row; /* with bounds: scalars per row */
     size_t *bounds;   /* optional, 2 * nrows entries: [2r] the offset where
                        * row r's first scalar starts, [2r+1] where its last

@@ -116,7 +116,7 @@ static int scalar(ig_json_t *j, ig_twalk_t *w, int c, size_t *end)
     ig_json_kind_t kind;
 
     if (!dt) {
-        if (c == '{')
+        if (c == '{' && !w->objects)
             return walk_fail(w, "%s.data: value %" PRIu64 " is an object", w->where, w->count);
         if (ig_json_value(j, &kind, NULL))
             return grammar_fail(w, j);
@@ -200,13 +200,14 @@ static inline void count_scalar(ig_twalk_t *w, size_t start, size_t end)
  * and returns where it stopped: at the start of an element the general
  * loop must read (anything unusual, including every error, is left to it,
  * which reports it), or after the closing ']' (*closed set). */
-static size_t flat_numbers(const char *s, size_t n, size_t p, ig_twalk_t *w, bool *closed)
+static size_t flat_numbers(const char *s, size_t n, size_t p, ig_twalk_t *w, bool top_level,
+                           bool *closed)
 {
     const ig_dtype_t *dt = w->dt;
     size_t int_max = 0, count = w->count, top = w->top;
     uint64_t k = w->k, row = w->row, per_row = w->per_row, nrows = w->nrows;
     size_t *bounds = w->per_row ? w->bounds : NULL;
-    ig_slice_t *tops = w->tops;
+    ig_slice_t *tops = top_level ? w->tops : NULL;
     bool is_int = dt && dt->kind == IG_DT_INT;
 
     if (dt)
@@ -257,7 +258,7 @@ static size_t flat_numbers(const char *s, size_t n, size_t p, ig_twalk_t *w, boo
         }
         if (tops && top < nrows)
             tops[top] = ig_slice(s + p, end - p);
-        top++;
+        top += top_level;
         count++;
         if (s[i] == ']') {
             p = i + 1;
@@ -303,11 +304,11 @@ static int walk_level(ig_json_t *j, ig_twalk_t *w, int level)
     for (;;) {
         while (p < n && ws(s[p]))
             p++;
-        if (level == 0 && numbers) {
+        if (numbers) {
             bool closed;
-            size_t before = w->top;
-            p = flat_numbers(s, n, p, w, &closed);
-            if (w->top != before)
+            size_t before = w->count;
+            p = flat_numbers(s, n, p, w, level == 0, &closed);
+            if (level == 0 && w->count != before)
                 w->top_arrays = false;
             if (closed)
                 break;

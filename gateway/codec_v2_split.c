@@ -634,6 +634,8 @@ int ig_v2_split(ig_slice_t body, int64_t header_len, ig_batch_part_t *const *par
         ig_buf_t *rep = &parts[k]->reply;
         ig_buf_dispose(rep);
         ig_buf_init(rep, 0);
+        /* About its share of the answer: one allocation, no regrowth. */
+        ig_buf_reserve(rep, (size_t)((double)body.len * parts[k]->rows / (double)c.total) + 512);
         if ((rc = write_reply(&c, parts[k], r0, &scratch))) {
             if (rc == IG_EUPSTREAM) {
                 for (size_t x = 0; x <= k; x++)

@@ -66,8 +66,12 @@ static const char usage_codec[] =
     "  --json           one JSON object on stdout instead of the table\n"
     "  -h, --help       this text\n";
 
-enum { C_NEW, C_OLD, C_MEMCPY, C__COUNT };
-static const char *const contender_names[C__COUNT] = {"new", "old", "memcpy"};
+/* new/old: the whole round trip; new_ms/old_ms: merge + split alone, on
+ * requests parsed beforehand (parsing happens once, on arrival; the codec
+ * work of a batch call is the merge and the split). */
+enum { C_NEW, C_OLD, C_MEMCPY, C_NEW_MS, C_OLD_MS, C__COUNT };
+static const char *const contender_names[C__COUNT] = {"new", "old", "memcpy", "new_merge_split",
+                                                      "old_merge_split"};
 
 /* The N requests of one case and size, the echo answer to their merged
  * call, and the buffers of the memcpy floor. */
@@ -80,6 +84,8 @@ typedef struct {
     size_t bytes; /* the N bodies together */
     char *merged;
     char *copies[MAX_BATCH];
+    ig_batch_part_t *nparts;    /* parsed by the new codec, for new_ms (NULL: alone) */
+    ig_refcodec_part_t *oparts; /* parsed by the old codec, for old_ms (NULL: alone) */
 } fixture_t;
 
 typedef struct {
@@ -212,6 +218,10 @@ static int parse(codec_bench_t *b, int argc, char **argv, char *err, size_t errl
 
 /* ---- fixtures ----------------------------------------------------------------- */
 
+static const ig_slice_t model_name = IG_SLICE_LIT("m");
+
+static ig_slice_t body_of(const ig_gen_request_t *q);
+
 static void fixture_init(fixture_t *f, ig_gen_kind_t kind, size_t n, uint32_t rows, uint64_t seed)
 {
     memset(f, 0, sizeof(*f));
@@ -226,6 +236,35 @@ static void fixture_init(fixture_t *f, ig_gen_kind_t kind, size_t n, uint32_t ro
     }
     f->merged = ig_xmalloc(f->bytes + 1);
     ig_gen_echo_answer(f->q, n, &f->answer, &f->answer_header_len);
+    /* Parsed once for the merge + split figures. */
+    const ig_codec_t *nc = kind == IG_GEN_V1_JSON ? &ig_codec_v1 : &ig_codec_v2;
+    const ig_refcodec_t *oc = kind == IG_GEN_V1_JSON ? &ig_refcodec_v1 : &ig_refcodec_v2;
+    char msg[256];
+    f->nparts = ig_xcalloc(n, sizeof(*f->nparts));
+    f->oparts = ig_xcalloc(n, sizeof(*f->oparts));
+    bool nok = true, ook = true;
+    for (size_t i = 0; i < n; i++) {
+        nok = nok &&
+              nc->parse(&f->nparts[i], model_name, body_of(&f->q[i]), f->q[i].header_len, msg,
+                        sizeof(msg)) == 0 &&
+              !f->nparts[i].alone;
+        ook = ook &&
+              oc->parse(&f->oparts[i], model_name, body_of(&f->q[i]), f->q[i].header_len >= 0, msg,
+                        sizeof(msg)) == 0 &&
+              !f->oparts[i].alone;
+    }
+    if (!nok) {
+        for (size_t i = 0; i < n; i++)
+            ig_batch_part_dispose(&f->nparts[i]);
+        free(f->nparts);
+        f->nparts = NULL;
+    }
+    if (!ook) {
+        for (size_t i = 0; i < n; i++)
+            ig_refcodec_part_dispose(&f->oparts[i]);
+        free(f->oparts);
+        f->oparts = NULL;
+    }
 }
 
 static void fixture_dispose(fixture_t *f)
@@ -236,6 +275,12 @@ static void fixture_dispose(fixture_t *f)
     }
     free(f->merged);
     ig_buf_dispose(&f->answer);
+    for (size_t i = 0; f->nparts && i < f->n; i++)
+        ig_batch_part_dispose(&f->nparts[i]);
+    for (size_t i = 0; f->oparts && i < f->n; i++)
+        ig_refcodec_part_dispose(&f->oparts[i]);
+    free(f->nparts);
+    free(f->oparts);
 }
 
 static ig_slice_t body_of(const ig_gen_request_t *q)
@@ -246,8 +291,6 @@ static ig_slice_t body_of(const ig_gen_request_t *q)
 /* ---- one round trip per contender ----------------------------------------------- */
 
 typedef int (*trip_fn)(const fixture_t *f, bool check, char *err, size_t errlen);
-
-static const ig_slice_t model_name = IG_SLICE_LIT("m");
 
 /* The gateway's codec. With `check`, also verifies what the timed runs rely on. */
 static int trip_new(const fixture_t *f, bool check, char *err, size_t errlen)
@@ -340,6 +383,65 @@ static int trip_old(const fixture_t *f, bool check, char *err, size_t errlen)
     return rc;
 }
 
+/* Merge + split of the new codec on the fixture's parsed requests. */
+static int trip_new_ms(const fixture_t *f, bool check, char *err, size_t errlen)
+{
+    ig_batch_part_t *pp[MAX_BATCH];
+    char msg[256] = "";
+    int64_t header_len = -1;
+    ig_buf_t out;
+    int rc;
+    if (!f->nparts)
+        return TRIP_ALONE;
+    for (size_t i = 0; i < f->n; i++)
+        pp[i] = &f->nparts[i];
+    ig_buf_init(&out, 0);
+    const ig_codec_t *codec = f->kind == IG_GEN_V1_JSON ? &ig_codec_v1 : &ig_codec_v2;
+    if ((rc = codec->merge(pp, f->n, &out, &header_len)) != 0)
+        snprintf(err, errlen, "new codec: merge failed: %s", ig_strerror(rc));
+    else if ((rc = codec->split(ig_slice(f->answer.base, f->answer.len), f->answer_header_len, pp,
+                                f->n, msg, sizeof(msg))) != 0)
+        snprintf(err, errlen, "new codec: split failed: %s", msg);
+    for (size_t i = 0; check && rc == 0 && i < f->n; i++)
+        if (f->nparts[i].reply.len == 0) {
+            snprintf(err, errlen, "new codec: reply %zu is empty", i);
+            rc = IG_EINVAL;
+        }
+    for (size_t i = 0; i < f->n; i++)
+        ig_buf_dispose(&f->nparts[i].reply);
+    ig_buf_dispose(&out);
+    return rc;
+}
+
+/* The same for the old codec. */
+static int trip_old_ms(const fixture_t *f, bool check, char *err, size_t errlen)
+{
+    ig_refcodec_part_t *pp[MAX_BATCH];
+    char msg[256] = "";
+    ig_buf_t out;
+    int rc;
+    if (!f->oparts)
+        return TRIP_ALONE;
+    for (size_t i = 0; i < f->n; i++)
+        pp[i] = &f->oparts[i];
+    ig_buf_init(&out, 0);
+    const ig_refcodec_t *codec = f->kind == IG_GEN_V1_JSON ? &ig_refcodec_v1 : &ig_refcodec_v2;
+    if ((rc = codec->merge(pp, f->n, &out)) != 0)
+        snprintf(err, errlen, "old codec: merge failed: %s", ig_strerror(rc));
+    else if ((rc = codec->split(ig_slice(f->answer.base, f->answer.len), pp, f->n, msg,
+                                sizeof(msg))) != 0)
+        snprintf(err, errlen, "old codec: split failed: %s", msg);
+    for (size_t i = 0; check && rc == 0 && i < f->n; i++)
+        if (f->oparts[i].reply.len == 0) {
+            snprintf(err, errlen, "old codec: reply %zu is empty", i);
+            rc = IG_EINVAL;
+        }
+    for (size_t i = 0; i < f->n; i++)
+        ig_buf_dispose(&f->oparts[i].reply);
+    ig_buf_dispose(&out);
+    return rc;
+}
+
 /* Tells the compiler that the memory behind `p` is read, so the copies
  * into it cannot be optimised away. */
 static void clobber(const void *p)
@@ -368,7 +470,7 @@ static int trip_memcpy(const fixture_t *f, bool check, char *err, size_t errlen)
     return 0;
 }
 
-static const trip_fn trips[C__COUNT] = {trip_new, trip_old, trip_memcpy};
+static const trip_fn trips[C__COUNT] = {trip_new, trip_old, trip_memcpy, trip_new_ms, trip_old_ms};
 
 /* ---- timing ----------------------------------------------------------------------- */
 
@@ -438,7 +540,10 @@ static int run_case(codec_bench_t *b, result_t *res, char *err, size_t errlen)
         if (rc == TRIP_ALONE) {
             snprintf(fig->note, sizeof(fig->note),
                      "the %s codec sends %s requests alone (it cannot batch them)",
-                     contender_names[c], ig_gen_kind_name(res->kind));
+                     c == C_OLD_MS   ? "old"
+                     : c == C_NEW_MS ? "new"
+                                     : contender_names[c],
+                     ig_gen_kind_name(res->kind));
             rc = 0;
         }
     }
@@ -499,23 +604,26 @@ static const char *cell(char *buf, int width, int prec, double v)
 static void print_table(const codec_bench_t *b)
 {
     ig_bench_machine_print();
-    printf("round trip: parse %u requests, merge them, split the echo answer into %u replies;\n"
+    printf("round trip: parse %u requests, merge them, split the echo answer into %u replies "
+           "(new, old);\nm+s: merge and split alone, on requests parsed beforehand;\n"
            "MB/s = request body bytes per CPU second of this thread, median of %u round(s) of "
            "at least %.3g s\n\n",
            b->batch, b->batch, b->rounds, b->seconds);
-    printf("%-10s %6s %8s %10s %10s %10s %11s %8s %10s %10s %10s\n", "case", "size", "rows",
-           "bytes/req", "new MB/s", "old MB/s", "memcpy MB/s", "new/old", "new/memcpy",
-           "new us/req", "old us/req");
+    printf("%-10s %6s %8s %10s %10s %10s %8s %10s %10s %9s %11s %10s %10s %10s\n", "case", "size",
+           "rows", "bytes/req", "new MB/s", "old MB/s", "new/old", "new m+s", "old m+s",
+           "m+s ratio", "memcpy MB/s", "new/memcpy", "new us/req", "old us/req");
     for (size_t k = 0; k < b->nresults; k++) {
         const result_t *r = &b->results[k];
         const figure_t *nw = &r->fig[C_NEW], *old = &r->fig[C_OLD], *mc = &r->fig[C_MEMCPY];
-        char c[8][32];
-        printf("%-10s %6s %8u %10.0f %s %s %s %s %s %s %s\n", ig_gen_kind_name(r->kind),
+        const figure_t *nms = &r->fig[C_NEW_MS], *oms = &r->fig[C_OLD_MS];
+        char c[10][32];
+        printf("%-10s %6s %8u %10.0f %s %s %s %s %s %s %s %s %s %s\n", ig_gen_kind_name(r->kind),
                r->size_label, r->rows, r->request_bytes, cell(c[0], 10, 1, nw->mb_s),
-               cell(c[1], 10, 1, old->mb_s), cell(c[2], 11, 1, mc->mb_s),
-               cell(c[3], 8, 2, ig_bench_ratio(nw->mb_s, old->mb_s)),
-               cell(c[4], 10, 3, ig_bench_ratio(nw->mb_s, mc->mb_s)),
-               cell(c[5], 10, 2, nw->us_per_request), cell(c[6], 10, 2, old->us_per_request));
+               cell(c[1], 10, 1, old->mb_s), cell(c[2], 8, 2, ig_bench_ratio(nw->mb_s, old->mb_s)),
+               cell(c[3], 10, 1, nms->mb_s), cell(c[4], 10, 1, oms->mb_s),
+               cell(c[5], 9, 2, ig_bench_ratio(nms->mb_s, oms->mb_s)), cell(c[6], 11, 1, mc->mb_s),
+               cell(c[7], 10, 3, ig_bench_ratio(nw->mb_s, mc->mb_s)),
+               cell(c[8], 10, 2, nw->us_per_request), cell(c[9], 10, 2, old->us_per_request));
     }
     /* Each reason for an n/a once. */
     const char *notes[IG_GEN__COUNT * MAX_SIZES * C__COUNT];
@@ -577,6 +685,8 @@ static void print_json(const codec_bench_t *b)
         cJSON_AddItemToObject(o, "notes", notes);
         ig_bench_json_number(o, "new_vs_old",
                              ig_bench_ratio(r->fig[C_NEW].mb_s, r->fig[C_OLD].mb_s));
+        ig_bench_json_number(o, "merge_split_new_vs_old",
+                             ig_bench_ratio(r->fig[C_NEW_MS].mb_s, r->fig[C_OLD_MS].mb_s));
         ig_bench_json_number(o, "new_vs_memcpy",
                              ig_bench_ratio(r->fig[C_NEW].mb_s, r->fig[C_MEMCPY].mb_s));
         cJSON_AddItemToArray(arr, o);

@@ -559,8 +559,9 @@ def case_sweep_open_loop():
 
 
 CODEC_CASES = ("v1-json", "v2-json", "v2-binary")
-CODEC_COLUMNS = ("case", "size", "rows", "bytes/req", "new MB/s", "old MB/s", "memcpy MB/s",
-                 "new/old", "new/memcpy", "new us/req", "old us/req")
+CODEC_COLUMNS = ("case", "size", "rows", "bytes/req", "new MB/s", "old MB/s", "new/old",
+                 "new m+s", "old m+s", "m+s ratio", "memcpy MB/s", "new/memcpy", "new us/req",
+                 "old us/req")
 
 
 def positive(v):
@@ -624,12 +625,16 @@ def case_codec_text_table():
     for k, cells in rows.items():
         check(len(cells) == len(CODEC_COLUMNS), "%s: %d cells: %s" % (k, len(cells), cells))
         nums = dict(zip(CODEC_COLUMNS, cells))
-        for col in ("rows", "bytes/req", "new MB/s", "memcpy MB/s", "new/memcpy", "new us/req"):
+        for col in ("rows", "bytes/req", "new MB/s", "new m+s", "memcpy MB/s", "new/memcpy",
+                    "new us/req"):
             check(float(nums[col]) > 0, "%s: %s is %r" % (k, col, nums[col]))
         if k == "v2-binary":
-            check(nums["old MB/s"] == "n/a" and nums["new/old"] == "n/a", "%s: %s" % (k, cells))
+            check(nums["old MB/s"] == "n/a" and nums["new/old"] == "n/a" and
+                  nums["old m+s"] == "n/a", "%s: %s" % (k, cells))
         else:
-            check(float(nums["old MB/s"]) > 0 and float(nums["new/old"]) > 0, "%s: %s" % (k, cells))
+            check(float(nums["old MB/s"]) > 0 and float(nums["new/old"]) > 0 and
+                  float(nums["old m+s"]) > 0 and float(nums["m+s ratio"]) > 0,
+                  "%s: %s" % (k, cells))
     check("n/a: the old codec sends v2-binary requests alone" in out, "no n/a note:\n%s" % out)
     check("round trip: parse 3 requests" in out, "batch size not in the header:\n%s" % out)
 
