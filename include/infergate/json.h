@@ -98,6 +98,7 @@ int ig_json_number(ig_json_t *j, ig_json_num_t *num);
 static inline size_t ig_json_digits(const char *s, size_t n)
 {
     size_t i = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     while (n - i >= 8) {
         uint64_t x;
         memcpy(&x, s + i, 8);
@@ -107,6 +108,7 @@ static inline size_t ig_json_digits(const char *s, size_t n)
             return i + ((size_t)__builtin_ctzll(m) >> 3);
         i += 8;
     }
+#endif
     while (i < n && (unsigned char)(s[i] - '0') < 10)
         i++;
     return i;
