@@ -129,6 +129,10 @@ void ig_gw_pending_fail(ig_pending_t *p, int status, ig_reason_t reason, const c
     size_t route = p->route;
     bool started = p->started;
     ig_gw_pending_put(p);
+    /* A head still in the cork (the model's answer failed in the same read)
+     * is taken back, so the client gets the error instead of nothing. */
+    if (started && ig_req_unstart(req) == 0)
+        started = false;
     if (started) {
         if (reason == IG_REASON_UPSTREAM_UNAVAILABLE || reason == IG_REASON_UPSTREAM_TIMEOUT ||
             reason == IG_REASON_BAD_RESPONSE)
@@ -265,7 +269,7 @@ static size_t build_forward_headers(ig_pending_t *p)
     ig_req_t *req = p->req;
     ig_slice_t conn_hdr = ig_req_header(req, "connection");
     ig_slice_t old_xff = {NULL, 0};
-    bool have_id = false, have_proto = false;
+    bool have_proto = false;
     size_t n = 0;
     for (size_t i = 0; i < req->nheaders && n < IG_GW_MAX_FWD_HEADERS - 4; i++) {
         ig_slice_t name = req->headers[i].name;
@@ -280,7 +284,8 @@ static size_t build_forward_headers(ig_pending_t *p)
             continue;
         }
         if (ig_slice_ieq(name, "x-request-id"))
-            have_id = true;
+            continue; /* the request's id (the client's, or a new one when it
+                       * sent none or an unusable one) is added below */
         if (ig_slice_ieq(name, "x-forwarded-proto"))
             have_proto = true;
         p->fwd[n++] = req->headers[i];
@@ -299,8 +304,7 @@ static size_t build_forward_headers(ig_pending_t *p)
     p->fwd[n++] = (ig_header_t){IG_SLICE_LIT("X-Forwarded-For"), ig_slice(p->xff.base, p->xff.len)};
     if (!have_proto)
         p->fwd[n++] = (ig_header_t){IG_SLICE_LIT("X-Forwarded-Proto"), IG_SLICE_LIT("http")};
-    if (!have_id)
-        p->fwd[n++] = (ig_header_t){IG_SLICE_LIT("X-Request-Id"), req->request_id};
+    p->fwd[n++] = (ig_header_t){IG_SLICE_LIT("X-Request-Id"), req->request_id};
     return n;
 }
 
@@ -314,10 +318,18 @@ static int on_up_head(ig_ucall_t *c, int status, const ig_header_t *hdrs, size_t
     p->head_ns = uv_hrtime();
     ig_header_t out[IG_GW_MAX_FWD_HEADERS];
     size_t k = 0;
+    /* The model's Connection header names more hop-by-hop headers (RFC
+     * 9110 7.6.1): they are for this hop only, as on the request side. */
     for (size_t i = 0; i < n && k < IG_GW_MAX_FWD_HEADERS - 1; i++) {
         ig_slice_t name = hdrs[i].name;
         if (ig_http_is_hop_by_hop(name) || ig_slice_ieq(name, "content-length") ||
             ig_slice_ieq(name, "x-request-id"))
+            continue;
+        bool listed = false;
+        for (size_t j = 0; j < n && !listed; j++)
+            listed =
+                ig_slice_ieq(hdrs[j].name, "connection") && connection_listed(hdrs[j].value, name);
+        if (listed)
             continue;
         out[k++] = hdrs[i];
     }

@@ -56,8 +56,12 @@ static void on_write(uv_write_t *w, int status)
             ig_conn_close(c);
         return;
     }
-    if (!c->closing)
-        maybe_writable(c);
+    if (c->closing)
+        return;
+    maybe_writable(c);
+    if (c->write_paused &&
+        uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < IG_SERVER_LOW_WATER)
+        ig_conn_resume_input(c);
 }
 
 /* Sends bytes, trying a direct write first so that the common small
@@ -118,6 +122,7 @@ int ig_conn_flush(ig_conn_t *c)
         return 0;
     }
     int r = send_now(c, c->out.base, c->out.len);
+    c->flushes++;
     ig_buf_reset(&c->out);
     /* A response buffer grown for a big head is not worth keeping. */
     if (c->out.cap > 4 * CORK_MAX)
@@ -296,11 +301,32 @@ int ig_req_start(ig_req_t *req, int status, const ig_header_t *hdrs, size_t nhdr
     if (r->started)
         return IG_EINVAL;
     size_t before = c->out.len;
+    r->cork_at = before;
+    r->flushes_at = c->flushes;
+    r->close_before = r->close_after;
     write_head(r, status, hdrs, nhdrs, content_length, &c->out);
     r->bytes_out = c->out.len - before;
     c->state = C_RESPONSE;
     /* The head waits in the cork for the body bytes of this loop turn. */
     cork_register(c);
+    return 0;
+}
+
+int ig_req_unstart(ig_req_t *req)
+{
+    req_impl_t *r = impl(req);
+    ig_conn_t *c = r->conn;
+    if (!r->started || c->closing || c->flushes != r->flushes_at ||
+        c->out.len < r->cork_at + r->bytes_out)
+        return IG_EAGAIN;
+    c->out.len = r->cork_at;
+    r->started = false;
+    r->chunked = false;
+    r->no_body = r->pub.method == HTTP_HEAD;
+    r->close_after = r->close_before;
+    r->bytes_out = 0;
+    r->status = 0;
+    c->state = C_HANDLER;
     return 0;
 }
 

@@ -203,7 +203,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         ig_conn_close(c);
         return;
     }
-    if (c->state == C_HANDLER || c->state == C_RESPONSE) {
+    if (c->state == C_HANDLER || c->state == C_RESPONSE || c->write_paused) {
         /* Pipelined bytes wait; stop reading when too many pile up. */
         if (c->in.len > PENDING_CAP && c->reading) {
             uv_read_stop(st);
@@ -392,10 +392,57 @@ static int on_headers_complete(llhttp_t *p)
         q->request_id = ig_slice(r->reqid, 16);
     }
 
+    if (q->http_major != 1 || q->http_minor > 1) {
+        c->err_status = 505;
+        c->err_msg = "only HTTP/1.0 and HTTP/1.1 are supported";
+        return -1;
+    }
     if (q->target.len == 0 ||
         (q->target.base[0] != '/' && q->method != HTTP_OPTIONS && q->method != HTTP_CONNECT)) {
         c->err_status = 400;
         c->err_msg = "request target must be an absolute path";
+        return -1;
+    }
+    if (memchr(q->target.base, '#', q->target.len)) {
+        /* RFC 9112 3.2: a fragment is never sent in a request target. */
+        c->err_status = 400;
+        c->err_msg = "request target must not hold a fragment (#)";
+        return -1;
+    }
+    size_t nhost = 0, nte = 0;
+    ig_slice_t te = {NULL, 0};
+    for (size_t i = 0; i < q->nheaders; i++) {
+        if (ig_slice_ieq(q->headers[i].name, "host"))
+            nhost++;
+        else if (ig_slice_ieq(q->headers[i].name, "transfer-encoding")) {
+            nte++;
+            te = q->headers[i].value;
+        }
+    }
+    if (nhost > 1 || (nhost == 0 && q->http_minor == 1)) {
+        /* RFC 9112 3.2: an HTTP/1.1 request has exactly one Host. */
+        c->err_status = 400;
+        c->err_msg = nhost ? "malformed HTTP request: more than one Host header"
+                           : "malformed HTTP request: HTTP/1.1 needs a Host header";
+        return -1;
+    }
+    if (nte > 0 && q->http_minor == 0) {
+        /* RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 message is faulty
+         * framing; a proxy must not guess. */
+        c->err_status = 400;
+        c->err_msg = "malformed HTTP request: Transfer-Encoding in an HTTP/1.0 request";
+        return -1;
+    }
+    while (te.len && (te.base[0] == ' ' || te.base[0] == '\t')) {
+        te.base++;
+        te.len--;
+    }
+    while (te.len && (te.base[te.len - 1] == ' ' || te.base[te.len - 1] == '\t'))
+        te.len--;
+    if (nte > 1 || (nte == 1 && !ig_slice_ieq(te, "chunked"))) {
+        /* Any other coding would reach the model as bytes it cannot read. */
+        c->err_status = 501;
+        c->err_msg = "only the chunked transfer coding is supported";
         return -1;
     }
     if (q->method == HTTP_CONNECT || llhttp_get_upgrade(p)) {
@@ -458,7 +505,8 @@ static void feed(ig_conn_t *c)
         return;
     }
     c->in_feed = true;
-    while (!c->closing && c->in.len > 0 && c->state != C_HANDLER && c->state != C_RESPONSE) {
+    while (!c->closing && !c->write_paused && c->in.len > 0 && c->state != C_HANDLER &&
+           c->state != C_RESPONSE) {
         llhttp_errno_t e = llhttp_execute(&c->parser, c->in.base, c->in.len);
         if (e == HPE_OK) {
             ig_buf_reset(&c->in);
@@ -488,14 +536,16 @@ static void feed(ig_conn_t *c)
         }
         const char *reason = status == 431   ? "headers_too_large"
                              : status == 413 ? "body_too_large"
+                             : status == 501 ? "not_implemented"
+                             : status == 505 ? "http_version_not_supported"
                                              : "bad_request";
         ig_buf_reset(&c->in);
         send_error(c, status, reason, msg);
         break;
     }
     c->in_feed = false;
-    if (!c->closing && !c->reading && c->in.len < PENDING_CAP && c->state != C_HANDLER &&
-        c->state != C_RESPONSE) {
+    if (!c->closing && !c->reading && !c->write_paused && c->in.len < PENDING_CAP &&
+        c->state != C_HANDLER && c->state != C_RESPONSE) {
         if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
             c->reading = true;
     }
@@ -540,10 +590,29 @@ void ig_conn_response_finished(req_impl_t *r)
         return;
     }
     arm_timer(c);
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) >= IG_SERVER_HIGH_WATER) {
+        /* A client that pipelines and does not read its answers must not
+         * make the gateway hold them all: like nginx, read the next
+         * request only once the answers before it are (mostly) written.
+         * on_write resumes at IG_SERVER_LOW_WATER. */
+        c->write_paused = true;
+        if (c->reading) {
+            uv_read_stop((uv_stream_t *)&c->tcp);
+            c->reading = false;
+        }
+        return;
+    }
+    ig_conn_resume_input(c);
+}
+
+void ig_conn_resume_input(ig_conn_t *c)
+{
+    c->write_paused = false;
+    if (c->closing || c->state != C_IDLE)
+        return;
     if (c->in.len > 0)
         feed(c);
-    else if (!c->reading && !c->closing &&
-             uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+    else if (!c->reading && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
         c->reading = true;
 }
 

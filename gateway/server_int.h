@@ -64,6 +64,12 @@ typedef struct {
     bool want_writable; /* the handler waits for on_writable */
     int status;
     uint64_t bytes_out;
+    /* Where a streamed response began in the connection's cork, and the
+     * cork's flush count then: while they match, nothing of it has left
+     * and ig_req_unstart can take it back. */
+    size_t cork_at;
+    uint64_t flushes_at;
+    bool close_before; /* close_after before the head was written */
     char reqid[24];
 } req_impl_t;
 
@@ -78,16 +84,19 @@ struct ig_conn {
     ig_buf_t in; /* unparsed bytes */
     bool reading;
     bool closing;
-    bool eof;         /* client half-closed or went away */
-    bool in_feed;     /* feed() is on the stack */
-    bool resume_feed; /* a response finished during feed() */
-    int err_status;   /* status to answer a parse error with */
+    bool eof;          /* client half-closed or went away */
+    bool in_feed;      /* feed() is on the stack */
+    bool write_paused; /* answers wait to be written: the next pipelined request is
+                        * neither read nor parsed until the queue drains */
+    bool resume_feed;  /* a response finished during feed() */
+    int err_status;    /* status to answer a parse error with */
     const char *err_msg;
     char peer_ip[INET6_ADDRSTRLEN];
     bool loopback;
-    bool used;       /* has answered a request: idle now means between requests */
-    ig_buf_t out;    /* corked response bytes, sent by the flush at the end of the loop turn */
-    ig_link_t flink; /* in the server's flush list, while `out` holds bytes */
+    bool used;        /* has answered a request: idle now means between requests */
+    ig_buf_t out;     /* corked response bytes, sent by the flush at the end of the loop turn */
+    uint64_t flushes; /* times `out` was sent */
+    ig_link_t flink;  /* in the server's flush list, while `out` holds bytes */
     bool in_flushq;
     req_impl_t req;
 };
@@ -139,6 +148,9 @@ void ig_conn_close_after_write(ig_conn_t *c);
  * connection (after the write) or goes on with the next request. A
  * pipelined request may reach the handler before this returns. */
 void ig_conn_response_finished(req_impl_t *r);
+/* Reads and parses the next pipelined request again after the write queue
+ * drained below IG_SERVER_LOW_WATER (response.c's write callback). */
+void ig_conn_resume_input(ig_conn_t *c);
 
 /* ---------------------------------------------------------------------------
  * Writing (response.c)

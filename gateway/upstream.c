@@ -155,13 +155,27 @@ static void conn_close(uconn_t *uc)
     uv_close((uv_handle_t *)&uc->tcp, on_handle_closed);
 }
 
+/* RFC 9110 9.2.2: methods whose repetition has the effect of one request. */
+static bool idempotent(const char *m)
+{
+    static const char *const ok[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"};
+    for (size_t i = 0; m && i < sizeof(ok) / sizeof(ok[0]); i++)
+        if (strcmp(m, ok[i]) == 0)
+            return true;
+    return false;
+}
+
 /* The current call ends with `err`; the connection is closed. */
 static void conn_fail(uconn_t *uc, int err)
 {
     ig_ucall_t *c = uc->call;
     ig_upstream_t *u = uc->u;
+    /* A stale kept-alive connection is retried once, where sending the
+     * request again cannot do the work twice: nothing of it was written,
+     * or its method is idempotent. */
     bool retry = c && !c->got_response && uc->reused && !c->retried_ &&
-                 (err == IG_ECONNRESET || err == IG_EPROTO);
+                 (err == IG_ECONNRESET || err == IG_EPROTO) &&
+                 (!c->wrote_ || idempotent(c->method));
     uc->call = NULL;
     conn_close(uc);
     if (!c)
@@ -443,8 +457,10 @@ static void start_on_conn(uconn_t *uc, ig_ucall_t *c)
     /* Most requests fit the socket buffer: write them directly. A queued
      * uv_write would cost an extra epoll_ctl per call for its callback. */
     unsigned nbufs = c->body.len ? 2 : 1;
+    c->wrote_ = false;
     int w = uv_try_write((uv_stream_t *)&uc->tcp, bufs, nbufs);
     size_t done = w > 0 ? (size_t)w : 0;
+    c->wrote_ = done > 0;
     if (w < 0 && w != UV_EAGAIN) {
         conn_fail(uc, IG_ECONNRESET);
         return;
@@ -465,6 +481,9 @@ static void start_on_conn(uconn_t *uc, ig_ucall_t *c)
         conn_fail(uc, IG_ECONNRESET);
         return;
     }
+    /* Queued: libuv may write part of it before failing, so from here on
+     * the request counts as sent. */
+    c->wrote_ = true;
     uc->writing = true;
 }
 

@@ -153,6 +153,13 @@ int ig_req_error(ig_req_t *req, int status, const char *reason, const char *msg,
 int ig_req_start(ig_req_t *req, int status, const ig_header_t *hdrs, size_t nhdrs,
                  int64_t content_length);
 
+/* Takes back a response started with ig_req_start while none of its bytes
+ * has left the connection yet (they are still corked, which holds until the
+ * end of the loop turn that started it): the request can then be answered
+ * anew, e.g. with a 502 when the model's answer turned out malformed right
+ * after its head. Returns 0, or IG_EAGAIN when bytes were already sent. */
+int ig_req_unstart(ig_req_t *req);
+
 /* Writes body bytes of a started response (copied). Returns the write
  * backlog in bytes (>= 0): above IG_SERVER_HIGH_WATER the caller should stop
  * producing until on_writable. */

@@ -51,7 +51,14 @@ struct ig_ucall {
     void (*on_body)(ig_ucall_t *c, const char *data, size_t len);
     /* Runs exactly once unless the call was canceled: err is 0, or
      * IG_ECONNREFUSED (could not connect), IG_ECONNRESET (connection lost),
-     * IG_ETIMEDOUT (connect or response timeout), IG_EPROTO (bad response). */
+     * IG_ETIMEDOUT (connect or response timeout), IG_EPROTO (bad response).
+     *
+     * A reused (kept-alive) connection that fails before any response byte
+     * arrived is retried once on a fresh connection, but only when that is
+     * safe (RFC 9110 9.2.2): the method is idempotent (GET, HEAD, OPTIONS,
+     * TRACE, PUT, DELETE) or no byte of the request was written. A POST the
+     * model may have started on is never sent twice: the call fails with
+     * IG_ECONNRESET instead. */
     void (*on_done)(ig_ucall_t *c, int err);
 
     /* Set by the pool: whether any response byte arrived (the caller then
@@ -63,6 +70,7 @@ struct ig_ucall {
     void *conn_;
     ig_link_t wait_link_;
     bool retried_;
+    bool wrote_; /* some byte of the request reached the socket */
     bool paused_;
     ig_upstream_t *pool_;
 };

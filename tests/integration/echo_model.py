@@ -8,7 +8,11 @@ gateway sent:
   GET  /v2/health/ready, /v2/health/live  200 {"ready":true} (not recorded)
   GET  /_calls     recorded calls: [{"method","path","headers":[[k,v]...],"body": base64}]
   POST /_reset     forgets the recorded calls
-  POST /_config    {"delay_ms": 200, "force": "json"|"binary"|null, "wrong_binary_size": false}
+  POST /_config    {"delay_ms": 200, "force": "json"|"binary"|null, "wrong_binary_size": false,
+                    "drop_after_read": 0, "hop_headers": false}
+                   drop_after_read N: the next N inference calls are recorded, then the
+                   connection is closed without an answer (a worker that died mid-call);
+                   hop_headers: answers carry "Connection: X-Hop-Only" and "X-Hop-Only: 1"
   GET  /_block     held until POST /_release (bounded at 30 s); a test sends it through the
                    gateway's passthrough route to hold the gateway's only concurrency slot
                    while the requests it wants merged queue up (not recorded)
@@ -39,6 +43,7 @@ import base64
 import http.server
 import json
 import signal
+import socket
 import struct
 import sys
 import threading
@@ -305,7 +310,8 @@ class State:
     def __init__(self):
         self.lock = threading.Lock()
         self.calls = []
-        self.cfg = {"delay_ms": 200, "force": None, "wrong_binary_size": False}
+        self.cfg = {"delay_ms": 200, "force": None, "wrong_binary_size": False,
+                    "drop_after_read": 0, "hop_headers": False}
         self.blocks = []  # Events of held /_block calls
         self.inflight = 0
 
@@ -446,6 +452,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         for k, v in (headers or {}).items():
             self.send_header(k, v)
+        if STATE.cfg.get("hop_headers"):
+            self.send_header("Connection", "X-Hop-Only")
+            self.send_header("X-Hop-Only", "1")
         self.end_headers()
         self.wfile.write(body)
 
@@ -511,7 +520,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                 "headers": [[k, v] for k, v in self.headers.items()],
                                 "body": base64.b64encode(body).decode()})
             cfg = dict(STATE.cfg)
+            drop = cfg["drop_after_read"] > 0
+            if drop:
+                STATE.cfg["drop_after_read"] -= 1
             STATE.inflight += 1
+        if drop:
+            with STATE.lock:
+                STATE.inflight -= 1
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
         try:
             if cfg["delay_ms"]:
                 time.sleep(cfg["delay_ms"] / 1000.0)
