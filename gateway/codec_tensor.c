@@ -390,7 +390,8 @@ int ig_tensor_walk(ig_json_t *j, ig_twalk_t *w)
     return walk_level(j, w, 0);
 }
 
-static int leaves(ig_json_t *j, ig_buf_t *out, bool *first)
+/* Calls fn on every scalar of the validated array at j, row-major. */
+static int each_leaf(ig_json_t *j, int (*fn)(ig_slice_t v, void *ctx), void *ctx)
 {
     size_t i = 0;
     int r, rc;
@@ -398,27 +399,41 @@ static int leaves(ig_json_t *j, ig_buf_t *out, bool *first)
         return IG_EINVAL;
     while ((r = ig_json_element(j, &i)) == 1) {
         if (ig_json_peek(j) == '[') {
-            if ((rc = leaves(j, out, first)))
+            if ((rc = each_leaf(j, fn, ctx)))
                 return rc;
             continue;
         }
         ig_slice_t v;
         if (ig_json_value(j, NULL, &v))
             return IG_EINVAL;
-        if (!*first && (rc = ig_buf_append(out, ",", 1)))
-            return rc;
-        *first = false;
-        if ((rc = ig_buf_append_slice(out, v)))
+        if ((rc = fn(v, ctx)))
             return rc;
     }
     return r < 0 ? IG_EINVAL : 0;
 }
 
+typedef struct {
+    ig_buf_t *out;
+    bool *first;
+    const ig_dtype_t *dt;
+} leaf_ctx_t;
+
+static int put_leaf(ig_slice_t v, void *ctx)
+{
+    leaf_ctx_t *l = ctx;
+    int rc;
+    if (!*l->first && (rc = ig_buf_append(l->out, ",", 1)))
+        return rc;
+    *l->first = false;
+    return ig_buf_append_slice(l->out, v);
+}
+
 int ig_tensor_write_leaves(ig_buf_t *out, ig_slice_t data, bool *first)
 {
     ig_json_t j;
+    leaf_ctx_t l = {out, first, NULL};
     ig_json_init(&j, data.base, data.len);
-    return leaves(&j, out, first);
+    return each_leaf(&j, put_leaf, &l);
 }
 
 /* ---- binary <-> JSON ---- */
@@ -497,6 +512,14 @@ static double bf16_to_double(uint16_t h)
     return f;
 }
 
+/* Whether `v` is exactly one number that fits numeric datatype dt. */
+static bool fits(const ig_dtype_t *dt, ig_slice_t v, ig_json_num_t *num)
+{
+    ig_json_t j;
+    ig_json_init(&j, v.base, v.len);
+    return ig_json_number(&j, num) == 0 && j.pos == v.len && !ig_tensor_check_number(dt, num);
+}
+
 /* One JSON scalar (validated) as binary. */
 static int scalar_to_binary(const ig_dtype_t *dt, ig_slice_t v, ig_buf_t *out)
 {
@@ -523,10 +546,8 @@ static int scalar_to_binary(const ig_dtype_t *dt, ig_slice_t v, ig_buf_t *out)
         return 0;
     }
     case IG_DT_INT: {
-        ig_json_t j;
         ig_json_num_t num;
-        ig_json_init(&j, v.base, v.len);
-        if (ig_json_number(&j, &num) || j.pos != v.len || ig_tensor_check_number(dt, &num))
+        if (!fits(dt, v, &num))
             return IG_EINVAL;
         uint64_t x = 0;
         for (size_t i = 0; i < num.digits.len; i++)
@@ -537,10 +558,8 @@ static int scalar_to_binary(const ig_dtype_t *dt, ig_slice_t v, ig_buf_t *out)
         return ig_buf_append(out, b, dt->size);
     }
     case IG_DT_FLOAT: {
-        ig_json_t j;
         ig_json_num_t num;
-        ig_json_init(&j, v.base, v.len);
-        if (ig_json_number(&j, &num) || j.pos != v.len || ig_tensor_check_number(dt, &num))
+        if (!fits(dt, v, &num))
             return IG_EINVAL;
         char stack[128];
         char *s = v.len < sizeof(stack) ? stack : ig_xmalloc(v.len + 1);
@@ -565,32 +584,18 @@ static int scalar_to_binary(const ig_dtype_t *dt, ig_slice_t v, ig_buf_t *out)
     return IG_EINVAL;
 }
 
-static int to_binary(ig_json_t *j, const ig_dtype_t *dt, ig_buf_t *out)
+static int binary_leaf(ig_slice_t v, void *ctx)
 {
-    size_t i = 0;
-    int r, rc;
-    if (ig_json_enter(j, '['))
-        return IG_EINVAL;
-    while ((r = ig_json_element(j, &i)) == 1) {
-        if (ig_json_peek(j) == '[') {
-            if ((rc = to_binary(j, dt, out)))
-                return rc;
-            continue;
-        }
-        ig_slice_t v;
-        if (ig_json_value(j, NULL, &v))
-            return IG_EINVAL;
-        if ((rc = scalar_to_binary(dt, v, out)))
-            return rc;
-    }
-    return r < 0 ? IG_EINVAL : 0;
+    leaf_ctx_t *l = ctx;
+    return scalar_to_binary(l->dt, v, l->out);
 }
 
 int ig_tensor_to_binary(const ig_dtype_t *dt, ig_slice_t data, ig_buf_t *out)
 {
     ig_json_t j;
+    leaf_ctx_t l = {out, NULL, dt};
     ig_json_init(&j, data.base, data.len);
-    return to_binary(&j, dt, out);
+    return each_leaf(&j, binary_leaf, &l);
 }
 
 /* Shortest "%.Ng" text that reads back as the same value of the type. */

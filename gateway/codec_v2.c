@@ -727,7 +727,7 @@ fail:
 
 /* ---- merge ---- */
 
-int ig_v2_put_member(ig_buf_t *out, bool *first, ig_slice_t name, ig_slice_t value)
+int ig_v2_put_name(ig_buf_t *out, bool *first, ig_slice_t name)
 {
     int rc = 0;
     if (!*first)
@@ -735,9 +735,21 @@ int ig_v2_put_member(ig_buf_t *out, bool *first, ig_slice_t name, ig_slice_t val
     *first = false;
     if (!rc)
         rc = ig_buf_append_slice(out, name);
-    if (!rc)
-        rc = ig_buf_append(out, ":", 1);
+    return rc ? rc : ig_buf_append(out, ":", 1);
+}
+
+int ig_v2_put_member(ig_buf_t *out, bool *first, ig_slice_t name, ig_slice_t value)
+{
+    int rc = ig_v2_put_name(out, first, name);
     return rc ? rc : ig_buf_append_slice(out, value);
+}
+
+int ig_v2_put_shape(ig_buf_t *out, uint64_t rows, const uint64_t *tail, size_t ntail)
+{
+    int rc = ig_buf_printf(out, "[%" PRIu64, rows);
+    for (size_t k = 0; k < ntail && !rc; k++)
+        rc = ig_buf_printf(out, ",%" PRIu64, tail[k]);
+    return rc ? rc : ig_buf_append(out, "]", 1);
 }
 
 int ig_v2_put_object_except(ig_buf_t *out, ig_slice_t obj, const char *omit, const char *extra_name,
@@ -819,28 +831,16 @@ static int merge_input(ig_batch_part_t *const *parts, size_t n, size_t k, uint64
         const v2_member_t *m = &d0->members[t0->mfirst + x];
         switch (m->kind) {
         case M_SHAPE:
-            if (!first)
-                rc = ig_buf_append(out, ",", 1);
-            first = false;
+            rc = ig_v2_put_name(out, &first, m->m.name);
             if (!rc)
-                rc = ig_buf_append_slice(out, m->m.name);
-            if (!rc)
-                rc = ig_buf_printf(out, ":[%" PRIu64, total);
-            for (size_t dd = 1; dd < t0->ndims && !rc; dd++)
-                rc = ig_buf_printf(out, ",%" PRIu64, d0->dims[t0->dfirst + dd]);
-            if (!rc)
-                rc = ig_buf_append(out, "]", 1);
+                rc = ig_v2_put_shape(out, total, d0->dims + t0->dfirst + 1, t0->ndims - 1);
             break;
         case M_DATA:
             if (any_bin)
                 break;
-            if (!first)
-                rc = ig_buf_append(out, ",", 1);
-            first = false;
+            rc = ig_v2_put_name(out, &first, m->m.name);
             if (!rc)
-                rc = ig_buf_append_slice(out, m->m.name);
-            if (!rc)
-                rc = ig_buf_append(out, ":[", 2);
+                rc = ig_buf_append(out, "[", 1);
             bool lfirst = true;
             for (size_t i = 0; i < n && !rc; i++) {
                 const v2_tensor_t *t = &((const v2_doc_t *)parts[i]->doc)->inputs[k];
@@ -860,15 +860,9 @@ static int merge_input(ig_batch_part_t *const *parts, size_t n, size_t k, uint64
                 rc = ig_buf_append(out, "]", 1);
             break;
         case M_PARAMS: {
-            if (!first)
-                rc = ig_buf_append(out, ",", 1);
-            first = false;
             wrote_params = true;
             int nn = snprintf(num, sizeof(num), "%zu", bin->len - bin_start);
-            if (!rc)
-                rc = ig_buf_append_slice(out, m->m.name);
-            if (!rc)
-                rc = ig_buf_append(out, ":", 1);
+            rc = ig_v2_put_name(out, &first, m->m.name);
             if (!rc)
                 rc = ig_v2_put_object_except(out, m->m.value, "binary_data_size",
                                              any_bin ? "binary_data_size" : NULL,
@@ -910,13 +904,7 @@ static int merge_outputs(ig_batch_part_t *const *parts, size_t n, const v2_membe
                 continue;
             }
             wrote_params = true;
-            if (!first)
-                rc = ig_buf_append(out, ",", 1);
-            first = false;
-            if (!rc)
-                rc = ig_buf_append_slice(out, m->m.name);
-            if (!rc)
-                rc = ig_buf_append(out, ":", 1);
+            rc = ig_v2_put_name(out, &first, m->m.name);
             if (!rc)
                 rc = ig_v2_put_object_except(out, m->m.value, "binary_data",
                                              any ? "binary_data" : NULL, IG_SLICE_LIT("true"));

@@ -78,6 +78,13 @@ bool ig_v2_wants_binary(const v2_doc_t *d, ig_slice_t name, bool name_esc);
 int ig_v2_split(ig_slice_t body, int64_t header_len, ig_batch_part_t *const *parts, size_t n,
                 char *err, size_t errlen);
 
+/* Appends "name": (the name with its quotes, as written), after a comma
+ * unless *first (then clears it). 0 or IG_ETOOLARGE. */
+int ig_v2_put_name(ig_buf_t *out, bool *first, ig_slice_t name);
+
+/* Appends the shape [rows, tail...]. 0 or IG_ETOOLARGE. */
+int ig_v2_put_shape(ig_buf_t *out, uint64_t rows, const uint64_t *tail, size_t ntail);
+
 /* Appends "name":value, after a comma unless *first (then clears it). */
 int ig_v2_put_member(ig_buf_t *out, bool *first, ig_slice_t name, ig_slice_t value);
 

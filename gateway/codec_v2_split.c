@@ -403,40 +403,20 @@ static int write_output(sctx_t *c, sout_t *o, const v2_doc_t *d, uint64_t r0, ui
         const ig_json_member_t *m = &c->members[o->mfirst + x];
         ig_slice_t raw = ig_slice(m->name.base + 1, m->name.len - 2);
         if (ig_json_str_eq(raw, memchr(raw.base, '\\', raw.len) != NULL, "shape")) {
-            if (!first)
-                rc = ig_buf_append(r, ",", 1);
-            first = false;
+            rc = ig_v2_put_name(r, &first, m->name);
             if (!rc)
-                rc = ig_buf_append_slice(r, m->name);
-            if (!rc)
-                rc = ig_buf_printf(r, ":[%" PRIu32, rows);
-            for (size_t k = 1; k < o->ndims && !rc; k++)
-                rc = ig_buf_printf(r, ",%" PRIu64, o->dims[k]);
-            if (!rc)
-                rc = ig_buf_append(r, "]", 1);
+                rc = ig_v2_put_shape(r, rows, o->dims + 1, o->ndims - 1);
         } else if (m->value.base == o->data.base && o->data.base) {
             if (want_bin)
                 continue;
             wrote_data = true;
-            if (!first)
-                rc = ig_buf_append(r, ",", 1);
-            first = false;
-            if (!rc)
-                rc = ig_buf_append_slice(r, m->name);
-            if (!rc)
-                rc = ig_buf_append(r, ":", 1);
+            rc = ig_v2_put_name(r, &first, m->name);
             if (!rc)
                 rc = json_rows(c, o, r0, rows, r);
         } else if (m->value.len && m->value.base[0] == '{' &&
                    ig_json_str_eq(raw, memchr(raw.base, '\\', raw.len) != NULL, "parameters")) {
             wrote_params = true;
-            if (!first)
-                rc = ig_buf_append(r, ",", 1);
-            first = false;
-            if (!rc)
-                rc = ig_buf_append_slice(r, m->name);
-            if (!rc)
-                rc = ig_buf_append(r, ":", 1);
+            rc = ig_v2_put_name(r, &first, m->name);
             if (!rc)
                 rc = ig_v2_put_object_except(r, m->value, "binary_data_size",
                                              want_bin ? "binary_data_size" : NULL,
@@ -475,13 +455,9 @@ static int write_reply(sctx_t *c, ig_batch_part_t *part, uint64_t r0, ig_buf_t *
         ig_slice_t raw = ig_slice(m->name.base + 1, m->name.len - 2);
         bool esc = memchr(raw.base, '\\', raw.len) != NULL;
         if (x == c->outputs_at) {
-            if (!first)
-                rc = ig_buf_append(r, ",", 1);
-            first = false;
+            rc = ig_v2_put_name(r, &first, m->name);
             if (!rc)
-                rc = ig_buf_append_slice(r, m->name);
-            if (!rc)
-                rc = ig_buf_append(r, ":[", 2);
+                rc = ig_buf_append(r, "[", 1);
             for (size_t k = 0; k < c->nouts && !rc; k++) {
                 if (k > 0)
                     rc = ig_buf_append(r, ",", 1);
