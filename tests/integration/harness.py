@@ -400,6 +400,61 @@ class EchoModel(Proc):
         return out
 
 
+    def accepts(self):
+        """True when a TCP connect to the model's port succeeds right now."""
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=2).close()
+            return True
+        except OSError:
+            return False
+
+    def revive(self):
+        """Brings the echo model back after crash_after_read took it down
+        (SIGUSR1: it listens again on the same port); waits until it accepts."""
+        self.send_signal(signal.SIGUSR1)
+        check(wait_for(self.accepts), "echo model did not listen again after SIGUSR1")
+
+
+def tcp_inode_peers():
+    """{socket inode: (local port, remote port, state hex)} of every TCP
+    socket in /proc/net/tcp and tcp6."""
+    out = {}
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(path) as f:
+                lines = f.readlines()[1:]
+        except OSError:
+            continue
+        for ln in lines:
+            f = ln.split()
+            try:
+                out[int(f[9])] = (int(f[1].rsplit(":", 1)[1], 16),
+                                  int(f[2].rsplit(":", 1)[1], 16), f[3])
+            except (IndexError, ValueError):
+                pass
+    return out
+
+
+def fd_census(pid, peer_port=None):
+    """The open file descriptors of process `pid`: (total, to_peer), where
+    to_peer counts its TCP sockets whose remote port is `peer_port` (e.g. the
+    gateway's pooled connections to the model)."""
+    fds = os.listdir("/proc/%d/fd" % pid)
+    to_peer = 0
+    if peer_port is not None:
+        peers = tcp_inode_peers()
+        for fd in fds:
+            try:
+                link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                info = peers.get(int(link[8:-1]))
+                if info and info[1] == peer_port:
+                    to_peer += 1
+    return len(fds), to_peer
+
+
 def wait_for(pred, timeout=IO_TIMEOUT, interval=0.01):
     """Polls pred() until it is true; returns whether it became true."""
     deadline = time.monotonic() + timeout
