@@ -180,7 +180,19 @@ static void fail_member(ig_bcall_t *b, ig_pending_t *p, int status, ig_reason_t 
                         const char *msg)
 {
     ig_req_t *req = detach(b, p);
-    ig_gateway_reject(b->gw, req, p->route, status, reason, msg);
+    ig_gw_reject_member(b->gw, req, p->route, status, reason, msg);
+}
+
+/* Fails every member still waiting; a failed call to the model counts
+ * once in infergate_upstream_errors_total, whatever its members. */
+static void fail_all_members(ig_bcall_t *b, int status, ig_reason_t reason, const char *msg)
+{
+    if (reason == IG_REASON_UPSTREAM_UNAVAILABLE || reason == IG_REASON_UPSTREAM_TIMEOUT ||
+        reason == IG_REASON_BAD_RESPONSE)
+        ig_metrics_upstream_error(b->gw->metrics, reason);
+    for (size_t i = 0; i < b->n; i++)
+        if (b->members[i]->state == P_BATCH)
+            fail_member(b, b->members[i], status, reason, msg);
 }
 
 static int on_head(ig_ucall_t *c, int status, const ig_header_t *hdrs, size_t n,
@@ -254,9 +266,7 @@ static void on_done(ig_ucall_t *c, int err)
                                                    : IG_REASON_UPSTREAM_UNAVAILABLE;
         int status = err == IG_ETIMEDOUT ? 504 : err == IG_ECANCELED ? 503 : 502;
         snprintf(msg, sizeof(msg), "the model failed the batch call: %s", ig_strerror(err));
-        for (size_t i = 0; i < b->n; i++)
-            if (b->members[i]->state == P_BATCH)
-                fail_member(b, b->members[i], status, reason, msg);
+        fail_all_members(b, status, reason, msg);
         bcall_end(b, reached ? held : 0);
         return;
     }
@@ -264,9 +274,7 @@ static void on_done(ig_ucall_t *c, int err)
         snprintf(msg, sizeof(msg),
                  "the model's answer to a batch of %" PRIu32 " rows exceeds the gateway's buffer",
                  b->rows);
-        for (size_t i = 0; i < b->n; i++)
-            if (b->members[i]->state == P_BATCH)
-                fail_member(b, b->members[i], 502, IG_REASON_BAD_RESPONSE, msg);
+        fail_all_members(b, 502, IG_REASON_BAD_RESPONSE, msg);
         bcall_end(b, held);
         return;
     }
@@ -274,9 +282,7 @@ static void on_done(ig_ucall_t *c, int err)
         ig_slice_t body = ig_slice(b->resp.base ? b->resp.base : "", b->resp.len);
         if (b->codec->split(body, b->resp_hlen, b->parts, b->n, msg, sizeof(msg)) != 0) {
             ig_log_warn("batch split failed: %s", msg);
-            for (size_t i = 0; i < b->n; i++)
-                if (b->members[i]->state == P_BATCH)
-                    fail_member(b, b->members[i], 502, IG_REASON_BAD_RESPONSE, msg);
+            fail_all_members(b, 502, IG_REASON_BAD_RESPONSE, msg);
         } else {
             for (size_t i = 0; i < b->n; i++) {
                 ig_pending_t *p = b->members[i];
@@ -404,9 +410,8 @@ void ig_bcall_dispatch(ig_gateway_t *gw, ig_pending_t **members, size_t n)
     ig_gw_update_gauges(gw);
     if (ig_upstream_call(gw->upstream, c) != 0) {
         b->in_flight = false;
-        for (size_t i = 0; i < n; i++)
-            fail_member(b, members[i], 502, IG_REASON_UPSTREAM_UNAVAILABLE,
-                        "the upstream pool refused the call");
+        fail_all_members(b, 502, IG_REASON_UPSTREAM_UNAVAILABLE,
+                         "the upstream pool refused the call");
         bcall_end(b, 0);
     }
 }

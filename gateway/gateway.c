@@ -99,8 +99,26 @@ static void depth_change(ig_gateway_t *gw, size_t route, int delta)
 
 /* ---- errors ----------------------------------------------------------- */
 
+static void reject(ig_gateway_t *gw, ig_req_t *req, size_t route, int status, ig_reason_t reason,
+                   const char *msg, bool count_call);
+
 void ig_gateway_reject(ig_gateway_t *gw, ig_req_t *req, size_t route, int status,
                        ig_reason_t reason, const char *msg)
+{
+    reject(gw, req, route, status, reason, msg, true);
+}
+
+void ig_gw_reject_member(ig_gateway_t *gw, ig_req_t *req, size_t route, int status,
+                         ig_reason_t reason, const char *msg)
+{
+    reject(gw, req, route, status, reason, msg, false);
+}
+
+/* Answers `req` with an error. An upstream reason counts one failed call
+ * to the model in infergate_upstream_errors_total when `count_call`; the
+ * members of a batch call share one call, which batch_call.c counts. */
+static void reject(ig_gateway_t *gw, ig_req_t *req, size_t route, int status, ig_reason_t reason,
+                   const char *msg, bool count_call)
 {
     ig_header_t h[2];
     size_t n = 0;
@@ -113,10 +131,12 @@ void ig_gateway_reject(ig_gateway_t *gw, ig_req_t *req, size_t route, int status
     if (reason == IG_REASON_DRAINING)
         ig_req_set_close(req);
     if (reason == IG_REASON_UPSTREAM_UNAVAILABLE || reason == IG_REASON_UPSTREAM_TIMEOUT ||
-        reason == IG_REASON_BAD_RESPONSE)
-        ig_metrics_upstream_error(gw->metrics, reason);
-    else
+        reason == IG_REASON_BAD_RESPONSE) {
+        if (count_call)
+            ig_metrics_upstream_error(gw->metrics, reason);
+    } else {
         ig_metrics_rejected(gw->metrics, route, reason);
+    }
     ig_req_error(req, status, ig_reason_name(reason), msg, h, n);
 }
 

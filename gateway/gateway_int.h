@@ -66,6 +66,11 @@ void ig_gw_requeue_alone(ig_pending_t *p);
 /* The batcher's on_due: a group's oldest member has waited max_delay_us. */
 void ig_gw_on_group_due(ig_batcher_t *b, ig_batch_group_t *g);
 
+/* ig_gateway_reject for a member of a batch call: the same answer, but an
+ * upstream reason is not counted per member (the call is counted once). */
+void ig_gw_reject_member(ig_gateway_t *gw, ig_req_t *req, size_t route, int status,
+                         ig_reason_t reason, const char *msg);
+
 /* batch_call.c: sends members[0..n) (n >= 2, equal keys) as one call; the
  * first holds the concurrency slot. */
 void ig_bcall_dispatch(ig_gateway_t *gw, ig_pending_t **members, size_t n);
