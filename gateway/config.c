@@ -33,6 +33,7 @@
 
 #include "infergate/buf.h"
 #include "infergate/error.h"
+#include "infergate/log.h"
 
 #include "config_int.h"
 
@@ -56,10 +57,12 @@ int ig_config_fail(char *err, size_t errlen, int code, const char *fmt, ...)
 /* Describes a JSON value for "got …" in messages. */
 const char *ig_config_describe(const cJSON *v, char *buf, size_t len)
 {
-    if (cJSON_IsString(v))
-        snprintf(buf, len, "the string '%s'", v->valuestring);
-    else if (cJSON_IsNumber(v) && fabs(v->valuedouble) < 1e15 &&
-             v->valuedouble == floor(v->valuedouble))
+    if (cJSON_IsString(v)) {
+        char *shown = ig_log_redact_url(v->valuestring); /* may be a URL with a password */
+        snprintf(buf, len, "the string '%s'", shown);
+        free(shown);
+    } else if (cJSON_IsNumber(v) && fabs(v->valuedouble) < 1e15 &&
+               v->valuedouble == floor(v->valuedouble))
         snprintf(buf, len, "%.0f", v->valuedouble);
     else if (cJSON_IsNumber(v))
         snprintf(buf, len, "%g", v->valuedouble);
@@ -217,8 +220,14 @@ static int store_str(ig_config_t *c, const ig_config_key_t *k, const char *s, co
                      char *err, size_t errlen)
 {
     const char *why = k->check ? k->check(s) : NULL;
-    if (why)
-        return ig_config_fail(err, errlen, IG_ECONFIG, "%s: %s, got '%s'", where, why, s);
+    if (why) {
+        /* The value may be a URL with a password in it (upstream.url): it
+         * is quoted redacted, like every URL infergate prints. */
+        char *shown = ig_log_redact_url(s);
+        int rc = ig_config_fail(err, errlen, IG_ECONFIG, "%s: %s, got '%s'", where, why, shown);
+        free(shown);
+        return rc;
+    }
     char **f = field_str(c, k);
     free(*f);
     *f = ig_xstrdup(s);

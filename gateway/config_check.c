@@ -21,6 +21,7 @@
 #include <strings.h>
 
 #include "infergate/error.h"
+#include "infergate/log.h"
 
 #include "config_int.h"
 
@@ -214,8 +215,13 @@ int ig_config_validate(const ig_config_t *c, char *err, size_t errlen)
             if (!s)
                 return ig_config_fail(err, errlen, IG_ECONFIG, "%s: is not set", k->path);
             const char *why = k->check ? k->check(s) : NULL;
-            if (why)
-                return ig_config_fail(err, errlen, IG_ECONFIG, "%s: %s, got '%s'", k->path, why, s);
+            if (why) {
+                char *shown = ig_log_redact_url(s); /* upstream.url may hold a password */
+                int rc = ig_config_fail(err, errlen, IG_ECONFIG, "%s: %s, got '%s'", k->path, why,
+                                        shown);
+                free(shown);
+                return rc;
+            }
         } else if (k->kind == IG_CONFIG_K_U32 || k->kind == IG_CONFIG_K_U64) {
             uint64_t v = ig_config_field_uint(c, k);
             if (v < k->min || v > k->max) {

@@ -11,9 +11,11 @@
 #include "infergate/config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "infergate/error.h"
+#include "infergate/log.h"
 
 #include "config_int.h"
 
@@ -137,6 +139,16 @@ static void print_usage(const char *sub)
 
 enum { FLAG_CONFIG = -1, FLAG_SET = -2 };
 
+/* Fails with IG_EINVAL quoting an argument the user typed, which may be a
+ * URL with a password (a misplaced --upstream value): redacted. */
+static int quoted_fail(char *err, size_t errlen, const char *fmt, const char *arg)
+{
+    char *shown = ig_log_redact_url(arg);
+    int rc = ig_config_fail(err, errlen, IG_EINVAL, fmt, shown);
+    free(shown);
+    return rc;
+}
+
 /* Reads the flag at argv[*i] (advancing past its value). Returns the index
  * into flag_keys, FLAG_CONFIG or FLAG_SET, or a negative IG_E* code. */
 static int next_flag(int argc, char **argv, int *i, const char **name, size_t *namelen,
@@ -144,7 +156,7 @@ static int next_flag(int argc, char **argv, int *i, const char **name, size_t *n
 {
     const char *arg = argv[*i];
     if (arg[0] != '-' || arg[1] == '\0' || strcmp(arg, "--") == 0)
-        return ig_config_fail(err, errlen, IG_EINVAL, "unexpected argument '%s' (see --help)", arg);
+        return quoted_fail(err, errlen, "unexpected argument '%s' (see --help)", arg);
     const char *eq = strchr(arg, '=');
     size_t n = eq ? (size_t)(eq - arg) : strlen(arg);
     int kind = IG_EINVAL;
@@ -223,8 +235,7 @@ int ig_config_from_args(ig_config_t *c, int argc, char **argv, char *const *envp
         if (kind == FLAG_SET) {
             const char *eq = strchr(value, '=');
             if (!eq || eq == value)
-                return ig_config_fail(err, errlen, IG_EINVAL,
-                                      "--set: expected key.path=value, got '%s'", value);
+                return quoted_fail(err, errlen, "--set: expected key.path=value, got '%s'", value);
             char key[256];
             size_t klen = (size_t)(eq - value);
             if (klen >= sizeof key)

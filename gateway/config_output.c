@@ -4,9 +4,10 @@
  * ig_config_to_json writes every key of the table in config.c, the routes
  * and the raw "bootstrap" tree, in the shape of a config file, so that the
  * output read back gives the same configuration (`infergate check-config`,
- * GET /admin/config). With redaction, credentials in URLs and members named
- * like secrets are replaced by "<redacted>". It reads a configuration and
- * never changes one.
+ * GET /admin/config). With redaction, credentials in URLs (through
+ * ig_log_redact_url, the one URL redactor) and members named like secrets
+ * are replaced by "<redacted>". It reads a configuration and never changes
+ * one.
  */
 #include "infergate/config.h"
 
@@ -15,34 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "infergate/buf.h"
+#include "infergate/log.h"
 
 #include "config_int.h"
-
-#define REDACTED "<redacted>"
-
-/* Replaces the userinfo of a URL ("http://user:pw@host/") with REDACTED. */
-static char *redact_url(const char *url)
-{
-    const char *scheme = strstr(url, "://");
-    if (!scheme)
-        return ig_xstrdup(url);
-    const char *auth = scheme + 3;
-    size_t alen = strcspn(auth, "/?#");
-    const char *at = NULL;
-    for (size_t i = alen; i > 0 && !at; i--) {
-        if (auth[i - 1] == '@')
-            at = auth + i - 1;
-    }
-    if (!at)
-        return ig_xstrdup(url);
-    ig_buf_t b;
-    ig_buf_init(&b, 0);
-    ig_buf_append(&b, url, (size_t)(auth - url));
-    ig_buf_append_str(&b, REDACTED);
-    ig_buf_append_str(&b, at);
-    return ig_buf_take(&b, NULL);
-}
 
 static bool is_secret_name(const char *name)
 {
@@ -74,9 +50,9 @@ static void redact_tree(cJSON *node)
     for (cJSON *it = node->child; it;) {
         cJSON *next = it->next;
         if (cJSON_IsObject(node) && is_secret_name(it->string) && !cJSON_IsNull(it)) {
-            replace_with_string(node, it, REDACTED);
+            replace_with_string(node, it, IG_LOG_REDACTED);
         } else if (cJSON_IsString(it) && strstr(it->valuestring, "://")) {
-            char *r = redact_url(it->valuestring);
+            char *r = ig_log_redact_url(it->valuestring);
             if (strcmp(r, it->valuestring) != 0)
                 replace_with_string(node, it, r);
             free(r);
@@ -97,7 +73,7 @@ static void add_key(cJSON *obj, const ig_config_t *c, const ig_config_key_t *k, 
         if (!s) {
             cJSON_AddNullToObject(obj, leaf);
         } else if (redact && k->check == ig_config_check_upstream_url) {
-            char *r = redact_url(s);
+            char *r = ig_log_redact_url(s);
             cJSON_AddStringToObject(obj, leaf, r);
             free(r);
         } else {

@@ -2,7 +2,9 @@
  * log.c: JSON-lines logging to stderr.
  *
  * One line per event, written with a single write(2) so concurrent
- * processes sharing stderr never interleave within a line.
+ * processes sharing stderr never interleave within a line. Also the one
+ * place that decides how a secret is kept out of what gets printed: the
+ * user info of URLs and credentials quoted back by a peer (see log.h).
  */
 #include "infergate/log.h"
 
@@ -89,4 +91,94 @@ void ig_log_write(ig_log_level_t level, const char *fields, const char *fmt, ...
     ig_buf_append(out, "}\n", 2);
     write_all(out->base, out->len);
     ig_buf_dispose(&heap);
+}
+
+/* ---- redaction --------------------------------------------------------- */
+
+/* Whether auth[0..len) ends like host:port or a bracketed IPv6 host, or has
+ * no ':' at all: what is left of an authority once its user info is gone. */
+static bool plain_host_port(const char *auth, size_t len)
+{
+    if (len > 0 && auth[len - 1] == ']')
+        return true;
+    const char *colon = NULL;
+    for (size_t i = 0; i < len; i++) {
+        if (auth[i] == ':')
+            colon = auth + i;
+    }
+    if (!colon)
+        return true;
+    for (const char *p = colon + 1; p < auth + len; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+    }
+    return true;
+}
+
+/* The '@' that ends the user info in auth[0..len), or NULL. */
+static const char *last_at(const char *auth, size_t len)
+{
+    for (size_t i = len; i > 0; i--) {
+        if (auth[i - 1] == '@')
+            return auth + i - 1;
+    }
+    return NULL;
+}
+
+char *ig_log_redact_url(const char *url)
+{
+    if (!url)
+        return ig_xstrdup("");
+    const char *scheme = strstr(url, "://");
+    const char *auth = scheme ? scheme + 3 : url;
+    size_t alen = strcspn(auth, "/?#");
+    const char *at = last_at(auth, alen);
+    /* "http://user:pa/ss@host" is not a valid URL, but people write such
+     * passwords: when what precedes the first '/', '?' or '#' cannot be a
+     * host[:port] and an '@' follows, that '@' ends the user info. */
+    if (!at && !plain_host_port(auth, alen))
+        at = last_at(auth, strlen(auth));
+    if (!at)
+        return ig_xstrdup(url);
+    ig_buf_t b;
+    ig_buf_init(&b, 0);
+    ig_buf_append(&b, url, (size_t)(auth - url));
+    ig_buf_append_str(&b, IG_LOG_REDACTED);
+    ig_buf_append_str(&b, at);
+    return ig_buf_take(&b, NULL);
+}
+
+size_t ig_log_scrub(char *text, size_t cap, const char *secret)
+{
+    size_t slen = secret ? strlen(secret) : 0;
+    if (!text || cap == 0 || slen == 0)
+        return 0;
+    size_t tlen = strnlen(text, cap);
+    bool cut_short = tlen >= cap - 1; /* snprintf filled the buffer */
+    size_t n = 0;
+    ig_buf_t b;
+    ig_buf_init(&b, 0);
+    const char *p = text;
+    for (const char *hit; (hit = strstr(p, secret)) != NULL; p = hit + slen, n++) {
+        ig_buf_append(&b, p, (size_t)(hit - p));
+        ig_buf_append_str(&b, IG_LOG_REDACTED);
+    }
+    ig_buf_append_str(&b, p);
+    size_t full = b.len, len = b.len;
+    /* A message cut short inside the secret ends with its first bytes; a
+     * few bytes are not worth mangling an ordinary ending for. */
+    for (size_t k = slen - 1; cut_short && k >= 4; k--) {
+        if (len >= k && memcmp(b.base + len - k, secret, k) == 0) {
+            len -= k;
+            break;
+        }
+    }
+    size_t keep = len < cap - 1 ? len : cap - 1;
+    if (keep)
+        memcpy(text, b.base, keep);
+    text[keep] = '\0';
+    if (b.base)
+        memset(b.base, 0, full);
+    ig_buf_dispose(&b);
+    return n;
 }

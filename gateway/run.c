@@ -103,8 +103,13 @@ int ig_gateway_run(const ig_config_t *cfg)
     ig_metrics_start(gw->metrics, ig_gw_now_us(gw));
     ig_admission_init(&gw->adm, cfg->limits.max_queue, cfg->upstream.max_concurrency);
 
+    /* The upstream client has no use for the URL's user info (it sends no
+     * credentials of its own, and skips the user info when it parses the
+     * URL), but it quotes the URL in its error messages: it gets the
+     * redacted form, and so does the start-up line below. */
+    char *shown_url = ig_log_redact_url(cfg->upstream.url);
     ig_upstream_opts_t uo = {
-        .url = cfg->upstream.url,
+        .url = shown_url,
         .max_connections = cfg->upstream.max_connections,
         .connect_timeout_ms = cfg->upstream.connect_timeout_ms,
         .timeout_ms = cfg->upstream.timeout_ms,
@@ -164,7 +169,7 @@ int ig_gateway_run(const ig_config_t *cfg)
     ig_buf_printf(f, ",\"port\":%d,\"admin_listen\":", ig_server_port(gw->data));
     ig_buf_append_json_str(f, cfg->admin_listen, strlen(cfg->admin_listen));
     ig_buf_printf(f, ",\"admin_port\":%d,\"upstream\":", ig_server_port(gw->admin));
-    ig_buf_append_json_str(f, cfg->upstream.url, strlen(cfg->upstream.url));
+    ig_buf_append_json_str(f, shown_url, strlen(shown_url));
     const char *fields = f->base;
     IG_LOGF(IG_LOG_INFO, fields, "infergate serving");
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -200,5 +205,6 @@ out:
     free(gw->pump_members);
     ig_bcall_free_all(gw);
     ig_buf_dispose(&gw->scratch);
+    free(shown_url);
     return rc;
 }

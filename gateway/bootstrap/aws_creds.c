@@ -15,6 +15,7 @@
 
 #include "infergate/bootstrap_aws.h"
 #include "infergate/error.h"
+#include "infergate/log.h"
 
 static void wipe_free(char *s)
 {
@@ -214,7 +215,6 @@ static int web_identity(ig_aws_creds_t *c, char *const *envp, const char *region
     form_add(&form, h, "RoleSessionName", session ? session : "infergate-bootstrap");
     form_add(&form, h, "WebIdentityToken", t);
     curl_easy_cleanup(h);
-    wipe_free(token);
 
     const char *ep = ig_env_get(envp, "AWS_ENDPOINT_URL_STS");
     if (!ep)
@@ -249,6 +249,10 @@ static int web_identity(ig_aws_creds_t *c, char *const *envp, const char *region
         }
     }
     ig_http_resp_dispose(&resp);
+    /* STS's message is printed as it came; it must not quote the token. */
+    if (rc != 0)
+        ig_log_scrub(err, errlen, t);
+    wipe_free(token);
     return rc;
 }
 

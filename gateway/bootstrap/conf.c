@@ -17,6 +17,7 @@
 #include "infergate/bootstrap_conf.h"
 #include "infergate/buf.h"
 #include "infergate/error.h"
+#include "infergate/log.h"
 
 #define DEFAULT_ENVOY_IMAGE "public.ecr.aws/appmesh/aws-appmesh-envoy:v1.29.12.1-prod"
 #define DEFAULT_PROXY_INIT_IMAGE "public.ecr.aws/appmesh/aws-appmesh-proxy-route-manager:v7-prod"
@@ -486,6 +487,16 @@ static int load(ig_bs_conf_t *c, const cJSON *b, ectx_t *e)
     if (strncmp(c->autoscaling.prometheus_url, "http://", 7) &&
         strncmp(c->autoscaling.prometheus_url, "https://", 8))
         return fail(e, "bootstrap.autoscaling.prometheus_url", "must be an http(s):// URL");
+    /* User info would be written in clear into the ScaledObject, and so
+     * printed by render and plan: KEDA takes credentials from a
+     * TriggerAuthentication instead. The redactor tells whether there is any. */
+    char *shown = ig_log_redact_url(c->autoscaling.prometheus_url);
+    bool has_userinfo = strcmp(shown, c->autoscaling.prometheus_url) != 0;
+    free(shown);
+    if (has_userinfo)
+        return fail(e, "bootstrap.autoscaling.prometheus_url",
+                    "must not carry credentials (user@ or user:password@): they would be written "
+                    "in clear into the ScaledObject; give KEDA a TriggerAuthentication instead");
 
     const char *RP = "bootstrap.resources";
     if ((rc = get_obj(e, b, "resources", P, &o)) || (rc = only_known(e, o, RP, res)) ||

@@ -19,6 +19,7 @@
 
 #include "infergate/bootstrap_http.h"
 #include "infergate/error.h"
+#include "infergate/log.h"
 
 void ig_http_resp_init(ig_http_resp_t *r)
 {
@@ -129,6 +130,18 @@ static int curl_ready(void)
     return 0;
 }
 
+/* Takes the credentials `req` carried out of a message about it. An API
+ * may quote what it was sent: App Mesh's InvalidSignatureException, like
+ * every AWS signature error, prints the canonical request, session token
+ * header and all. The access key id stays: it names the key, and AWS
+ * messages show it too. */
+static void scrub_credentials(const ig_http_req_t *req, char *err, size_t errlen)
+{
+    ig_log_scrub(err, errlen, req->secret_key);
+    ig_log_scrub(err, errlen, req->session_token);
+    ig_log_scrub(err, errlen, req->bearer);
+}
+
 int ig_http_do(const ig_http_req_t *req, ig_http_resp_t *resp, char *err, size_t errlen)
 {
     if (curl_ready() != 0) {
@@ -222,9 +235,13 @@ int ig_http_do(const ig_http_req_t *req, ig_http_resp_t *resp, char *err, size_t
     if (rc == 0) {
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
     } else {
-        /* errbuf is libcurl's own text: it names hosts and files, not secrets. */
-        snprintf(err, errlen, "%s %s: %s", req->method, req->url,
+        /* errbuf is libcurl's own text: it names hosts and files, not
+         * secrets. The URL may carry user info (a kubeconfig's server). */
+        char *shown = ig_log_redact_url(req->url);
+        snprintf(err, errlen, "%s %s: %s", req->method, shown,
                  errbuf[0] ? errbuf : curl_easy_strerror(cc));
+        free(shown);
+        scrub_credentials(req, err, errlen);
     }
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(h);
@@ -278,6 +295,7 @@ int ig_http_json_call(const ig_http_req_t *req, const ig_http_retry_t *p, ig_htt
         cJSON *j = resp.body.len ? cJSON_ParseWithLength(resp.body.base, resp.body.len) : NULL;
         if (resp.status >= 400) {
             api_error(req, &resp, j, ud, err, errlen);
+            scrub_credentials(req, err, errlen);
             cJSON_Delete(j);
             rc = IG_EAPI;
         } else if (out) {

@@ -18,6 +18,7 @@
 #include "infergate/bootstrap_kube.h"
 #include "infergate/bootstrap_stack.h"
 #include "infergate/error.h"
+#include "infergate/log.h"
 
 #define FIELD_MANAGER "infergate"
 #define MANAGED_LABEL "app.kubernetes.io/managed-by"
@@ -30,8 +31,9 @@ int ig_kube_init(ig_kube_t *k, const char *kubeconfig, const char *context, char
     if (rc)
         return rc;
     if (strncmp(k->auth.server, "https://", 8) && strncmp(k->auth.server, "http://", 7)) {
-        snprintf(err, errlen, "%s: server \"%s\" is not an http(s) URL", k->auth.source,
-                 k->auth.server);
+        char *shown = ig_log_redact_url(k->auth.server);
+        snprintf(err, errlen, "%s: server \"%s\" is not an http(s) URL", k->auth.source, shown);
+        free(shown);
         ig_kube_auth_dispose(&k->auth);
         return IG_ECONFIG;
     }

@@ -19,6 +19,7 @@
 #include "infergate/bootstrap_kube.h"
 #include "infergate/bootstrap_stack.h"
 #include "infergate/error.h"
+#include "infergate/log.h"
 
 void ig_bs_stack_init(ig_bs_stack_t *s)
 {
@@ -181,7 +182,10 @@ static int port_of(const char *addr, const char *key, int *port, char *err, size
     char *end = NULL;
     long p = colon ? strtol(colon + 1, &end, 10) : 0;
     if (!colon || !end || (*end && *end != '/') || p < 1 || p > 65535) {
-        snprintf(err, errlen, "%s: cannot find a port in \"%s\"", key, addr ? addr : "");
+        /* `addr` may be upstream.url's "user:password@host" part. */
+        char *shown = ig_log_redact_url(addr ? addr : "");
+        snprintf(err, errlen, "%s: cannot find a port in \"%s\"", key, shown);
+        free(shown);
         return IG_ECONFIG;
     }
     *port = (int)p;
@@ -263,10 +267,12 @@ static int common_vars(const ig_bs_conf_t *c, const ig_config_t *gc, ig_tpl_vars
     if (uport != c->model_port ||
         (strncmp(hostpart, "127.0.0.1:", 10) && strncmp(hostpart, "localhost:", 10) &&
          strncmp(hostpart, "[::1]:", 6))) {
+        char *shown = ig_log_redact_url(u);
         snprintf(err, errlen,
                  "bootstrap.model_port: the sidecar reaches the model container at "
                  "http://127.0.0.1:%d, but upstream.url is \"%s\"; make them agree",
-                 c->model_port, u);
+                 c->model_port, shown);
+        free(shown);
         return IG_ECONFIG;
     }
     if (gport == aport || gport == c->model_port || aport == c->model_port) {

@@ -5,11 +5,17 @@
  * IG_LOG checks the level before evaluating its arguments, so a filtered
  * line costs a compare. ig_log_fail is for why something failed,
  * ig_log_info for progress (curl's failf/infof split).
+ *
+ * It also owns redaction, what must never reach a log line, an error
+ * message or a printed configuration: ig_log_redact_url for the user info
+ * of a URL, ig_log_scrub for a credential a peer may quote back. Every
+ * module that prints a URL or a peer's message goes through these two.
  */
 #ifndef INFERGATE_LOG_H
 #define INFERGATE_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 typedef enum {
     IG_LOG_DEBUG = 0,
@@ -33,6 +39,32 @@ void ig_log_write(ig_log_level_t level, const char *fields, const char *fmt, ...
 
 /* Writes one pre-built JSON object line (used by the access log). */
 void ig_log_raw(const char *json_line, unsigned long len);
+
+/* What stands in for a secret wherever one would have been printed. */
+#define IG_LOG_REDACTED "<redacted>"
+
+/* A heap copy of `url` with the user info of its authority ("user:password"
+ * in "http://user:password@host:8081/p") replaced by IG_LOG_REDACTED:
+ * "http://<redacted>@host:8081/p". The authority starts after "://" and ends
+ * at the first '/', '?' or '#' (RFC 3986); the user info ends at its last
+ * '@', as the configuration's URL check reads it. Two invalid forms people
+ * still write are redacted too: a string without "://" is read as starting
+ * with its authority ("user:pw@host:8081"), and when the authority cannot be
+ * host[:port] ("http://user:pa/ss@host": a '/', '?' or '#' in the password)
+ * the user info ends at the last '@' of the string. Otherwise, without '@'
+ * in the authority, the copy is unchanged. The user name goes too: it is
+ * often a key id or a token. Never
+ * returns NULL (out of memory aborts); the caller frees the result. */
+char *ig_log_redact_url(const char *url);
+
+/* Replaces, in place, every occurrence of `secret` in the NUL-terminated
+ * `text` (a buffer of `cap` bytes) with IG_LOG_REDACTED, cutting the result
+ * to fit. When `text` fills `cap` (snprintf cut it short), a tail of it
+ * that is the first 4 or more bytes of `secret` is cut off too. For
+ * messages that quote a peer, which may echo a credential that was sent to
+ * it. A NULL or empty `secret`, or `cap` 0, changes nothing. Returns how
+ * many occurrences were replaced. */
+size_t ig_log_scrub(char *text, size_t cap, const char *secret);
 
 #define IG_LOG(level, ...)                                                                         \
     do {                                                                                           \
