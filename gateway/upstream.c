@@ -558,18 +558,23 @@ int ig_upstream_new(uv_loop_t *loop, const ig_upstream_opts_t *opts, ig_upstream
                     size_t errlen)
 {
     const char *url = opts->url;
+    int rc = IG_EINVAL;
+    /* Messages quote the URL without its user info (a password). */
+    char *shown = ig_log_redact_url(url ? url : "");
     if (!url || strncmp(url, "http://", 7) != 0) {
-        snprintf(err, errlen, "upstream.url: must start with http://, got '%s'", url ? url : "");
-        return IG_EINVAL;
+        snprintf(err, errlen, "upstream.url: must start with http://, got '%s'", shown);
+        goto fail;
     }
     const char *hp = url + 7;
     const char *slash = strchr(hp, '/');
     size_t hplen = slash ? (size_t)(slash - hp) : strlen(hp);
     if (hplen == 0 || hplen >= 256) {
-        snprintf(err, errlen, "upstream.url: missing or too long host in '%s'", url);
-        return IG_EINVAL;
+        snprintf(err, errlen, "upstream.url: missing or too long host in '%s'", shown);
+        goto fail;
     }
-    const char *at = memchr(hp, '@', hplen);
+    /* The host follows the last '@' of the authority, as the config check
+     * reads it (a password may hold an '@' of its own). */
+    const char *at = memrchr(hp, '@', hplen);
     if (at) {
         hplen -= (size_t)(at + 1 - hp);
         hp = at + 1;
@@ -580,8 +585,8 @@ int ig_upstream_new(uv_loop_t *loop, const ig_upstream_opts_t *opts, ig_upstream
     if (hostport[0] == '[') {
         char *e = strchr(hostport, ']');
         if (!e) {
-            snprintf(err, errlen, "upstream.url: unclosed '[' in '%s'", url);
-            return IG_EINVAL;
+            snprintf(err, errlen, "upstream.url: unclosed '[' in '%s'", shown);
+            goto fail;
         }
         memcpy(host, hostport + 1, (size_t)(e - hostport - 1));
         host[e - hostport - 1] = '\0';
@@ -602,8 +607,10 @@ int ig_upstream_new(uv_loop_t *loop, const ig_upstream_opts_t *opts, ig_upstream
     if (gr != 0 || !res) {
         snprintf(err, errlen, "upstream.url: cannot resolve '%s' port '%s': %s", host, port,
                  gai_strerror(gr));
-        return IG_EADDR;
+        rc = IG_EADDR;
+        goto fail;
     }
+    free(shown);
     ig_upstream_t *u = ig_xcalloc(1, sizeof(*u));
     memcpy(&u->addr, res->ai_addr, res->ai_addrlen);
     freeaddrinfo(res);
@@ -628,6 +635,9 @@ int ig_upstream_new(uv_loop_t *loop, const ig_upstream_opts_t *opts, ig_upstream
     u->settings.on_message_complete = on_message_complete;
     *out = u;
     return 0;
+fail:
+    free(shown);
+    return rc;
 }
 
 int ig_upstream_call(ig_upstream_t *u, ig_ucall_t *c)
