@@ -44,6 +44,7 @@ typedef struct {
     size_t top;       /* top-level elements */
     bool nested;      /* some element is an array */
     bool top_arrays;  /* every top-level element is an array */
+    bool even_tops;   /* every top-level array holds exactly per_row scalars */
     ig_slice_t inner; /* the bytes between the array's brackets, trimmed */
     uint64_t k, row;  /* private: where the walk is in the current row */
 } ig_twalk_t;

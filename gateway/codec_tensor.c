@@ -41,17 +41,28 @@ static bool digits_le(ig_slice_t d, const char *lim)
     return memcmp(d.base, lim, n) <= 0;
 }
 
-/* A NUL-terminated copy of a number's text, for strtod and friends. */
-static double number_value(ig_slice_t text)
+/* A number's value through a NUL-terminated copy of its text, for strtod
+ * (as_float: strtof). */
+static double number_read(ig_slice_t text, bool as_float)
 {
     char stack[128];
     char *s = text.len < sizeof(stack) ? stack : ig_xmalloc(text.len + 1);
     memcpy(s, text.base, text.len);
     s[text.len] = '\0';
-    double d = strtod(s, NULL);
+    double d = as_float ? (double)strtof(s, NULL) : strtod(s, NULL);
     if (s != stack)
         free(s);
     return d;
+}
+
+static double number_value(ig_slice_t text)
+{
+    return number_read(text, false);
+}
+
+static double number_float(ig_slice_t text)
+{
+    return number_read(text, true);
 }
 
 const char *ig_tensor_check_number(const ig_dtype_t *dt, const ig_json_num_t *num)
@@ -70,8 +81,11 @@ const char *ig_tensor_check_number(const ig_dtype_t *dt, const ig_json_num_t *nu
         return NULL;
     if (num->e10 > dt->max_e10)
         return "is out of range";
-    double d = fabs(number_value(num->text));
-    return d <= dt->max_excl ? NULL : "is out of range";
+    /* At the boundary's power of ten: does it round to a finite value?
+     * FP32 asks strtof itself (one rounding, as the model's parser does). */
+    if (dt->size == 4)
+        return isfinite(number_float(num->text)) ? NULL : "is out of range";
+    return ig_dtype_in_range(dt, number_value(num->text)) ? NULL : "is out of range";
 }
 
 static const char *kind_text(int c)
@@ -336,11 +350,14 @@ static int walk_level(ig_json_t *j, ig_twalk_t *w, int level)
                 w->top_arrays = false;
             count_scalar(w, start, end);
         } else if (c == '[') {
+            uint64_t before = w->count;
             w->nested = true;
             j->pos = p;
             if ((rc = walk_level(j, w, level + 1)))
                 return rc;
             p = end = j->pos;
+            if (level == 0 && w->count - before != w->per_row)
+                w->even_tops = false;
         } else if (c == ',' || c == ']') {
             return fail_at_byte(j, w, p, "expected a value");
         } else {
@@ -381,6 +398,7 @@ done:
 int ig_tensor_walk(ig_json_t *j, ig_twalk_t *w)
 {
     w->count = w->k = w->row = 0;
+    w->even_tops = true;
     w->top = 0;
     w->nested = false;
     w->top_arrays = false;

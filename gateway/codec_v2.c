@@ -788,7 +788,7 @@ int ig_v2_put_object_except(ig_buf_t *out, ig_slice_t obj, const char *omit, con
 bool ig_v2_wants_binary(const v2_doc_t *d, ig_slice_t name, bool name_esc)
 {
     (void)name_esc; /* output names are compared as written */
-    for (size_t k = 0; k < d->noutputs; k++) {
+    for (size_t k = 0; name.base && k < d->noutputs; k++) {
         const v2_output_t *o = &d->outputs[k];
         if (o->binary >= 0 && o->name_len == name.len &&
             memcmp(d->own.base + o->name_off, name.base, name.len) == 0)

@@ -182,7 +182,9 @@ static int read_output(sctx_t *c, size_t k)
             } else if (ig_json_value(&c->j, NULL, &o->data)) {
                 return sbad(c);
             }
-        } else if (ig_json_str_eq(name, esc, "parameters") && ch == '{') {
+        } else if (ig_json_str_eq(name, esc, "parameters")) {
+            if (ch != '{')
+                return SFAIL(c, "%s.parameters: expected an object", where);
             size_t pi = 0;
             ig_slice_t pname;
             bool pesc;
@@ -260,7 +262,7 @@ static int read_output(sctx_t *c, size_t k)
     }
     if (!w.nested) {
         o->form = ROWS_FLAT;
-    } else if (w.top_arrays && w.top == c->total) {
+    } else if (w.top_arrays && w.top == c->total && w.even_tops) {
         o->form = ROWS_TOPS;
     } else {
         bool first = true;
@@ -328,23 +330,27 @@ static int binary_rows(sctx_t *c, sout_t *o, uint64_t r0, uint32_t rows, ig_slic
                              (int)o->name.len, o->name.base, o->dt ? o->dt->name : "(none)");
             if (o->dt->kind == IG_DT_BYTES) {
                 o->conv_bounds = ig_xmalloc(2 * c->total * sizeof(size_t));
-                ig_tensor_bytes_ok(o->conv.base, o->conv.len, c->total * o->per_row, o->per_row,
-                                   o->conv_bounds, c->total);
+                ig_tensor_bytes_ok(o->conv.base, o->conv.len, ig_tensor_product(o->dims, o->ndims),
+                                   o->per_row, o->conv_bounds, c->total);
             }
         }
         base = o->conv.base;
         len = o->conv.len;
         bounds = o->conv_bounds;
     }
-    (void)len;
     if (o->per_row == 0 || rows == 0) {
         *out = ig_slice(base, 0);
     } else if (o->dt->kind == IG_DT_BYTES) {
         size_t from = bounds[2 * r0], to = bounds[2 * (r0 + rows - 1) + 1];
         *out = ig_slice(base + from, to - from);
     } else {
-        size_t row = (size_t)o->per_row * o->dt->size;
-        *out = ig_slice(base + (size_t)r0 * row, (size_t)rows * row);
+        /* The size check made count x size the buffer's length, so these
+         * products fit; the guard keeps it so if that ever changes. */
+        uint64_t row = o->per_row * o->dt->size;
+        if (r0 + rows > len / row)
+            return SFAIL(c, "model answer: output \"%.*s\": rows beyond its binary data",
+                         (int)o->name.len, o->name.base);
+        *out = ig_slice(base + (size_t)(r0 * row), (size_t)(rows * row));
     }
     return 0;
 }
@@ -439,7 +445,7 @@ static int write_reply(sctx_t *c, ig_batch_part_t *part, uint64_t r0, ig_buf_t *
 {
     const v2_doc_t *d = part->doc;
     ig_buf_t *r = &part->reply;
-    bool first = true, any_bin = false;
+    bool first = true, any_bin = false, id_done = false;
     int rc;
 
     ig_buf_reset(tail);
@@ -467,9 +473,10 @@ static int write_reply(sctx_t *c, ig_batch_part_t *part, uint64_t r0, ig_buf_t *
             if (!rc)
                 rc = ig_buf_append(r, "]", 1);
         } else if (ig_json_str_eq(raw, esc, "id")) {
-            /* each reply carries its own request's id, or none */
-            if (d->id_len)
+            /* each reply carries its own request's id (once), or none */
+            if (d->id_len && !id_done)
                 rc = ig_v2_put_member(r, &first, m->name, ig_slice(d->own.base, d->id_len));
+            id_done = true;
         } else {
             rc = ig_v2_put_member(r, &first, m->name, m->value);
         }
@@ -575,7 +582,9 @@ int ig_v2_split(ig_slice_t body, int64_t header_len, ig_batch_part_t *const *par
         }
         o->bin = ig_slice(tail.base + off, (size_t)o->bin_size);
         off += (size_t)o->bin_size;
-        uint64_t count = c.total * o->per_row;
+        /* The product saturates: a shape whose count wraps 2^64 must not
+         * pass for a small one. */
+        uint64_t count = ig_tensor_product(o->dims, o->ndims);
         if (o->dt->kind == IG_DT_BYTES) {
             o->bounds = ig_xmalloc(2 * c.total * sizeof(*o->bounds));
             if (!ig_tensor_bytes_ok(o->bin.base, o->bin.len, count, o->per_row, o->bounds,

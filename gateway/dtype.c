@@ -3,6 +3,7 @@
  */
 #include "infergate/dtype.h"
 
+#include <math.h>
 #include <string.h>
 
 static const ig_dtype_t dtypes[] = {
@@ -16,10 +17,13 @@ static const ig_dtype_t dtypes[] = {
     {"INT32", IG_DT_INT, -2147483648.0, 2147483648.0, 4, "2147483647", "2147483648", 0},
     {"INT64", IG_DT_INT, -9223372036854775808.0, 9223372036854775808.0, 8, "9223372036854775807",
      "9223372036854775808", 0},
-    {"FP16", IG_DT_FLOAT, -65504.0, 65504.0, 2, NULL, NULL, 4},
-    {"FP32", IG_DT_FLOAT, -3.4028234663852886e38, 3.4028234663852886e38, 4, NULL, NULL, 38},
-    {"FP64", IG_DT_FLOAT, -1.7976931348623157e308, 1.7976931348623157e308, 8, NULL, NULL, 308},
-    {"BF16", IG_DT_FLOAT, -3.3895313892515355e38, 3.3895313892515355e38, 2, NULL, NULL, 38},
+    /* Floats: a value fits when it rounds to a finite value of the type,
+     * i.e. its magnitude is below the largest finite value plus half an
+     * ulp (ties there round to even, which is infinity). */
+    {"FP16", IG_DT_FLOAT, -65520.0, 65520.0, 2, NULL, NULL, 4},
+    {"FP32", IG_DT_FLOAT, -3.4028235677973366e38, 3.4028235677973366e38, 4, NULL, NULL, 38},
+    {"FP64", IG_DT_FLOAT, -INFINITY, INFINITY, 8, NULL, NULL, 308},
+    {"BF16", IG_DT_FLOAT, -3.3961775292304611e38, 3.3961775292304611e38, 2, NULL, NULL, 38},
     {"BYTES", IG_DT_BYTES, 0, 0, 0, NULL, NULL, 0},
 };
 
@@ -41,7 +45,7 @@ const ig_dtype_t *ig_dtype_find(const char *name)
 
 bool ig_dtype_in_range(const ig_dtype_t *t, double d)
 {
-    if (d >= t->min && d < t->max_excl)
-        return true;
-    return t->kind == IG_DT_FLOAT && d == t->max_excl;
+    if (t->kind == IG_DT_FLOAT)
+        return fabs(d) < t->max_excl;
+    return d >= t->min && d < t->max_excl;
 }

@@ -13,7 +13,7 @@
 typedef enum {
     IG_DT_BOOL,  /* JSON true/false */
     IG_DT_INT,   /* integral JSON numbers in [min, max_excl) */
-    IG_DT_FLOAT, /* finite JSON numbers in [min, max_excl] */
+    IG_DT_FLOAT, /* JSON numbers that round to a finite value: |d| < max_excl */
     IG_DT_BYTES, /* JSON strings */
 } ig_dt_kind_t;
 
@@ -36,8 +36,10 @@ const ig_dtype_t *ig_dtype_find(const char *name);
 /* The same for a name given as bytes (not NUL-terminated). */
 const ig_dtype_t *ig_dtype_find_n(const char *name, size_t len);
 
-/* Whether the finite number `d` lies in a numeric datatype's range (floats
- * include their largest finite value). Integrality is checked apart. */
+/* Whether the number `d` lies in a numeric datatype's range: integers in
+ * [min, max_excl), floats when they round to a finite value of the type
+ * (|d| below the largest finite value plus half an ulp). Integrality is
+ * checked apart. */
 bool ig_dtype_in_range(const ig_dtype_t *t, double d);
 
 #endif

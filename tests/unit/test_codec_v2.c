@@ -626,7 +626,17 @@ static void test_numbers_survive(void **state)
                  "out of range for UINT64");
     expect_error(REQ1(T("u", "UINT64", "[1]", "[-1]")), "out of range for UINT64");
     expect_error(REQ1(T("i", "INT64", "[1]", "[1e17]")), "value 0 (1e17) is not an integer");
-    expect_error(REQ1(T("h", "FP16", "[1]", "[65505]")), "out of range for FP16");
+    /* Floats fit when they round to a finite value: FLT_MAX as %.9g prints
+     * it, 65519 for FP16 (rounds to 65504); 65520 rounds to infinity. */
+    expect_error(REQ1(T("h", "FP16", "[1]", "[65520]")), "out of range for FP16");
+    parse_ok(&a, REQ1(T("h", "FP16", "[2]", "[65519, -65519.99]")));
+    ig_batch_part_dispose(&a);
+    parse_ok(&a, REQ1(T("f", "FP32", "[3]", "[3.40282347e+38, 3.4028235e+38, -3.4028235e38]")));
+    ig_batch_part_dispose(&a);
+    expect_error(REQ1(T("f", "FP32", "[1]", "[3.4028236e38]")), "out of range for FP32");
+    parse_ok(&a, REQ1(T("b", "BF16", "[1]", "[3.39e+38]")));
+    ig_batch_part_dispose(&a);
+    expect_error(REQ1(T("d", "FP64", "[1]", "[1.8e308]")), "out of range for FP64");
     expect_error(REQ1(T("f", "FP32", "[1]", "[3.5e38]")), "out of range for FP32");
     expect_error(REQ1(T("f", "FP32", "[1]", "[-0.00000000000000000000000000000000000000034e79]")),
                  "out of range for FP32");
