@@ -109,13 +109,17 @@ int ig_tpl_subst(const char *text, size_t len, const ig_tpl_vars_t *vars, const 
         char c = text[i];
         if (c == '\n')
             line++;
+        /* Every append is checked: a capped buffer that fills up must fail the
+         * call, not drop the rendering's tail and return 0. */
         if (c != '$' || i + 1 >= len || (text[i + 1] != '{' && text[i + 1] != '$')) {
-            ig_buf_append(out, &c, 1);
+            if (ig_buf_append(out, &c, 1) != 0)
+                goto too_large;
             i++;
             continue;
         }
         if (text[i + 1] == '$') {
-            ig_buf_append(out, "$", 1);
+            if (ig_buf_append(out, "$", 1) != 0)
+                goto too_large;
             i += 2;
             continue;
         }
@@ -140,13 +144,14 @@ int ig_tpl_subst(const char *text, size_t len, const ig_tpl_vars_t *vars, const 
                      (int)(j - start), text + start);
             return IG_ENOTFOUND;
         }
-        if (append_escaped(out, v->value) != 0) {
-            snprintf(err, errlen, "%s:%zu: output too large", origin, line);
-            return IG_ETOOLARGE;
-        }
+        if (append_escaped(out, v->value) != 0)
+            goto too_large;
         i = j + 1;
     }
     return 0;
+too_large:
+    snprintf(err, errlen, "%s:%zu: output too large", origin, line);
+    return IG_ETOOLARGE;
 }
 
 /* ---- YAML -> JSON ---------------------------------------------------- */

@@ -62,6 +62,31 @@ static void test_subst_unknown_and_unset_name_file_and_line(void **state)
     ig_tpl_vars_dispose(&v);
 }
 
+/* literal_bytes_past_cap_dropped: literal bytes and "$$" past a capped buffer's
+ * limit were dropped and the call returned 0. */
+static void test_subst_literal_bytes_past_cap_fail(void **state)
+{
+    (void)state;
+    ig_tpl_vars_t v;
+    ig_tpl_vars_init(&v);
+    ig_tpl_vars_set(&v, "A", "ab");
+    char err[256];
+    const char *cases[] = {"replicas: 3\n", "a\n$$$$$$", "${A}\nxyz"};
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        ig_buf_t out;
+        ig_buf_init(&out, 4);
+        assert_int_equal(subst(cases[k], &v, &out, err), IG_ETOOLARGE);
+        assert_non_null(strstr(err, "t.yaml:"));
+        ig_buf_dispose(&out);
+    }
+    ig_buf_t out;
+    ig_buf_init(&out, 4);
+    assert_int_equal(subst("a$$b", &v, &out, err), 0); /* exactly the cap */
+    assert_string_equal(out.base, "a$b");
+    ig_buf_dispose(&out);
+    ig_tpl_vars_dispose(&v);
+}
+
 static void test_yaml_typing(void **state)
 {
     (void)state;
@@ -151,6 +176,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_subst_replaces_and_escapes),
         cmocka_unit_test(test_subst_unknown_and_unset_name_file_and_line),
+        cmocka_unit_test(test_subst_literal_bytes_past_cap_fail),
         cmocka_unit_test(test_yaml_typing),
         cmocka_unit_test(test_yaml_errors_and_streams),
         cmocka_unit_test(test_json_to_yaml_round_trips),
