@@ -200,6 +200,13 @@ int ig_kubeconfig_parse(ig_kube_auth_t *a, const char *text, size_t len, const c
     size_t sl = strlen(a->server);
     while (sl && a->server[sl - 1] == '/')
         a->server[--sl] = '\0';
+    /* Checked after stripping: "/" or "///" would otherwise leave "" and send
+     * every request to a relative path. */
+    if (!sl) {
+        snprintf(err, errlen, "%s: cluster \"%s\" has no server", origin, clname);
+        rc = IG_EPARSE;
+        goto out;
+    }
     const char *ns = str_of(ctx, "namespace");
     a->namespace_ = ns ? ig_xstrdup(ns) : NULL;
     a->insecure = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cl, "insecure-skip-tls-verify"));

@@ -140,6 +140,26 @@ static void test_missing_pieces_are_named(void **state)
     assert_non_null(strstr(err, "bad.yaml:"));
 }
 
+/* server_of_slashes_accepted_as_empty: "server: /" became "" after the trailing
+ * slashes were stripped, and was accepted. */
+static void test_server_of_slashes_refused(void **state)
+{
+    (void)state;
+    const char *servers[] = {"/", "///"};
+    for (size_t k = 0; k < 2; k++) {
+        char kc[512];
+        snprintf(kc, sizeof(kc),
+                 "current-context: a\nclusters:\n- {name: c, cluster: {server: \"%s\"}}\n"
+                 "contexts:\n- {name: a, context: {cluster: c}}\n",
+                 servers[k]);
+        ig_kube_auth_t a;
+        char err[512];
+        assert_int_equal(ig_kubeconfig_parse(&a, kc, strlen(kc), "kc", ".", NULL, err, sizeof(err)),
+                         IG_EPARSE);
+        assert_non_null(strstr(err, "cluster \"c\" has no server"));
+    }
+}
+
 static void test_resolution_order_and_in_cluster(void **state)
 {
     (void)state;
@@ -234,6 +254,7 @@ int main(void)
         cmocka_unit_test(test_named_context_certs_relative_paths_insecure),
         cmocka_unit_test(test_exec_plugin_parsed),
         cmocka_unit_test(test_missing_pieces_are_named),
+        cmocka_unit_test(test_server_of_slashes_refused),
         cmocka_unit_test(test_resolution_order_and_in_cluster),
         cmocka_unit_test(test_exec_credential_runs_the_plugin),
     };
