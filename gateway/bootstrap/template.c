@@ -11,6 +11,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,11 @@
 
 #define YAML_MAX_DEPTH 64
 #define YAML_MAX_NODES 200000
+/* Bytes (scalar lengths, plus one per node) that alias expansion may add: the
+ * document API shares aliased nodes, but the cJSON tree copies them, so a few
+ * KB of nested aliases would otherwise become gigabytes before the node count
+ * stops them. A file without aliases is not limited by this. */
+#define YAML_MAX_EXPANDED (4u << 20)
 
 void ig_tpl_vars_init(ig_tpl_vars_t *v)
 {
@@ -221,7 +227,17 @@ static bool is_float(const char *s, double *out)
     return true;
 }
 
-static cJSON *scalar_to_json(const yaml_node_t *n)
+typedef struct {
+    yaml_document_t *doc;
+    const char *origin;
+    char *err;
+    size_t errlen;
+    size_t nodes;
+    unsigned char *seen; /* one per node of doc: converted once already */
+    size_t expanded;     /* bytes copied for aliases so far */
+} yconv_t;
+
+static cJSON *scalar_to_json(yconv_t *y, const yaml_node_t *n)
 {
     const char *v = (const char *)n->data.scalar.value;
     /* libyaml gives untagged plain scalars the str tag too, so the style
@@ -238,34 +254,56 @@ static cJSON *scalar_to_json(const yaml_node_t *n)
     if (is_int(v, &i))
         return cJSON_CreateNumber((double)i);
     double d;
-    if (is_float(v, &d))
+    if (is_float(v, &d)) {
+        /* The core schema calls 1e999 a float, but no double holds it: strtod
+         * gives infinity, which JSON cannot carry (cJSON prints it as null).
+         * Keeping it as a string would change its type; refuse it instead. */
+        if (!isfinite(d)) {
+            snprintf(y->err, y->errlen, "%s:%zu: number %.40s%s is out of range", y->origin,
+                     n->start_mark.line + 1, v, strlen(v) > 40 ? "..." : "");
+            return NULL;
+        }
         return cJSON_CreateNumber(d);
+    }
     return cJSON_CreateString(v);
 }
 
-typedef struct {
-    yaml_document_t *doc;
-    const char *origin;
-    char *err;
-    size_t errlen;
-    size_t nodes;
-} yconv_t;
+/* Counts `bytes` against the alias expansion budget when `copy`; false when over. */
+static bool expand_ok(yconv_t *y, const yaml_node_t *n, bool copy, size_t bytes)
+{
+    if (!copy)
+        return true;
+    y->expanded += bytes;
+    if (y->expanded <= YAML_MAX_EXPANDED)
+        return true;
+    snprintf(y->err, y->errlen, "%s:%zu: alias expansion too large (over %u bytes)", y->origin,
+             n->start_mark.line + 1, YAML_MAX_EXPANDED);
+    return false;
+}
 
-static cJSON *node_to_json(yconv_t *y, yaml_node_t *n, int depth)
+/* Converts node `n`; `copy` is true below an alias, whose nodes were converted before. */
+static cJSON *node_to_json(yconv_t *y, yaml_node_t *n, int depth, bool copy)
 {
     if (depth > YAML_MAX_DEPTH || ++y->nodes > YAML_MAX_NODES) {
         snprintf(y->err, y->errlen, "%s:%zu: document nests too deep or is too large", y->origin,
                  n->start_mark.line + 1);
         return NULL;
     }
+    size_t idx = (size_t)(n - y->doc->nodes.start);
+    if (y->seen[idx])
+        copy = true;
+    y->seen[idx] = 1;
+    size_t bytes = 1 + (n->type == YAML_SCALAR_NODE ? n->data.scalar.length : 0);
+    if (!expand_ok(y, n, copy, bytes))
+        return NULL;
     switch (n->type) {
     case YAML_SCALAR_NODE:
-        return scalar_to_json(n);
+        return scalar_to_json(y, n);
     case YAML_SEQUENCE_NODE: {
         cJSON *arr = cJSON_CreateArray();
         for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
              it++) {
-            cJSON *c = node_to_json(y, yaml_document_get_node(y->doc, *it), depth + 1);
+            cJSON *c = node_to_json(y, yaml_document_get_node(y->doc, *it), depth + 1, copy);
             if (!c) {
                 cJSON_Delete(arr);
                 return NULL;
@@ -286,13 +324,21 @@ static cJSON *node_to_json(yconv_t *y, yaml_node_t *n, int depth)
                 return NULL;
             }
             const char *key = (const char *)k->data.scalar.value;
+            /* A key can be an alias too (`*a: 1`). */
+            size_t kidx = (size_t)(k - y->doc->nodes.start);
+            bool kcopy = copy || y->seen[kidx];
+            y->seen[kidx] = 1;
+            if (!expand_ok(y, k, kcopy, k->data.scalar.length)) {
+                cJSON_Delete(obj);
+                return NULL;
+            }
             if (cJSON_GetObjectItemCaseSensitive(obj, key)) {
                 snprintf(y->err, y->errlen, "%s:%zu: duplicate key \"%s\"", y->origin,
                          k->start_mark.line + 1, key);
                 cJSON_Delete(obj);
                 return NULL;
             }
-            cJSON *c = node_to_json(y, yaml_document_get_node(y->doc, p->value), depth + 1);
+            cJSON *c = node_to_json(y, yaml_document_get_node(y->doc, p->value), depth + 1, copy);
             if (!c) {
                 cJSON_Delete(obj);
                 return NULL;
@@ -334,8 +380,10 @@ int ig_yaml_to_json(const char *text, size_t len, const char *origin, cJSON **ou
             yaml_document_delete(&doc);
             break; /* end of stream */
         }
-        yconv_t y = {&doc, origin, err, errlen, 0};
-        cJSON *j = node_to_json(&y, root, 0);
+        size_t nnodes = (size_t)(doc.nodes.top - doc.nodes.start);
+        yconv_t y = {&doc, origin, err, errlen, 0, ig_xcalloc(nnodes, 1), 0};
+        cJSON *j = node_to_json(&y, root, 0, false);
+        free(y.seen);
         yaml_document_delete(&doc);
         if (!j) {
             rc = IG_EPARSE;

@@ -149,6 +149,64 @@ static void test_yaml_errors_and_streams(void **state)
     assert_non_null(strstr(err, "too large"));
 }
 
+/* float_overflow_reads_as_infinity: 1e999 read as infinity, printed as null. */
+static void test_yaml_float_overflow_refused(void **state)
+{
+    (void)state;
+    cJSON *j = (cJSON *)1;
+    char err[256];
+    const char *y = "a: 1\nx: -1e999\n";
+    assert_int_equal(ig_yaml_to_json(y, strlen(y), "f.yaml", &j, err, sizeof(err)), IG_EPARSE);
+    assert_null(j);
+    assert_string_equal(err, "f.yaml:2: number -1e999 is out of range");
+    /* Quoted, it is a string as before; a tiny float rounds as strtod does. */
+    y = "x: \"1e999\"\ny: 1e-999\n";
+    assert_int_equal(ig_yaml_to_json(y, strlen(y), "f.yaml", &j, err, sizeof(err)), 0);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(j, "x")->valuestring, "1e999");
+    cJSON_Delete(j);
+}
+
+/* alias_expansion_unbounded_in_bytes: aliases were bounded by node count only, so a
+ * 6 KB file expanded to a gigabyte. */
+static void test_yaml_alias_expansion_bounded_in_bytes(void **state)
+{
+    (void)state;
+    ig_buf_t y;
+    ig_buf_init(&y, 0);
+    ig_buf_append_str(&y, "a: &a \"");
+    for (int i = 0; i < 6000; i++)
+        ig_buf_append_str(&y, "x");
+    ig_buf_append_str(&y, "\"\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+                          "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
+                          "d: [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n");
+    cJSON *j = NULL;
+    char err[256];
+    assert_int_equal(ig_yaml_to_json(y.base, y.len, "bomb", &j, err, sizeof(err)), IG_EPARSE);
+    assert_non_null(strstr(err, "bomb:"));
+    assert_non_null(strstr(err, "alias expansion too large"));
+    /* Alias keys count too. */
+    ig_buf_reset(&y);
+    ig_buf_append_str(&y, "k: &k \"");
+    for (int i = 0; i < 60000; i++)
+        ig_buf_append_str(&y, "k");
+    ig_buf_append_str(&y, "\"\nl: [");
+    for (int i = 0; i < 100; i++)
+        ig_buf_append_str(&y, "{*k : 1},");
+    ig_buf_append_str(&y, "]\n");
+    assert_int_equal(ig_yaml_to_json(y.base, y.len, "keys", &j, err, sizeof(err)), IG_EPARSE);
+    assert_non_null(strstr(err, "alias expansion too large"));
+    /* A large document without aliases is not limited by it, nor are small aliases. */
+    ig_buf_reset(&y);
+    ig_buf_append_str(&y, "big: \"");
+    for (int i = 0; i < (5 << 20); i++)
+        ig_buf_append(&y, "y", 1);
+    ig_buf_append_str(&y, "\"\nsmall: &s [1, 2]\nagain: *s\n");
+    assert_int_equal(ig_yaml_to_json(y.base, y.len, "big", &j, err, sizeof(err)), 0);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "again")), 2);
+    cJSON_Delete(j);
+    ig_buf_dispose(&y);
+}
+
 static void test_json_to_yaml_round_trips(void **state)
 {
     (void)state;
@@ -179,6 +237,8 @@ int main(void)
         cmocka_unit_test(test_subst_literal_bytes_past_cap_fail),
         cmocka_unit_test(test_yaml_typing),
         cmocka_unit_test(test_yaml_errors_and_streams),
+        cmocka_unit_test(test_yaml_float_overflow_refused),
+        cmocka_unit_test(test_yaml_alias_expansion_bounded_in_bytes),
         cmocka_unit_test(test_json_to_yaml_round_trips),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
