@@ -413,6 +413,53 @@ int ig_yaml_to_json(const char *text, size_t len, const char *origin, cJSON **ou
 
 /* ---- JSON -> YAML ---------------------------------------------------- */
 
+/* The length of the UTF-8 sequence at `p` when it is a character that YAML
+ * cannot carry raw in a plain or block scalar, else 0: the line breaks U+0085,
+ * U+2028 and U+2029, the other C1 controls U+0080..U+009F, U+FFFE and U+FFFF
+ * (not printable), and U+FEFF (a byte-order mark, dropped at the stream's start). */
+static size_t yaml_odd_char(const unsigned char *p)
+{
+    if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+        return 2;
+    if (p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9))
+        return 3;
+    if (p[0] == 0xef && p[1] == 0xbb && p[2] == 0xbf)
+        return 3;
+    if (p[0] == 0xef && p[1] == 0xbf && (p[2] == 0xbe || p[2] == 0xbf))
+        return 3;
+    return 0;
+}
+
+/* Appends `s` as a double-quoted scalar: JSON's escapes (all of them YAML
+ * escapes too), and \u escapes for the characters of yaml_odd_char, which a
+ * double-quoted scalar would otherwise fold or refuse. */
+static int yaml_quoted(ig_buf_t *out, const char *s)
+{
+    ig_buf_t tmp;
+    ig_buf_init(&tmp, 0);
+    int rc = ig_buf_append_json_str(&tmp, s, strlen(s));
+    const unsigned char *p = (const unsigned char *)tmp.base, *run = p;
+    const unsigned char *end = p + tmp.len;
+    while (rc == 0 && p < end) {
+        size_t n = yaml_odd_char(p);
+        if (!n) {
+            p++;
+            continue;
+        }
+        unsigned cp =
+            n == 2 ? p[1] : ((p[0] & 0x0fu) << 12) | ((p[1] & 0x3fu) << 6) | (p[2] & 0x3fu);
+        rc = ig_buf_append(out, (const char *)run, (size_t)(p - run));
+        if (rc == 0)
+            rc = ig_buf_printf(out, "\\u%04x", cp);
+        p += n;
+        run = p;
+    }
+    if (rc == 0)
+        rc = ig_buf_append(out, (const char *)run, (size_t)(end - run));
+    ig_buf_dispose(&tmp);
+    return rc;
+}
+
 /* True when `s` can be written as a plain scalar and read back as the same string. */
 static bool plain_safe(const char *s)
 {
@@ -431,12 +478,16 @@ static bool plain_safe(const char *s)
             return false;
     if (strchr("-?:,[]{}#&*!|>'\"%@` ", s[0]))
         return false;
+    /* At column 0, "..." (and "---") followed by a blank or the end mark the
+     * document's end (start); quoted, they cannot. */
+    if (!strncmp(s, "...", 3) || !strncmp(s, "---", 3))
+        return false;
     size_t n = strlen(s);
     if (s[n - 1] == ' ' || s[n - 1] == ':')
         return false;
     for (const char *p = s; *p; p++) {
         unsigned char c = (unsigned char)*p;
-        if (c < 0x20 || c == 0x7f)
+        if (c < 0x20 || c == 0x7f || yaml_odd_char((const unsigned char *)p))
             return false;
         if (c == ':' && (p[1] == ' '))
             return false;
@@ -453,7 +504,7 @@ static bool block_safe(const char *s)
         return false;
     for (const char *p = s; *p; p++) {
         unsigned char c = (unsigned char)*p;
-        if ((c < 0x20 && c != '\n') || c == 0x7f)
+        if ((c < 0x20 && c != '\n') || c == 0x7f || yaml_odd_char((const unsigned char *)p))
             return false;
         if (c == ' ' && (p[1] == '\n' || p[1] == '\0'))
             return false; /* trailing spaces would be lost by editors */
@@ -464,6 +515,27 @@ static bool block_safe(const char *s)
 }
 
 static void indent(ig_buf_t *out, int n);
+
+/* Writes a number so that it reads back as the same double: an integral value
+ * below 2^63 in magnitude as an integer, any other as the shortest of %.15g,
+ * %.16g and %.17g that strtod reads back exactly (cJSON's printer stops at 15
+ * digits when they are merely close, so 9007199254740993 came out as
+ * 9.00719925474099e+15). Infinities and NaN, which the reader never gives and
+ * JSON cannot hold, are written as cJSON prints them: null. */
+static int yaml_number(double d, ig_buf_t *out)
+{
+    if (!isfinite(d))
+        return ig_buf_append_str(out, "null");
+    if (d > -9223372036854775808.0 && d < 9223372036854775808.0 && (double)(long long)d == d)
+        return ig_buf_printf(out, "%lld", (long long)d);
+    char b[40];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(b, sizeof(b), "%.*g", prec, d);
+        if (strtod(b, NULL) == d)
+            break;
+    }
+    return ig_buf_append_str(out, b);
+}
 
 static int yaml_scalar(const cJSON *j, ig_buf_t *out, int ind)
 {
@@ -489,8 +561,10 @@ static int yaml_scalar(const cJSON *j, ig_buf_t *out, int ind)
     if (cJSON_IsString(j)) {
         if (plain_safe(j->valuestring))
             return ig_buf_append_str(out, j->valuestring);
-        return ig_buf_append_json_str(out, j->valuestring, strlen(j->valuestring));
+        return yaml_quoted(out, j->valuestring);
     }
+    if (cJSON_IsNumber(j))
+        return yaml_number(j->valuedouble, out);
     char *p = cJSON_PrintUnformatted(j);
     int rc = ig_buf_append_str(out, p);
     free(p);
@@ -514,7 +588,7 @@ static int yaml_key(const char *k, ig_buf_t *out)
 {
     if (plain_safe(k))
         return ig_buf_append_str(out, k);
-    return ig_buf_append_json_str(out, k, strlen(k));
+    return yaml_quoted(out, k);
 }
 
 /* Writes a value that takes no lines of its own, and ends the line: an empty

@@ -229,6 +229,126 @@ static void test_json_to_yaml_round_trips(void **state)
     ig_buf_dispose(&y);
 }
 
+/* Writes `j` as YAML into `y`, reads it back, and checks it is strictly equal. */
+static void round_trip_strict(const cJSON *j, ig_buf_t *y)
+{
+    ig_buf_reset(y);
+    assert_int_equal(ig_json_to_yaml(j, y), 0);
+    cJSON *back = NULL;
+    char err[256] = "";
+    int rc = ig_yaml_to_json(y->base, y->len, "rt", &back, err, sizeof(err));
+    if (rc != 0)
+        fail_msg("%s\n---\n%s", err, y->base);
+    assert_true(cJSON_Compare(j, back, true));
+    if (cJSON_IsNumber(j))
+        assert_true(j->valuedouble == back->valuedouble);
+    cJSON_Delete(back);
+}
+
+/* integer_above_2e53_printed_with_15_digits: numbers were printed with cJSON's
+ * printer, which stops at 15 digits when they are close. */
+static void test_json_to_yaml_numbers_exact(void **state)
+{
+    (void)state;
+    static const struct {
+        double d;
+        const char *want;
+    } cases[] = {
+        {9007199254740992.0, "9007199254740992\n"},
+        {1e17, "100000000000000000\n"},
+        {-9223372036854774784.0, "-9223372036854774784\n"},
+        {9223372036854775808.0, "9.223372036854776e+18\n"},
+        {0.1, "0.1\n"},
+        {1.0 / 3, "0.3333333333333333\n"},
+        {3, "3\n"},
+        {1e300, "1e+300\n"},
+        {5e-324, "4.94065645841247e-324\n"},
+    };
+    ig_buf_t y;
+    ig_buf_init(&y, 0);
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        cJSON *n = cJSON_CreateNumber(cases[k].d);
+        round_trip_strict(n, &y);
+        assert_string_equal(y.base, cases[k].want);
+        cJSON_Delete(n);
+    }
+    const char *src = "replicas: 9007199254740993\n";
+    cJSON *j = NULL;
+    char err[256];
+    assert_int_equal(ig_yaml_to_json(src, strlen(src), "n", &j, err, sizeof(err)), 0);
+    ig_buf_reset(&y);
+    assert_int_equal(ig_json_to_yaml(j, &y), 0);
+    assert_string_equal(y.base, "replicas: 9007199254740992\n");
+    cJSON_Delete(j);
+    ig_buf_dispose(&y);
+}
+
+/* line_separator_written_raw_in_plain_scalar, c1_control_written_raw,
+ * bom_starting_a_written_scalar: characters YAML reads as line breaks, does not
+ * allow raw, or drops as a byte-order mark were written raw. */
+static void test_json_to_yaml_escapes_yaml_breaks_and_controls(void **state)
+{
+    (void)state;
+    static const char *const strs[] = {
+        "x\xc2\x85y",
+        "x\xe2\x80\xa8y",
+        "x\xe2\x80\xa9y",
+        "x\xc2\x80y",
+        "x\xc2\x9fy",
+        "x\xef\xbf\xbe",
+        "\xef\xbf\xbfz",
+        "\xef\xbb\xbf<",
+        "a\xef\xbb\xbf"
+        "b",
+        "l1\nl\xe2\x80\xa8\n",
+        "\xc2\xa0ok\xc3\xa9",
+    };
+    ig_buf_t y;
+    ig_buf_init(&y, 0);
+    for (size_t k = 0; k < sizeof(strs) / sizeof(strs[0]); k++) {
+        cJSON *s = cJSON_CreateString(strs[k]);
+        round_trip_strict(s, &y);
+        cJSON_Delete(s);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, strs[k], strs[k]); /* as a key and a value */
+        cJSON *a = cJSON_AddArrayToObject(o, "list");
+        cJSON_AddItemToArray(a, cJSON_CreateString(strs[k]));
+        round_trip_strict(o, &y);
+        cJSON_Delete(o);
+    }
+    cJSON *s = cJSON_CreateString("x\xe2\x80\xa8y");
+    round_trip_strict(s, &y);
+    assert_string_equal(y.base, "\"x\\u2028y\"\n");
+    cJSON_Delete(s);
+    s = cJSON_CreateString("\xc2\xa0ok"); /* printable: stays plain */
+    round_trip_strict(s, &y);
+    assert_string_equal(y.base, "\xc2\xa0ok\n");
+    cJSON_Delete(s);
+    ig_buf_dispose(&y);
+}
+
+/* document_end_marker_as_plain_key: "... x" written plain at column 0 ended the document. */
+static void test_json_to_yaml_quotes_document_markers(void **state)
+{
+    (void)state;
+    static const char *const strs[] = {"...", "... x", "...x", "---", "--- x"};
+    ig_buf_t y;
+    ig_buf_init(&y, 0);
+    for (size_t k = 0; k < sizeof(strs) / sizeof(strs[0]); k++) {
+        cJSON *s = cJSON_CreateString(strs[k]);
+        round_trip_strict(s, &y);
+        assert_int_equal(y.base[0], '"');
+        cJSON_Delete(s);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, strs[k], 1);
+        cJSON_AddStringToObject(o, "v", strs[k]);
+        round_trip_strict(o, &y);
+        assert_int_equal(y.base[0], '"');
+        cJSON_Delete(o);
+    }
+    ig_buf_dispose(&y);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -240,6 +360,9 @@ int main(void)
         cmocka_unit_test(test_yaml_float_overflow_refused),
         cmocka_unit_test(test_yaml_alias_expansion_bounded_in_bytes),
         cmocka_unit_test(test_json_to_yaml_round_trips),
+        cmocka_unit_test(test_json_to_yaml_numbers_exact),
+        cmocka_unit_test(test_json_to_yaml_escapes_yaml_breaks_and_controls),
+        cmocka_unit_test(test_json_to_yaml_quotes_document_markers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
