@@ -621,7 +621,21 @@ static int yaml_node(const cJSON *j, ig_buf_t *out, int ind, bool inline_first)
             }
             yaml_leaf(c, out, ind + 2);
         } else {
-            yaml_key(c->string, out);
+            /* A key longer than YAML's 1024-character limit for implicit
+             * keys is written explicitly: "? key", then ": value" on its
+             * own line at the same indentation. */
+            ig_buf_t key;
+            ig_buf_init(&key, 0);
+            yaml_key(c->string, &key);
+            if (key.len > 1000) {
+                ig_buf_append_str(out, "? ");
+                ig_buf_append(out, key.base, key.len);
+                ig_buf_append_str(out, "\n");
+                indent(out, ind);
+            } else {
+                ig_buf_append(out, key.base ? key.base : "", key.len);
+            }
+            ig_buf_dispose(&key);
             if (is_container(c)) {
                 ig_buf_append_str(out, ":\n");
                 /* Sequences inside mappings are indented too: clearer to read. */

@@ -349,6 +349,27 @@ static void test_json_to_yaml_quotes_document_markers(void **state)
     ig_buf_dispose(&y);
 }
 
+/* Regression (fuzz_yaml key_longer_than_1024_written_implicit): a key past
+ * YAML's 1024-character limit for implicit keys did not read back. */
+static void test_json_to_yaml_long_keys_written_explicitly(void **state)
+{
+    (void)state;
+    char key[1501];
+    memset(key, 'k', sizeof(key) - 1);
+    key[sizeof(key) - 1] = '\0';
+    ig_buf_t y;
+    ig_buf_init(&y, 0);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, key, 1);
+    cJSON *inner = cJSON_AddObjectToObject(o, "short");
+    cJSON_AddStringToObject(inner, key, "v");
+    cJSON_AddItemToObject(inner, "x", cJSON_CreateArray());
+    round_trip_strict(o, &y);
+    assert_int_equal(y.base[0], '?');
+    cJSON_Delete(o);
+    ig_buf_dispose(&y);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -363,6 +384,7 @@ int main(void)
         cmocka_unit_test(test_json_to_yaml_numbers_exact),
         cmocka_unit_test(test_json_to_yaml_escapes_yaml_breaks_and_controls),
         cmocka_unit_test(test_json_to_yaml_quotes_document_markers),
+        cmocka_unit_test(test_json_to_yaml_long_keys_written_explicitly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
