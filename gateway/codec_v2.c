@@ -598,10 +598,23 @@ static int build_key(ig_batch_part_t *part, ig_slice_t model, const v2_doc_t *d)
     return 0;
 }
 
+int ig_v2_cut(ig_slice_t body, int64_t header_len, ig_slice_t *hdr, ig_slice_t *tail)
+{
+    *hdr = body;
+    *tail = ig_slice(body.base + body.len, 0);
+    if (header_len < 0)
+        return 0;
+    if ((uint64_t)header_len > body.len)
+        return -1;
+    *hdr = ig_slice(body.base, (size_t)header_len);
+    *tail = ig_slice(body.base + header_len, body.len - (size_t)header_len);
+    return 0;
+}
+
 static int v2_parse(ig_batch_part_t *part, ig_slice_t model, ig_slice_t body, int64_t header_len,
                     char *err, size_t errlen)
 {
-    ig_slice_t hdr = body, tail = ig_slice(body.base + body.len, 0), name;
+    ig_slice_t hdr, tail, name;
     pctx_t c = {.err = err, .errlen = errlen};
     bool esc;
     size_t i = 0;
@@ -610,15 +623,11 @@ static int v2_parse(ig_batch_part_t *part, ig_slice_t model, ig_slice_t body, in
     int bin_out = -1;
 
     part->reply_header_len = -1;
-    if (header_len >= 0) {
-        if ((uint64_t)header_len > body.len)
-            return ig_codec_fail(err, errlen, IG_EINVAL,
-                                 "Inference-Header-Content-Length (%" PRId64
-                                 ") is larger than the body (%zu bytes)",
-                                 header_len, body.len);
-        hdr = ig_slice(body.base, (size_t)header_len);
-        tail = ig_slice(body.base + header_len, body.len - (size_t)header_len);
-    }
+    if (ig_v2_cut(body, header_len, &hdr, &tail) != 0)
+        return ig_codec_fail(err, errlen, IG_EINVAL,
+                             "Inference-Header-Content-Length (%" PRId64
+                             ") is larger than the body (%zu bytes)",
+                             header_len, body.len);
     if (ig_json_trim(hdr).len == 0)
         return ig_codec_fail(err, errlen, IG_EINVAL, "body: empty, expected a JSON object");
     c.d = ig_xcalloc(1, sizeof(*c.d));

@@ -495,7 +495,7 @@ int ig_v2_split(ig_slice_t body, int64_t header_len, ig_batch_part_t *const *par
                 char *err, size_t errlen)
 {
     sctx_t c = {.err = err, .errlen = errlen};
-    ig_slice_t hdr = body, tail = ig_slice(body.base + body.len, 0), name;
+    ig_slice_t hdr, tail, name;
     bool esc;
     size_t i = 0;
     int r, rc;
@@ -506,15 +506,11 @@ int ig_v2_split(ig_slice_t body, int64_t header_len, ig_batch_part_t *const *par
             return ig_codec_fail(err, errlen, IG_EINVAL, "request %zu of the batch has no body", k);
         c.total += parts[k]->rows;
     }
-    if (header_len >= 0) {
-        if ((uint64_t)header_len > body.len)
-            return ig_codec_fail(err, errlen, IG_EUPSTREAM,
-                                 "model answer: Inference-Header-Content-Length %" PRId64
-                                 " is larger than its body (%zu bytes)",
-                                 header_len, body.len);
-        hdr = ig_slice(body.base, (size_t)header_len);
-        tail = ig_slice(body.base + header_len, body.len - (size_t)header_len);
-    }
+    if (ig_v2_cut(body, header_len, &hdr, &tail) != 0)
+        return ig_codec_fail(err, errlen, IG_EUPSTREAM,
+                             "model answer: Inference-Header-Content-Length %" PRId64
+                             " is larger than its body (%zu bytes)",
+                             header_len, body.len);
     if (ig_json_trim(hdr).len == 0)
         return ig_codec_fail(err, errlen, IG_EUPSTREAM, "model answer: empty");
     ig_json_init(&c.j, hdr.base, hdr.len);
