@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "infergate/bootstrap.h"
-#include "infergate/config.h"
-#include "infergate/error.h"
-#include "infergate/gateway.h"
+#include "infergate/bootstrap/bootstrap.h"
+#include "infergate/core/config.h"
+#include "infergate/base/error.h"
+#include "infergate/proxy/gateway.h"
 
 extern char **environ;
 

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "infergate/error.h"
+#include "infergate/base/error.h"
 
 int ig_cli_match(int argc, char **argv, int *i, const char *name, const char **val, char *err,
                  size_t errlen)

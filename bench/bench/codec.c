@@ -12,7 +12,7 @@
  * and the rounds of the three contenders interleave, so slow drifts of the
  * machine reach all of them alike:
  *
- * - new: the gateway's codecs (include/infergate/codec.h), linked as the
+ * - new: the gateway's codecs (include/infergate/core/codec.h), linked as the
  *   gateway links them;
  * - old: the pre-span cJSON codecs of commit 0a9a26d (bench/codecref/);
  * - memcpy: copying the N bodies into one buffer and back out into N, the
@@ -35,9 +35,9 @@
 #include "cli.h"
 #include "codecref.h"
 #include "gen.h"
-#include "infergate/buf.h"
-#include "infergate/codec.h"
-#include "infergate/error.h"
+#include "infergate/base/buf.h"
+#include "infergate/core/codec.h"
+#include "infergate/base/error.h"
 #include "procs.h"
 
 #define MAX_BATCH 64

@@ -22,8 +22,8 @@
 
 #include "bench.h"
 #include "cli.h"
-#include "infergate/buf.h"
-#include "infergate/error.h"
+#include "infergate/base/buf.h"
+#include "infergate/base/error.h"
 #include "peers.h"
 #include "wrk.h"
 

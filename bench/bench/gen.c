@@ -15,7 +15,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "infergate/error.h"
+#include "infergate/base/error.h"
 
 #define COLS 4
 #define SAMPLE_ROWS 64

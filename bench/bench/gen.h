@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "infergate/buf.h"
+#include "infergate/base/buf.h"
 
 typedef enum { IG_GEN_V1_JSON, IG_GEN_V2_JSON, IG_GEN_V2_BINARY, IG_GEN__COUNT } ig_gen_kind_t;
 

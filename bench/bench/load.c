@@ -24,9 +24,9 @@
 #include <strings.h>
 #include <uv.h>
 
-#include "infergate/buf.h"
-#include "infergate/error.h"
-#include "infergate/upstream.h"
+#include "infergate/base/buf.h"
+#include "infergate/base/error.h"
+#include "infergate/net/upstream.h"
 #include "procs.h"
 
 typedef struct slot {

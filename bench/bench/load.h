@@ -3,7 +3,7 @@
  * and `sweep`.
  *
  * One libuv loop drives keep-alive HTTP/1.1 traffic through the project's
- * upstream pool (include/infergate/upstream.h) with one pool connection per
+ * upstream pool (include/infergate/net/upstream.h) with one pool connection per
  * simulated client connection. Two modes:
  *
  * - closed loop (rate 0): each connection sends its next request as soon as
@@ -23,9 +23,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "infergate/hist.h"
-#include "infergate/server.h"
-#include "infergate/slice.h"
+#include "infergate/base/hist.h"
+#include "infergate/net/server.h"
+#include "infergate/base/slice.h"
 
 #define IG_LOAD_MAX_HEADERS 32
 

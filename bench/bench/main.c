@@ -18,9 +18,9 @@
 
 #include "bench.h"
 #include "cli.h"
-#include "infergate/buf.h"
-#include "infergate/error.h"
-#include "infergate/log.h"
+#include "infergate/base/buf.h"
+#include "infergate/base/error.h"
+#include "infergate/base/log.h"
 #include "procs.h"
 
 #define MAX_BODY_FILE (64u * 1024 * 1024)

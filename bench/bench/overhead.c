@@ -32,8 +32,8 @@
 #include "bench.h"
 #include "cli.h"
 #include "gen.h"
-#include "infergate/buf.h"
-#include "infergate/error.h"
+#include "infergate/base/buf.h"
+#include "infergate/base/error.h"
 #include "peers.h"
 
 #define MAX_ROWS_VALUES 8

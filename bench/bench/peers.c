@@ -20,8 +20,8 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "infergate/buf.h"
-#include "infergate/error.h"
+#include "infergate/base/buf.h"
+#include "infergate/base/error.h"
 #include "peer_templates.h"
 
 #define START_TIMEOUT_MS 20000

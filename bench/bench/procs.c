@@ -31,8 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "infergate/buf.h"
-#include "infergate/error.h"
+#include "infergate/base/buf.h"
+#include "infergate/base/error.h"
 #include "load.h"
 
 extern char **environ;

@@ -31,10 +31,10 @@
 
 #include "bench.h"
 #include "cli.h"
-#include "infergate/buf.h"
-#include "infergate/config.h"
-#include "infergate/error.h"
-#include "infergate/router.h"
+#include "infergate/base/buf.h"
+#include "infergate/core/config.h"
+#include "infergate/base/error.h"
+#include "infergate/core/router.h"
 #include "peers.h"
 
 #define MAX_AXIS_VALUES 32
@@ -117,7 +117,7 @@ static void apply_max_delay(cJSON *cfg, cJSON *batch, uint64_t v)
 
 enum { AX_CONCURRENCY, AX_MAX_SIZE, AX_MAX_DELAY };
 
-/* Bounds as gateway/config_routes.c checks them (BATCH_MAX_SIZE, BATCH_MAX_DELAY_US). */
+/* Bounds as gateway/core/config/config_routes.c checks them (BATCH_MAX_SIZE, BATCH_MAX_DELAY_US). */
 static const axis_def_t axes[] = {
     [AX_CONCURRENCY] = {"--concurrency-values", "upstream.max_concurrency", "concurrency", 1, 65535,
                         false, apply_concurrency, "1,2,4,8"},

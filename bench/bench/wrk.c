@@ -16,8 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "infergate/buf.h"
-#include "infergate/error.h"
+#include "infergate/base/buf.h"
+#include "infergate/base/error.h"
 #include "procs.h"
 
 /* "251.00us", "1.23ms", "2.00s", "1.00m" -> milliseconds, or -1. */

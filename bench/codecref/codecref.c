@@ -1,5 +1,5 @@
 /*
- * codecref.c: the pre-span cJSON codec, gateway/codec.c as it was at commit
+ * codecref.c: the pre-span cJSON codec, gateway/core/codec/codec.c as it was at commit
  * 0a9a26d, kept only as the baseline of `infergate-bench codec` (the "old
  * cJSON path" column of bench/bench/codec.c). It is never linked into the
  * gateway. Every external name is renamed (ig_codec_* -> ig_refcodec_*,
@@ -31,7 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "infergate/error.h"
+#include "infergate/base/error.h"
 
 void ig_refcodec_part_dispose(ig_refcodec_part_t *part)
 {

@@ -1,5 +1,5 @@
 /*
- * codecref.h: the pre-span cJSON codec, include/infergate/codec.h as it was at commit
+ * codecref.h: the pre-span cJSON codec, include/infergate/core/codec.h as it was at commit
  * 0a9a26d, kept only as the baseline of `infergate-bench codec` (the "old
  * cJSON path" column of bench/bench/codec.c). It is never linked into the
  * gateway. Every external name is renamed (ig_codec_* -> ig_refcodec_*,
@@ -29,8 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "infergate/buf.h"
-#include "infergate/slice.h"
+#include "infergate/base/buf.h"
+#include "infergate/base/slice.h"
 
 /* One request's share of a batch. Zero-initialise, then ig_refcodec_parse. */
 typedef struct ig_refcodec_part {

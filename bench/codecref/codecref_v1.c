@@ -1,5 +1,5 @@
 /*
- * codecref_v1.c: the pre-span cJSON codec, gateway/codec_v1.c as it was at commit
+ * codecref_v1.c: the pre-span cJSON codec, gateway/core/codec/codec_v1.c as it was at commit
  * 0a9a26d, kept only as the baseline of `infergate-bench codec` (the "old
  * cJSON path" column of bench/bench/codec.c). It is never linked into the
  * gateway. Every external name is renamed (ig_codec_* -> ig_refcodec_*,
@@ -29,7 +29,7 @@
 #include <string.h>
 
 #include "codecref.h"
-#include "infergate/error.h"
+#include "infergate/base/error.h"
 
 static const char *const instances_only[] = {"instances", NULL};
 

@@ -32,11 +32,11 @@
 #include <uv.h>
 
 #include "extras.h"
-#include "infergate/buf.h"
-#include "infergate/error.h"
-#include "infergate/list.h"
-#include "infergate/log.h"
-#include "infergate/server.h"
+#include "infergate/base/buf.h"
+#include "infergate/base/error.h"
+#include "infergate/base/list.h"
+#include "infergate/base/log.h"
+#include "infergate/net/server.h"
 #include "iris.h"
 #include "kserve.h"
 

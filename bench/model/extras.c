@@ -17,8 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "infergate/buf.h"
-#include "infergate/error.h"
+#include "infergate/base/buf.h"
+#include "infergate/base/error.h"
 
 int ig_extras_query_u64(ig_slice_t query, const char *key, uint64_t def, uint64_t max,
                         uint64_t *out)

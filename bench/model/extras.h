@@ -13,8 +13,8 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "infergate/server.h"
-#include "infergate/slice.h"
+#include "infergate/net/server.h"
+#include "infergate/base/slice.h"
 
 /* Limits on the query parameters, so a request cannot ask for unbounded work. */
 #define IG_EXTRAS_MAX_MS 600000u               /* /slow ms, /stream interval_ms */

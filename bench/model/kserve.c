@@ -20,8 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "infergate/dtype.h"
-#include "infergate/error.h"
+#include "infergate/base/dtype.h"
+#include "infergate/base/error.h"
 
 /* Iris measurements are centimetres. Far larger values overflow the
  * standardisation into infinities and the softmax into NaN, so they are

@@ -13,7 +13,7 @@
 
 #include <stddef.h>
 
-#include "infergate/slice.h"
+#include "infergate/base/slice.h"
 #include "iris.h"
 
 /* Output tensors a V2 request may ask for. */

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "infergate/error.h"
+#include "infergate/base/error.h"
 
 /* Upper bound for every numeric flag: an hour in microseconds, and far more
  * calls or instances than a test or benchmark can use. */

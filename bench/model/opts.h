@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "infergate/log.h"
+#include "infergate/base/log.h"
 
 /* Value of a count flag that was not given: the fault is off. */
 #define IG_OPTS_OFF UINT64_MAX

@@ -17,7 +17,7 @@
 #include <cjson/cJSON.h>
 
 #include "extras.h"
-#include "infergate/error.h"
+#include "infergate/base/error.h"
 #include "iris.h"
 #include "kserve.h"
 #include "opts.h"

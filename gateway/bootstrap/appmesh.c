@@ -18,9 +18,9 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 
-#include "infergate/bootstrap_aws.h"
-#include "infergate/bootstrap_stack.h"
-#include "infergate/error.h"
+#include "infergate/bootstrap/aws.h"
+#include "infergate/bootstrap/stack.h"
+#include "infergate/base/error.h"
 
 #define API "/v20190125"
 

@@ -13,9 +13,9 @@
 
 #include <curl/curl.h>
 
-#include "infergate/bootstrap_aws.h"
-#include "infergate/error.h"
-#include "infergate/log.h"
+#include "infergate/bootstrap/aws.h"
+#include "infergate/base/error.h"
+#include "infergate/base/log.h"
 
 static void wipe_free(char *s)
 {

@@ -15,11 +15,11 @@
 
 #include <cjson/cJSON.h>
 
-#include "infergate/bootstrap.h"
-#include "infergate/bootstrap_kube.h"
-#include "infergate/bootstrap_stack.h"
-#include "infergate/config.h"
-#include "infergate/error.h"
+#include "infergate/bootstrap/bootstrap.h"
+#include "infergate/bootstrap/kube.h"
+#include "infergate/bootstrap/stack.h"
+#include "infergate/core/config.h"
+#include "infergate/base/error.h"
 
 typedef enum { CMD_RENDER, CMD_PLAN, CMD_APPLY, CMD_DESTROY } cmd_t;
 

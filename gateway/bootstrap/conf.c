@@ -13,11 +13,11 @@
 
 #include <cjson/cJSON.h>
 
-#include "infergate/bootstrap.h"
-#include "infergate/bootstrap_conf.h"
-#include "infergate/buf.h"
-#include "infergate/error.h"
-#include "infergate/log.h"
+#include "infergate/bootstrap/bootstrap.h"
+#include "infergate/bootstrap/conf.h"
+#include "infergate/base/buf.h"
+#include "infergate/base/error.h"
+#include "infergate/base/log.h"
 
 #define DEFAULT_ENVOY_IMAGE "public.ecr.aws/appmesh/aws-appmesh-envoy:v1.29.12.1-prod"
 #define DEFAULT_PROXY_INIT_IMAGE "public.ecr.aws/appmesh/aws-appmesh-proxy-route-manager:v7-prod"

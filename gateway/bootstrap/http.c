@@ -17,9 +17,9 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 
-#include "infergate/bootstrap_http.h"
-#include "infergate/error.h"
-#include "infergate/log.h"
+#include "infergate/bootstrap/http.h"
+#include "infergate/base/error.h"
+#include "infergate/base/log.h"
 
 void ig_http_resp_init(ig_http_resp_t *r)
 {

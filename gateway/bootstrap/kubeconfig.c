@@ -21,9 +21,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "infergate/bootstrap_kube.h"
-#include "infergate/bootstrap_template.h"
-#include "infergate/error.h"
+#include "infergate/bootstrap/kube.h"
+#include "infergate/bootstrap/template.h"
+#include "infergate/base/error.h"
 
 static void wipe_free(char *s)
 {

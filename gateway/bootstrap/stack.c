@@ -16,10 +16,10 @@
 
 #include <cjson/cJSON.h>
 
-#include "infergate/bootstrap_kube.h"
-#include "infergate/bootstrap_stack.h"
-#include "infergate/error.h"
-#include "infergate/log.h"
+#include "infergate/bootstrap/kube.h"
+#include "infergate/bootstrap/stack.h"
+#include "infergate/base/error.h"
+#include "infergate/base/log.h"
 
 void ig_bs_stack_init(ig_bs_stack_t *s)
 {

@@ -20,8 +20,8 @@
 #include <cjson/cJSON.h>
 #include <yaml.h>
 
-#include "infergate/bootstrap_template.h"
-#include "infergate/error.h"
+#include "infergate/bootstrap/template.h"
+#include "infergate/base/error.h"
 
 #define YAML_MAX_DEPTH 64
 #define YAML_MAX_NODES 200000

@@ -17,9 +17,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "infergate/buf.h"
-#include "infergate/codec.h"
-#include "infergate/dtype.h"
+#include "infergate/base/buf.h"
+#include "infergate/core/codec.h"
+#include "infergate/base/dtype.h"
 #include "json_ref.h"
 
 #define REF_MAX_DIMS 16 /* the split takes at most 16 dimensions */

@@ -1,6 +1,6 @@
 /*
  * fuzz_codec_diff.c: differential libFuzzer target for the span codecs
- * (gateway/json.c, codec_v1.c, codec_v2*.c, codec_tensor.c), held against
+ * (gateway/base/json.c, codec_v1.c, codec_v2*.c, codec_tensor.c), held against
  * the reference parser of json_ref.c, which shares no code with them.
  *
  * Input layout: byte 0's bits 0-1 pick the mode, its other bits are
@@ -56,10 +56,10 @@
 #include <string.h>
 
 #include "fuzz_common.h"
-#include "infergate/codec.h"
-#include "infergate/dtype.h"
-#include "infergate/error.h"
-#include "infergate/json.h"
+#include "infergate/core/codec.h"
+#include "infergate/base/dtype.h"
+#include "infergate/base/error.h"
+#include "infergate/base/json.h"
 #include "codec_ref.h"
 #include "json_ref.h"
 

@@ -1,6 +1,6 @@
 /*
  * fuzz_codecs.c: libFuzzer target for the gateway's batching codecs
- * (gateway/codec.c, codec_v1.c, codec_v2*.c, codec_tensor.c) through
+ * (gateway/core/codec/codec.c, codec_v1.c, codec_v2*.c, codec_tensor.c) through
  * codec.h. tests/fuzz/fuzz_codec_diff.c holds the same code against a
  * reference parser; this target checks the contracts with cJSON.
  *
@@ -43,8 +43,8 @@
 #include <string.h>
 
 #include "fuzz_common.h"
-#include "infergate/codec.h"
-#include "infergate/error.h"
+#include "infergate/core/codec.h"
+#include "infergate/base/error.h"
 
 #define NPARTS 3
 

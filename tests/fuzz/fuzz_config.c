@@ -1,6 +1,6 @@
 /*
  * fuzz_config.c: libFuzzer target for the configuration reader
- * (gateway/config*.c), which parses whatever file an operator points it at.
+ * (gateway/core/config/config*.c), which parses whatever file an operator points it at.
  *
  * An input is a config file. The harness merges it over the defaults,
  * validates, prints the effective configuration, and merges that output
@@ -17,9 +17,9 @@
 #include <string.h>
 
 #include "fuzz_common.h"
-#include "infergate/config.h"
-#include "infergate/error.h"
-#include "infergate/log.h"
+#include "infergate/core/config.h"
+#include "infergate/base/error.h"
+#include "infergate/base/log.h"
 
 #define ORIGIN "fuzz.json"
 

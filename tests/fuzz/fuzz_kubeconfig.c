@@ -36,10 +36,10 @@
 #include <string.h>
 
 #include "fuzz_common.h"
-#include "infergate/bootstrap_kube.h"
-#include "infergate/bootstrap_template.h"
-#include "infergate/buf.h"
-#include "infergate/error.h"
+#include "infergate/bootstrap/kube.h"
+#include "infergate/bootstrap/template.h"
+#include "infergate/base/buf.h"
+#include "infergate/base/error.h"
 
 #define ORIGIN "fuzz.kubeconfig"
 #define KUBE_DIR "/etc/kube"

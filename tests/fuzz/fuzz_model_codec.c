@@ -22,7 +22,7 @@
 #include <string.h>
 
 #include "fuzz_common.h"
-#include "infergate/error.h"
+#include "infergate/base/error.h"
 #include "iris.h"
 #include "kserve.h"
 

@@ -1,6 +1,6 @@
 /*
  * fuzz_request.c: libFuzzer target for the server's request path
- * (gateway/server.c and response.c with llhttp), the code every byte from a client meets.
+ * (gateway/net/server.c and response.c with llhttp), the code every byte from a client meets.
  *
  * An input is the byte stream one client sends on one connection. The
  * harness serves one end of a socketpair with ig_server_adopt_fd, writes the
@@ -34,9 +34,9 @@
 #include <uv.h>
 
 #include "fuzz_common.h"
-#include "infergate/error.h"
-#include "infergate/log.h"
-#include "infergate/server.h"
+#include "infergate/base/error.h"
+#include "infergate/base/log.h"
+#include "infergate/net/server.h"
 
 /* Requests whose method we remember (HEAD responses carry no body). An
  * 8 KiB input holds at most ~450 requests of the shortest form. */

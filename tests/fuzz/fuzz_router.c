@@ -1,5 +1,5 @@
 /*
- * fuzz_router.c: libFuzzer target for the route table (gateway/router.c).
+ * fuzz_router.c: libFuzzer target for the route table (gateway/core/router.c).
  *
  * An input is a list of patterns, one per line, then an empty line, then a
  * list of request paths, one per line (without the empty line, every line
@@ -23,8 +23,8 @@
 #include <string.h>
 
 #include "fuzz_common.h"
-#include "infergate/error.h"
-#include "infergate/router.h"
+#include "infergate/base/error.h"
+#include "infergate/core/router.h"
 
 #define MAX_ROUTES 32
 #define MAX_REF_CAPS 64

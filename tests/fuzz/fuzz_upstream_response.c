@@ -1,6 +1,6 @@
 /*
  * fuzz_upstream_response.c: libFuzzer target for the upstream client
- * (gateway/upstream.c with llhttp): what the gateway does with whatever the
+ * (gateway/net/upstream.c with llhttp): what the gateway does with whatever the
  * model server sends back.
  *
  * An input is the model's answer, byte for byte. Each iteration starts a
@@ -32,9 +32,9 @@
 #include <uv.h>
 
 #include "fuzz_common.h"
-#include "infergate/error.h"
-#include "infergate/log.h"
-#include "infergate/upstream.h"
+#include "infergate/base/error.h"
+#include "infergate/base/log.h"
+#include "infergate/net/upstream.h"
 
 #define NCALLS 2
 

@@ -44,9 +44,9 @@
 #include <string.h>
 
 #include "fuzz_common.h"
-#include "infergate/bootstrap_template.h"
-#include "infergate/buf.h"
-#include "infergate/error.h"
+#include "infergate/bootstrap/template.h"
+#include "infergate/base/buf.h"
+#include "infergate/base/error.h"
 
 #define ORIGIN "fuzz.yaml"
 /* template.c's limits: nesting deeper than 64 below the root, more than 200000 nodes. */

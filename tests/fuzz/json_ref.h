@@ -1,7 +1,7 @@
 /*
  * json_ref.h: a slow, obviously correct JSON parser for the differential
  * fuzz targets (tests/fuzz/fuzz_codec_diff.c), written from RFC 8259 and
- * RFC 3629 alone and sharing no code with gateway/json.c.
+ * RFC 3629 alone and sharing no code with gateway/base/json.c.
  *
  * It builds a tree whose scalars keep their raw text (a number is the
  * bytes as written, a string its bytes with the quotes and escapes), so a
@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "infergate/slice.h"
+#include "infergate/base/slice.h"
 
 #define JREF_MAX_DEPTH 128
 

@@ -9,8 +9,8 @@
 
 #include <cmocka.h>
 
-#include "infergate/admission.h"
-#include "infergate/error.h"
+#include "infergate/core/admission.h"
+#include "infergate/base/error.h"
 
 static void test_slots_then_queue_then_full(void **state)
 {

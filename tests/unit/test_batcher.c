@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "infergate/batcher.h"
+#include "infergate/core/batcher.h"
 
 typedef struct {
     int due_calls;

@@ -12,9 +12,9 @@
 
 #include <cmocka.h>
 
-#include "infergate/bootstrap_aws.h"
-#include "infergate/bootstrap_http.h"
-#include "infergate/error.h"
+#include "infergate/bootstrap/aws.h"
+#include "infergate/bootstrap/http.h"
+#include "infergate/base/error.h"
 
 static char tmpdir[] = "/tmp/ig-test-aws-XXXXXX";
 

@@ -9,9 +9,9 @@
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 
-#include "infergate/bootstrap.h"
-#include "infergate/bootstrap_conf.h"
-#include "infergate/error.h"
+#include "infergate/bootstrap/bootstrap.h"
+#include "infergate/bootstrap/conf.h"
+#include "infergate/base/error.h"
 
 static int load_text(ig_bs_conf_t *c, const char *json, char *err)
 {

@@ -13,8 +13,8 @@
 
 #include <cmocka.h>
 
-#include "infergate/bootstrap_kube.h"
-#include "infergate/error.h"
+#include "infergate/bootstrap/kube.h"
+#include "infergate/base/error.h"
 
 static char dir[] = "/tmp/ig-test-kube-XXXXXX";
 

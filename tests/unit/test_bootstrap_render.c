@@ -12,10 +12,10 @@
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 
-#include "infergate/bootstrap_conf.h"
-#include "infergate/bootstrap_stack.h"
-#include "infergate/config.h"
-#include "infergate/error.h"
+#include "infergate/bootstrap/conf.h"
+#include "infergate/bootstrap/stack.h"
+#include "infergate/core/config.h"
+#include "infergate/base/error.h"
 
 static const char *GATEWAY = "{\"listen\":\"0.0.0.0:8080\",\"admin_listen\":\"0.0.0.0:9090\","
                              "\"upstream\":{\"url\":\"http://127.0.0.1:8081\"}}";

@@ -10,8 +10,8 @@
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 
-#include "infergate/bootstrap_template.h"
-#include "infergate/error.h"
+#include "infergate/bootstrap/template.h"
+#include "infergate/base/error.h"
 
 static int subst(const char *text, const ig_tpl_vars_t *v, ig_buf_t *out, char *err)
 {

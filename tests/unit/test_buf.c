@@ -12,8 +12,8 @@
 
 #include <cmocka.h>
 
-#include "infergate/buf.h"
-#include "infergate/error.h"
+#include "infergate/base/buf.h"
+#include "infergate/base/error.h"
 
 static void test_cap_and_growth(void **state)
 {

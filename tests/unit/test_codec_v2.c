@@ -15,8 +15,8 @@
 #include <cjson/cJSON.h>
 #include <cmocka.h>
 
-#include "infergate/codec.h"
-#include "infergate/error.h"
+#include "infergate/core/codec.h"
+#include "infergate/base/error.h"
 
 static char err[256];
 

@@ -16,8 +16,8 @@
 #include <cjson/cJSON.h>
 #include <cmocka.h>
 
-#include "infergate/config.h"
-#include "infergate/error.h"
+#include "infergate/core/config.h"
+#include "infergate/base/error.h"
 
 static char tmpdir[] = "/tmp/ig_test_config.XXXXXX";
 static char err[1024];

@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "infergate/hist.h"
+#include "infergate/base/hist.h"
 
 static ig_hist_t h, h2;
 

@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "infergate/list.h"
+#include "infergate/base/list.h"
 
 typedef struct {
     int id;

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "infergate/log.h"
+#include "infergate/base/log.h"
 
 static void expect_url(const char *in, const char *want)
 {

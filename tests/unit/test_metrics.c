@@ -24,9 +24,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "infergate/buf.h"
-#include "infergate/error.h"
-#include "infergate/metrics.h"
+#include "infergate/base/buf.h"
+#include "infergate/base/error.h"
+#include "infergate/core/metrics.h"
 
 extern char **environ;
 

@@ -10,8 +10,8 @@
 
 #include <cmocka.h>
 
-#include "infergate/error.h"
-#include "infergate/router.h"
+#include "infergate/base/error.h"
+#include "infergate/core/router.h"
 
 static ig_route_conf_t route(const char *match, ig_protocol_t proto)
 {
