@@ -158,7 +158,7 @@ static void render_json(ig_req_t *req, int status, cJSON *root)
     char *s = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     if (!s) {
-        ig_req_error(req, 500, NULL, "out of memory rendering JSON", NULL, 0);
+        ig_req_error(req, 500, "out of memory rendering JSON", NULL, 0);
         return;
     }
     ig_req_respond(req, status, &json_ct, 1, s, strlen(s));
@@ -172,7 +172,7 @@ static void handle_stats(app_t *a, ig_req_t *req)
     if (!root || !sizes) {
         cJSON_Delete(root);
         cJSON_Delete(sizes);
-        ig_req_error(req, 500, NULL, "out of memory rendering JSON", NULL, 0);
+        ig_req_error(req, 500, "out of memory rendering JSON", NULL, 0);
         return;
     }
     cJSON_AddNumberToObject(root, "calls", (double)a->calls);
@@ -242,7 +242,7 @@ static void call_answer(call_t *c, int status, const char *body, size_t len, con
     if (!req)
         return;
     if (errmsg)
-        ig_req_error(req, status, NULL, errmsg, NULL, 0);
+        ig_req_error(req, status, errmsg, NULL, 0);
     else
         ig_req_respond(req, status, &json_ct, 1, body, len);
 }
@@ -545,7 +545,7 @@ static void not_allowed(ig_req_t *req, const char *allow)
     snprintf(msg, sizeof(msg), "method %.*s is not allowed on %.*s (use %s)",
              (int)(req->method_name.len > 16 ? 16 : req->method_name.len), req->method_name.base,
              (int)(req->path.len > 100 ? 100 : req->path.len), req->path.base, allow);
-    ig_req_error(req, 405, NULL, msg, &h, 1);
+    ig_req_error(req, 405, msg, &h, 1);
 }
 
 static void not_found(ig_req_t *req)
@@ -554,7 +554,7 @@ static void not_found(ig_req_t *req)
     snprintf(msg, sizeof(msg), "no route for %.*s %.*s",
              (int)(req->method_name.len > 16 ? 16 : req->method_name.len), req->method_name.base,
              (int)(req->path.len > 100 ? 100 : req->path.len), req->path.base);
-    ig_req_error(req, 404, NULL, msg, NULL, 0);
+    ig_req_error(req, 404, msg, NULL, 0);
 }
 
 /* 404 unless the path names the served model (and version "1" if any). */
@@ -564,13 +564,13 @@ static bool model_known(app_t *a, ig_req_t *req, const ig_kserve_path_t *p)
     if (!ig_slice_eq(p->model, a->o->name)) {
         snprintf(msg, sizeof(msg), "model '%.*s' not found (this server serves '%s')",
                  (int)(p->model.len > 64 ? 64 : p->model.len), p->model.base, a->o->name);
-        ig_req_error(req, 404, NULL, msg, NULL, 0);
+        ig_req_error(req, 404, msg, NULL, 0);
         return false;
     }
     if (p->version.base && !ig_slice_eq(p->version, MODEL_VERSION)) {
         snprintf(msg, sizeof(msg), "model '%s' has no version '%.*s' (versions: %s)", a->o->name,
                  (int)(p->version.len > 32 ? 32 : p->version.len), p->version.base, MODEL_VERSION);
-        ig_req_error(req, 404, NULL, msg, NULL, 0);
+        ig_req_error(req, 404, msg, NULL, 0);
         return false;
     }
     return true;

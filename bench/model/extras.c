@@ -59,7 +59,7 @@ static bool query_param(ig_req_t *req, const char *key, uint64_t def, uint64_t m
         return true;
     snprintf(msg, sizeof(msg), "query parameter %s: expected an integer from 0 to %llu", key,
              (unsigned long long)max);
-    ig_req_error(req, 400, NULL, msg, NULL, 0);
+    ig_req_error(req, 400, msg, NULL, 0);
     return false;
 }
 
@@ -77,7 +77,7 @@ void ig_extras_headers(ig_req_t *req)
     char *s;
 
     if (!obj) {
-        ig_req_error(req, 500, NULL, "out of memory", NULL, 0);
+        ig_req_error(req, 500, "out of memory", NULL, 0);
         return;
     }
     for (size_t i = 0; i < req->nheaders; i++) {
@@ -104,7 +104,7 @@ void ig_extras_headers(ig_req_t *req)
     s = cJSON_PrintUnformatted(obj);
     cJSON_Delete(obj);
     if (!s) {
-        ig_req_error(req, 500, NULL, "out of memory", NULL, 0);
+        ig_req_error(req, 500, "out of memory", NULL, 0);
         return;
     }
     ig_req_respond(req, 200, &h, 1, s, strlen(s));
@@ -238,14 +238,13 @@ void ig_extras_stream(uv_loop_t *loop, ig_req_t *req)
         !query_param(req, "interval_ms", 0, IG_EXTRAS_MAX_MS, &interval))
         return;
     if (size == 0 && chunks > 0) {
-        ig_req_error(req, 400, NULL,
+        ig_req_error(req, 400,
                      "query parameter size: must be at least 1 (an empty chunk ends the body)",
                      NULL, 0);
         return;
     }
     if (chunks * size > IG_EXTRAS_MAX_SIZE) {
-        ig_req_error(req, 400, NULL, "query parameters chunks*size: at most 64 MiB in total", NULL,
-                     0);
+        ig_req_error(req, 400, "query parameters chunks*size: at most 64 MiB in total", NULL, 0);
         return;
     }
     t = timed_new(loop, req);

@@ -26,32 +26,6 @@
 #include "infergate/base/error.h"
 #include "infergate/base/hist.h"
 
-/* ---- reasons ------------------------------------------------------------ */
-
-static const char *const reason_names[IG_REASON__COUNT] = {
-#define IG_REASON_STR(name, str) str,
-    IG_REASON_MAP(IG_REASON_STR)
-#undef IG_REASON_STR
-};
-
-const char *ig_reason_name(ig_reason_t r)
-{
-    if ((unsigned)r >= IG_REASON__COUNT)
-        return "unknown";
-    return reason_names[r];
-}
-
-ig_reason_t ig_reason_parse(const char *s, size_t len)
-{
-    if (!s)
-        return IG_REASON__COUNT;
-    for (unsigned i = 0; i < IG_REASON__COUNT; i++) {
-        if (strlen(reason_names[i]) == len && memcmp(reason_names[i], s, len) == 0)
-            return (ig_reason_t)i;
-    }
-    return IG_REASON__COUNT;
-}
-
 /* ---- fixed Prometheus buckets ------------------------------------------- */
 
 /* Durations: upper bounds in microseconds (exact integers, so `le` tests
@@ -466,8 +440,7 @@ static size_t routes_to_render(const ig_metrics_t *m)
  * works from the first scrape; other reasons appear once they occur. */
 static bool is_upstream_reason(unsigned r)
 {
-    return r == IG_REASON_UPSTREAM_UNAVAILABLE || r == IG_REASON_UPSTREAM_TIMEOUT ||
-           r == IG_REASON_BAD_RESPONSE;
+    return (ig_reason_flags((ig_reason_t)r) & IG_RF_UPSTREAM) != 0;
 }
 
 int ig_metrics_render_prometheus(ig_metrics_t *m, ig_buf_t *out, uint64_t now_us)
@@ -534,7 +507,7 @@ int ig_metrics_render_prometheus(ig_metrics_t *m, ig_buf_t *out, uint64_t now_us
         for (unsigned k = 0; k < IG_REASON__COUNT; k++) {
             if (m->routes[i].rejected[k])
                 put(&o, "infergate_rejected_total{route=\"%s\",reason=\"%s\"} %" PRIu64 "\n",
-                    m->routes[i].label, reason_names[k], m->routes[i].rejected[k]);
+                    m->routes[i].label, ig_reason_name((ig_reason_t)k), m->routes[i].rejected[k]);
         }
     }
 
@@ -542,8 +515,8 @@ int ig_metrics_render_prometheus(ig_metrics_t *m, ig_buf_t *out, uint64_t now_us
            "Failed calls to the model, by reason.");
     for (unsigned k = 0; k < IG_REASON__COUNT; k++) {
         if (m->upstream_errors[k] || is_upstream_reason(k))
-            put(&o, "infergate_upstream_errors_total{reason=\"%s\"} %" PRIu64 "\n", reason_names[k],
-                m->upstream_errors[k]);
+            put(&o, "infergate_upstream_errors_total{reason=\"%s\"} %" PRIu64 "\n",
+                ig_reason_name((ig_reason_t)k), m->upstream_errors[k]);
     }
 
     family(&o, "infergate_load_factor", "gauge",

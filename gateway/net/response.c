@@ -270,8 +270,8 @@ int ig_req_respond(ig_req_t *req, int status, const ig_header_t *hdrs, size_t nh
     return 0;
 }
 
-int ig_req_error(ig_req_t *req, int status, const char *reason, const char *msg,
-                 const ig_header_t *hdrs, size_t nhdrs)
+static int error_body(ig_req_t *req, int status, const char *reason, const char *msg,
+                      const ig_header_t *hdrs, size_t nhdrs)
 {
     ig_buf_t b;
     ig_buf_init(&b, 0);
@@ -291,6 +291,22 @@ int ig_req_error(ig_req_t *req, int status, const char *reason, const char *msg,
     int r = ig_req_respond(req, status, h, n, b.base, b.len);
     ig_buf_dispose(&b);
     return r;
+}
+
+int ig_req_reject(ig_req_t *req, ig_reason_t reason, const char *msg, const ig_header_t *hdrs,
+                  size_t nhdrs)
+{
+    ig_server_t *s = impl(req)->conn->srv;
+    if (s->opts.on_reject)
+        s->opts.on_reject(req, reason, s->opts.ud);
+    if (ig_reason_flags(reason) & IG_RF_CLOSE)
+        ig_req_set_close(req);
+    return error_body(req, ig_reason_status(reason), ig_reason_name(reason), msg, hdrs, nhdrs);
+}
+
+int ig_req_error(ig_req_t *req, int status, const char *msg, const ig_header_t *hdrs, size_t nhdrs)
+{
+    return error_body(req, status, NULL, msg, hdrs, nhdrs);
 }
 
 int ig_req_start(ig_req_t *req, int status, const ig_header_t *hdrs, size_t nhdrs,

@@ -33,7 +33,7 @@
 #define PENDING_CAP (1024 * 1024)
 
 static void feed(ig_conn_t *c);
-static void send_error(ig_conn_t *c, int status, const char *reason, const char *msg);
+static void send_error(ig_conn_t *c, ig_reason_t reason, const char *msg);
 
 /* ---- request id ------------------------------------------------------ */
 
@@ -151,10 +151,10 @@ static void on_timer(uv_timer_t *t)
         ig_conn_close(c);
         break;
     case C_HEAD:
-        send_error(c, 408, "header_timeout", "request headers not received in time");
+        send_error(c, IG_REASON_HEADER_TIMEOUT, "request headers not received in time");
         break;
     case C_BODY:
-        send_error(c, 408, "body_timeout", "request body not received in time");
+        send_error(c, IG_REASON_BODY_TIMEOUT, "request body not received in time");
         break;
     default:
         break;
@@ -253,7 +253,7 @@ static int on_message_begin(llhttp_t *p)
 static int head_append(ig_conn_t *c, const char *at, size_t len)
 {
     if (ig_buf_append(&c->req.head, at, len) != 0) {
-        c->err_status = 431;
+        c->err_reason = IG_REASON_HEADERS_TOO_LARGE;
         c->err_msg = "request headers exceed limits.max_header_bytes";
         return -1;
     }
@@ -281,7 +281,7 @@ static int on_trailer(ig_conn_t *c, size_t len)
     size_t max = c->srv->opts.limits.max_header_bytes;
     r->trailer_len += len;
     if (max && (r->trailer_len > max || r->head.len > max - r->trailer_len)) {
-        c->err_status = 431;
+        c->err_reason = IG_REASON_HEADERS_TOO_LARGE;
         c->err_msg = "request trailers exceed limits.max_header_bytes";
         return -1;
     }
@@ -296,7 +296,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
         return on_trailer(c, len);
     if (r->in_value || r->nheaders == 0) {
         if (r->nheaders == IG_SERVER_MAX_HEADERS) {
-            c->err_status = 431;
+            c->err_reason = IG_REASON_HEADERS_TOO_LARGE;
             c->err_msg = "too many request headers";
             return -1;
         }
@@ -359,7 +359,7 @@ static int on_headers_complete(llhttp_t *p)
         if (!is_token(r->headers[i].name)) {
             /* "X-Foo : v" or "Bad Header: v": RFC 9112 5.1 demands 400, since
              * proxies that disagree on such names enable smuggling. */
-            c->err_status = 400;
+            c->err_reason = IG_REASON_BAD_REQUEST;
             c->err_msg = "malformed HTTP request: invalid header name";
             return -1;
         }
@@ -393,19 +393,19 @@ static int on_headers_complete(llhttp_t *p)
     }
 
     if (q->http_major != 1 || q->http_minor > 1) {
-        c->err_status = 505;
+        c->err_reason = IG_REASON_HTTP_VERSION_NOT_SUPPORTED;
         c->err_msg = "only HTTP/1.0 and HTTP/1.1 are supported";
         return -1;
     }
     if (q->target.len == 0 ||
         (q->target.base[0] != '/' && q->method != HTTP_OPTIONS && q->method != HTTP_CONNECT)) {
-        c->err_status = 400;
+        c->err_reason = IG_REASON_BAD_REQUEST;
         c->err_msg = "request target must be an absolute path";
         return -1;
     }
     if (memchr(q->target.base, '#', q->target.len)) {
         /* RFC 9112 3.2: a fragment is never sent in a request target. */
-        c->err_status = 400;
+        c->err_reason = IG_REASON_BAD_REQUEST;
         c->err_msg = "request target must not hold a fragment (#)";
         return -1;
     }
@@ -421,7 +421,7 @@ static int on_headers_complete(llhttp_t *p)
     }
     if (nhost > 1 || (nhost == 0 && q->http_minor == 1)) {
         /* RFC 9112 3.2: an HTTP/1.1 request has exactly one Host. */
-        c->err_status = 400;
+        c->err_reason = IG_REASON_BAD_REQUEST;
         c->err_msg = nhost ? "malformed HTTP request: more than one Host header"
                            : "malformed HTTP request: HTTP/1.1 needs a Host header";
         return -1;
@@ -429,7 +429,7 @@ static int on_headers_complete(llhttp_t *p)
     if (nte > 0 && q->http_minor == 0) {
         /* RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 message is faulty
          * framing; a proxy must not guess. */
-        c->err_status = 400;
+        c->err_reason = IG_REASON_BAD_REQUEST;
         c->err_msg = "malformed HTTP request: Transfer-Encoding in an HTTP/1.0 request";
         return -1;
     }
@@ -441,18 +441,18 @@ static int on_headers_complete(llhttp_t *p)
         te.len--;
     if (nte > 1 || (nte == 1 && !ig_slice_ieq(te, "chunked"))) {
         /* Any other coding would reach the model as bytes it cannot read. */
-        c->err_status = 501;
+        c->err_reason = IG_REASON_NOT_IMPLEMENTED;
         c->err_msg = "only the chunked transfer coding is supported";
         return -1;
     }
     if (q->method == HTTP_CONNECT || llhttp_get_upgrade(p)) {
         /* Neither tunnels nor protocol upgrades are proxied. */
-        c->err_status = 400;
+        c->err_reason = IG_REASON_BAD_REQUEST;
         c->err_msg = "CONNECT and protocol upgrades are not supported";
         return -1;
     }
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > s->opts.limits.max_body_bytes) {
-        c->err_status = 413;
+        c->err_reason = IG_REASON_BODY_TOO_LARGE;
         c->err_msg = "request body exceeds limits.max_body_bytes";
         return -1;
     }
@@ -470,7 +470,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     ig_conn_t *c = conn_of(p);
     if (ig_buf_append(&c->req.body, at, len) != 0) {
-        c->err_status = 413;
+        c->err_reason = IG_REASON_BODY_TOO_LARGE;
         c->err_msg = "request body exceeds limits.max_body_bytes";
         return -1;
     }
@@ -525,7 +525,6 @@ static void feed(ig_conn_t *c)
             continue;
         }
         /* A parse error or one of our limits. */
-        int status = c->err_status ? c->err_status : 400;
         const char *msg = c->err_msg;
         char why[160];
         if (!msg) {
@@ -534,13 +533,9 @@ static void feed(ig_conn_t *c)
                                                          : llhttp_errno_name(e));
             msg = why;
         }
-        const char *reason = status == 431   ? "headers_too_large"
-                             : status == 413 ? "body_too_large"
-                             : status == 501 ? "not_implemented"
-                             : status == 505 ? "http_version_not_supported"
-                                             : "bad_request";
+        ig_reason_t reason = c->err_reason ? (ig_reason_t)c->err_reason : IG_REASON_BAD_REQUEST;
         ig_buf_reset(&c->in);
-        send_error(c, status, reason, msg);
+        send_error(c, reason, msg);
         break;
     }
     c->in_feed = false;
@@ -553,7 +548,7 @@ static void feed(ig_conn_t *c)
 
 /* Answers a request the parser could not finish (the handler never saw it)
  * and closes the connection afterwards. */
-static void send_error(ig_conn_t *c, int status, const char *reason, const char *msg)
+static void send_error(ig_conn_t *c, ig_reason_t reason, const char *msg)
 {
     if (c->closing)
         return;
@@ -570,7 +565,7 @@ static void send_error(ig_conn_t *c, int status, const char *reason, const char 
     c->srv->active++;
     c->state = C_HANDLER;
     ig_req_set_close(&r->pub);
-    ig_req_error(&r->pub, status, reason, msg, NULL, 0);
+    ig_req_reject(&r->pub, reason, msg, NULL, 0);
 }
 
 /* ---- after a response ------------------------------------------------ */

@@ -78,8 +78,8 @@ void ig_admin_on_request(ig_req_t *req, void *ud)
     if (ig_slice_eq(req->path, "/admin/drain")) {
         if (post) {
             if (!req->peer_is_loopback) {
-                ig_req_error(req, 403, "forbidden", "POST /admin/drain answers loopback peers only",
-                             NULL, 0);
+                ig_req_reject(req, IG_REASON_FORBIDDEN,
+                              "POST /admin/drain answers loopback peers only", NULL, 0);
                 return;
             }
             ig_health_drain(gw, "POST /admin/drain");
@@ -130,12 +130,12 @@ void ig_admin_on_request(ig_req_t *req, void *ud)
         ig_header_t allow = {IG_SLICE_LIT("Allow"), ig_slice_eq(req->path, "/admin/drain")
                                                         ? IG_SLICE_LIT("GET, POST")
                                                         : IG_SLICE_LIT("GET, HEAD")};
-        ig_req_error(req, 405, "method_not_allowed", "method not allowed on this endpoint", &allow,
-                     1);
+        ig_req_reject(req, IG_REASON_METHOD_NOT_ALLOWED, "method not allowed on this endpoint",
+                      &allow, 1);
         return;
     }
-    ig_req_error(req, 404, "not_found",
-                 "unknown admin endpoint (try /healthz, /readyz, /metrics, /autoscale, "
-                 "/admin/drain, /admin/config)",
-                 NULL, 0);
+    ig_req_reject(req, IG_REASON_NOT_FOUND,
+                  "unknown admin endpoint (try /healthz, /readyz, /metrics, /autoscale, "
+                  "/admin/drain, /admin/config)",
+                  NULL, 0);
 }

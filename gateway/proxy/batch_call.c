@@ -176,23 +176,21 @@ static void answer(ig_bcall_t *b, ig_pending_t *p, int status, const char *body,
     ig_req_respond(req, status, h, nh, body, len);
 }
 
-static void fail_member(ig_bcall_t *b, ig_pending_t *p, int status, ig_reason_t reason,
-                        const char *msg)
+static void fail_member(ig_bcall_t *b, ig_pending_t *p, ig_reason_t reason, const char *msg)
 {
     ig_req_t *req = detach(b, p);
-    ig_gw_reject_member(b->gw, req, p->route, status, reason, msg);
+    ig_gateway_reject(b->gw, req, reason, msg);
 }
 
 /* Fails every member still waiting; a failed call to the model counts
  * once in infergate_upstream_errors_total, whatever its members. */
-static void fail_all_members(ig_bcall_t *b, int status, ig_reason_t reason, const char *msg)
+static void fail_all_members(ig_bcall_t *b, ig_reason_t reason, const char *msg)
 {
-    if (reason == IG_REASON_UPSTREAM_UNAVAILABLE || reason == IG_REASON_UPSTREAM_TIMEOUT ||
-        reason == IG_REASON_BAD_RESPONSE)
+    if (ig_reason_flags(reason) & IG_RF_UPSTREAM)
         ig_metrics_upstream_error(b->gw->metrics, reason);
     for (size_t i = 0; i < b->n; i++)
         if (b->members[i]->state == P_BATCH)
-            fail_member(b, b->members[i], status, reason, msg);
+            fail_member(b, b->members[i], reason, msg);
 }
 
 static int on_head(ig_ucall_t *c, int status, const ig_header_t *hdrs, size_t n,
@@ -260,13 +258,8 @@ static void on_done(ig_ucall_t *c, int err)
     char msg[200];
 
     if (err) {
-        ig_reason_t reason = err == IG_ETIMEDOUT   ? IG_REASON_UPSTREAM_TIMEOUT
-                             : err == IG_EPROTO    ? IG_REASON_BAD_RESPONSE
-                             : err == IG_ECANCELED ? IG_REASON_DRAINING
-                                                   : IG_REASON_UPSTREAM_UNAVAILABLE;
-        int status = err == IG_ETIMEDOUT ? 504 : err == IG_ECANCELED ? 503 : 502;
         snprintf(msg, sizeof(msg), "the model failed the batch call: %s", ig_strerror(err));
-        fail_all_members(b, status, reason, msg);
+        fail_all_members(b, ig_reason_of_upstream_error(err), msg);
         bcall_end(b, reached ? held : 0);
         return;
     }
@@ -274,7 +267,7 @@ static void on_done(ig_ucall_t *c, int err)
         snprintf(msg, sizeof(msg),
                  "the model's answer to a batch of %" PRIu32 " rows exceeds the gateway's buffer",
                  b->rows);
-        fail_all_members(b, 502, IG_REASON_BAD_RESPONSE, msg);
+        fail_all_members(b, IG_REASON_BAD_RESPONSE, msg);
         bcall_end(b, held);
         return;
     }
@@ -282,7 +275,7 @@ static void on_done(ig_ucall_t *c, int err)
         ig_slice_t body = ig_slice(b->resp.base ? b->resp.base : "", b->resp.len);
         if (b->codec->split(body, b->resp_hlen, b->parts, b->n, msg, sizeof(msg)) != 0) {
             ig_log_warn("batch split failed: %s", msg);
-            fail_all_members(b, 502, IG_REASON_BAD_RESPONSE, msg);
+            fail_all_members(b, IG_REASON_BAD_RESPONSE, msg);
         } else {
             for (size_t i = 0; i < b->n; i++) {
                 ig_pending_t *p = b->members[i];
@@ -361,7 +354,7 @@ void ig_bcall_dispatch(ig_gateway_t *gw, ig_pending_t **members, size_t n)
                                              : "internal error: batch members disagree";
         ig_log_fail("batch merge failed: %s", ig_strerror(mr));
         for (size_t i = 0; i < n; i++)
-            fail_member(b, members[i], 500, IG_REASON_INTERNAL, why);
+            fail_member(b, members[i], IG_REASON_INTERNAL, why);
         bcall_end(b, 0);
         return;
     }
@@ -410,8 +403,7 @@ void ig_bcall_dispatch(ig_gateway_t *gw, ig_pending_t **members, size_t n)
     ig_gw_update_gauges(gw);
     if (ig_upstream_call(gw->upstream, c) != 0) {
         b->in_flight = false;
-        fail_all_members(b, 502, IG_REASON_UPSTREAM_UNAVAILABLE,
-                         "the upstream pool refused the call");
+        fail_all_members(b, IG_REASON_UPSTREAM_UNAVAILABLE, "the upstream pool refused the call");
         bcall_end(b, 0);
     }
 }
@@ -446,7 +438,7 @@ void ig_bcall_detach(ig_pending_t *p)
 void ig_bcall_expire(ig_pending_t *p)
 {
     ig_bcall_t *b = p->bcall;
-    fail_member(b, p, 504, IG_REASON_UPSTREAM_TIMEOUT,
+    fail_member(b, p, IG_REASON_UPSTREAM_TIMEOUT,
                 "the model did not answer before this request's deadline");
     after_leave(b);
 }
@@ -459,7 +451,7 @@ void ig_bcall_fail_all(ig_gateway_t *gw)
         ig_upstream_cancel(&b->ucall);
         for (size_t i = 0; i < b->n; i++)
             if (b->members[i]->state == P_BATCH)
-                fail_member(b, b->members[i], 503, IG_REASON_DRAINING,
+                fail_member(b, b->members[i], IG_REASON_DRAINING,
                             "the gateway is shutting down and drain.timeout_ms has passed");
         bcall_end(b, 0);
     }

@@ -9,7 +9,8 @@
  * (batch_call.c). Alone, a request is forwarded as it came through the
  * upstream pool and the response is streamed back as it arrives. Every
  * request ends in exactly one response; every error response goes through
- * ig_gateway_reject, which also counts it. Start-up and teardown: run.c.
+ * ig_gateway_reject and ig_req_reject; the server's on_reject counts it. Start-up and teardown:
+ * run.c.
  *
  * Per-request state (ig_pending_t) is recycled through a free list, and its
  * deadline timer stays initialised across uses, so the steady state
@@ -99,68 +100,38 @@ static void depth_change(ig_gateway_t *gw, size_t route, int delta)
 
 /* ---- errors ----------------------------------------------------------- */
 
-static void reject(ig_gateway_t *gw, ig_req_t *req, size_t route, int status, ig_reason_t reason,
-                   const char *msg, bool count_call);
-
-void ig_gateway_reject(ig_gateway_t *gw, ig_req_t *req, size_t route, int status,
-                       ig_reason_t reason, const char *msg)
+void ig_gateway_reject(ig_gateway_t *gw, ig_req_t *req, ig_reason_t reason, const char *msg)
 {
-    reject(gw, req, route, status, reason, msg, true);
-}
-
-void ig_gw_reject_member(ig_gateway_t *gw, ig_req_t *req, size_t route, int status,
-                         ig_reason_t reason, const char *msg)
-{
-    reject(gw, req, route, status, reason, msg, false);
-}
-
-/* Answers `req` with an error. An upstream reason counts one failed call
- * to the model in infergate_upstream_errors_total when `count_call`; the
- * members of a batch call share one call, which batch_call.c counts. */
-static void reject(ig_gateway_t *gw, ig_req_t *req, size_t route, int status, ig_reason_t reason,
-                   const char *msg, bool count_call)
-{
-    ig_header_t h[2];
+    ig_header_t h[1];
     size_t n = 0;
     char retry[16];
-    if (reason == IG_REASON_QUEUE_FULL || reason == IG_REASON_DEADLINE_UNMEETABLE ||
-        reason == IG_REASON_DRAINING) {
+    if (ig_reason_flags(reason) & IG_RF_RETRY_AFTER) {
         snprintf(retry, sizeof(retry), "%" PRIu32, ig_admission_retry_after_s(&gw->adm));
         h[n++] = (ig_header_t){IG_SLICE_LIT("Retry-After"), ig_slice_cstr(retry)};
     }
-    if (reason == IG_REASON_DRAINING)
-        ig_req_set_close(req);
-    if (reason == IG_REASON_UPSTREAM_UNAVAILABLE || reason == IG_REASON_UPSTREAM_TIMEOUT ||
-        reason == IG_REASON_BAD_RESPONSE) {
-        if (count_call)
-            ig_metrics_upstream_error(gw->metrics, reason);
-    } else {
-        ig_metrics_rejected(gw->metrics, route, reason);
-    }
-    ig_req_error(req, status, ig_reason_name(reason), msg, h, n);
+    /* Counted by the server's on_reject (run.c). */
+    ig_req_reject(req, reason, msg, h, n);
 }
 
 /* Ends a pending request with an error response (if nothing was sent yet)
- * or a truncated connection (if the response had started). */
-void ig_gw_pending_fail(ig_pending_t *p, int status, ig_reason_t reason, const char *msg)
+ * or a truncated connection (if the response had started). A failed call
+ * to the model is counted here, once: this request was the call. */
+void ig_gw_pending_fail(ig_pending_t *p, ig_reason_t reason, const char *msg)
 {
     ig_gateway_t *gw = p->gw;
     ig_req_t *req = p->req;
-    size_t route = p->route;
     bool started = p->started;
     ig_gw_pending_put(p);
+    if (ig_reason_flags(reason) & IG_RF_UPSTREAM)
+        ig_metrics_upstream_error(gw->metrics, reason);
     /* A head still in the cork (the model's answer failed in the same read)
      * is taken back, so the client gets the error instead of nothing. */
     if (started && ig_req_unstart(req) == 0)
         started = false;
-    if (started) {
-        if (reason == IG_REASON_UPSTREAM_UNAVAILABLE || reason == IG_REASON_UPSTREAM_TIMEOUT ||
-            reason == IG_REASON_BAD_RESPONSE)
-            ig_metrics_upstream_error(gw->metrics, reason);
+    if (started)
         ig_req_abort(req);
-    } else {
-        ig_gateway_reject(gw, req, route, status, reason, msg);
-    }
+    else
+        ig_gateway_reject(gw, req, reason, msg);
 }
 
 /* ---- forwarding --------------------------------------------------------- */
@@ -209,7 +180,7 @@ static void pump(ig_gateway_t *gw)
             if (q->deadline_ns && q->deadline_ns <= now) {
                 /* Its deadline passed in this same loop turn, before its
                  * timer could run: it expired while queued. */
-                ig_gw_pending_fail(q, 504, IG_REASON_DEADLINE, "deadline passed while queued");
+                ig_gw_pending_fail(q, IG_REASON_DEADLINE, "deadline passed while queued");
                 continue;
             }
             members[k++] = q;
@@ -397,20 +368,17 @@ static void on_up_done(ig_ucall_t *c, int err)
         ig_req_finish(req);
         return;
     }
+    ig_reason_t reason = ig_reason_of_upstream_error(err);
     char msg[160];
-    if (err == IG_ETIMEDOUT) {
+    if (reason == IG_REASON_UPSTREAM_TIMEOUT)
         snprintf(msg, sizeof(msg), "the model did not answer in time");
-        ig_gw_pending_fail(p, 504, IG_REASON_UPSTREAM_TIMEOUT, msg);
-    } else if (err == IG_EPROTO) {
+    else if (reason == IG_REASON_BAD_RESPONSE)
         snprintf(msg, sizeof(msg), "the model sent an invalid HTTP response");
-        ig_gw_pending_fail(p, 502, IG_REASON_BAD_RESPONSE, msg);
-    } else if (err == IG_ECANCELED) {
-        ig_gw_pending_fail(p, 503, IG_REASON_DRAINING, "the gateway is shutting down");
-    } else {
+    else if (reason == IG_REASON_DRAINING)
+        snprintf(msg, sizeof(msg), "the gateway is shutting down");
+    else
         snprintf(msg, sizeof(msg), "the model is unavailable: %s", ig_strerror(err));
-        ig_gw_pending_fail(p, 502, IG_REASON_UPSTREAM_UNAVAILABLE, msg);
-    }
-    (void)gw;
+    ig_gw_pending_fail(p, reason, msg);
 }
 
 static void dispatch(ig_pending_t *p)
@@ -426,7 +394,7 @@ static void dispatch(ig_pending_t *p)
         if (p->dispatched_ns >= p->deadline_ns) {
             /* Expired in the same loop turn that freed its slot. */
             finish_call(p, false);
-            ig_gw_pending_fail(p, 504, IG_REASON_DEADLINE, "deadline passed while queued");
+            ig_gw_pending_fail(p, IG_REASON_DEADLINE, "deadline passed while queued");
             return;
         }
         uint64_t left_ms = (p->deadline_ns - p->dispatched_ns + 999999) / 1000000;
@@ -449,8 +417,7 @@ static void dispatch(ig_pending_t *p)
     ig_gw_update_gauges(gw);
     if (ig_upstream_call(gw->upstream, c) != 0) {
         finish_call(p, false);
-        ig_gw_pending_fail(p, 502, IG_REASON_UPSTREAM_UNAVAILABLE,
-                           "the upstream pool refused the call");
+        ig_gw_pending_fail(p, IG_REASON_UPSTREAM_UNAVAILABLE, "the upstream pool refused the call");
     }
 }
 
@@ -474,10 +441,10 @@ static void on_deadline(uv_timer_t *t)
         ig_upstream_cancel(&p->call);
         finish_call(p, sent);
         if (sent)
-            ig_gw_pending_fail(p, 504, IG_REASON_UPSTREAM_TIMEOUT,
+            ig_gw_pending_fail(p, IG_REASON_UPSTREAM_TIMEOUT,
                                "the model did not answer before this request's deadline");
         else
-            ig_gw_pending_fail(p, 504, IG_REASON_DEADLINE,
+            ig_gw_pending_fail(p, IG_REASON_DEADLINE,
                                "deadline passed while waiting for a connection to the model");
         return;
     }
@@ -486,7 +453,7 @@ static void on_deadline(uv_timer_t *t)
     ig_admission_remove(&gw->adm, &p->item);
     ig_batcher_leave(&p->member);
     depth_change(gw, p->route, -1);
-    ig_gw_pending_fail(p, 504, IG_REASON_DEADLINE, "deadline passed while queued");
+    ig_gw_pending_fail(p, IG_REASON_DEADLINE, "deadline passed while queued");
 }
 
 static void on_client_abort(ig_req_t *req)
@@ -589,21 +556,20 @@ void ig_gateway_on_request(ig_req_t *req, void *ud)
         return;
     ig_route_match_t m;
     if (ig_router_match(&gw->router, req->path, &m) != 0) {
-        ig_gateway_reject(gw, req, IG_METRICS_NO_ROUTE, 404, IG_REASON_NO_ROUTE,
-                          "no route matches this path");
+        ig_gateway_reject(gw, req, IG_REASON_NO_ROUTE, "no route matches this path");
         return;
     }
     size_t route = m.index;
     req->tag = (req->tag & IG_GW_TAG_COUNTED) | (route + 1);
     ig_metrics_arrival(gw->metrics, route, ig_gw_now_us(gw));
     if (gw->health.phase == IG_DRAIN_DONE || gw->health.timed_out) {
-        ig_gateway_reject(gw, req, route, 503, IG_REASON_DRAINING, "the gateway is draining");
+        ig_gateway_reject(gw, req, IG_REASON_DRAINING, "the gateway is draining");
         return;
     }
     uint64_t timeout_ms = m.route->queue_timeout_ms;
     ig_slice_t th = ig_req_header(req, "x-infergate-timeout-ms");
     if (th.base && parse_timeout_header(th, &timeout_ms) != 0) {
-        ig_gateway_reject(gw, req, route, 400, IG_REASON_BAD_REQUEST,
+        ig_gateway_reject(gw, req, IG_REASON_BAD_REQUEST,
                           "X-Infergate-Timeout-Ms must be a positive integer of milliseconds");
         return;
     }
@@ -617,7 +583,7 @@ void ig_gateway_on_request(ig_req_t *req, void *ud)
     if (p->deadline_ns) {
         if (p->deadline_ns <= p->queued_ns) {
             ig_gw_pending_put(p);
-            ig_gateway_reject(gw, req, route, 504, IG_REASON_DEADLINE,
+            ig_gateway_reject(gw, req, IG_REASON_DEADLINE,
                               "deadline passed before the request was read");
             return;
         }
@@ -636,7 +602,7 @@ void ig_gateway_on_request(ig_req_t *req, void *ud)
         ig_slice_t hv = ig_req_header(req, "inference-header-content-length");
         if (hv.base && ig_codec_header_len(hv, &hlen) != 0) {
             ig_gw_pending_put(p);
-            ig_gateway_reject(gw, req, route, 400, IG_REASON_BAD_REQUEST,
+            ig_gateway_reject(gw, req, IG_REASON_BAD_REQUEST,
                               "Inference-Header-Content-Length must be a byte count no larger "
                               "than the body");
             return;
@@ -644,7 +610,7 @@ void ig_gateway_on_request(ig_req_t *req, void *ud)
         if (codec->parse(&p->part, model.base ? model : ig_slice("", 0), req->body, hlen, err,
                          sizeof(err)) != 0) {
             ig_gw_pending_put(p);
-            ig_gateway_reject(gw, req, route, 400, IG_REASON_BAD_REQUEST, err);
+            ig_gateway_reject(gw, req, IG_REASON_BAD_REQUEST, err);
             return;
         }
         p->batching = !p->part.alone && gw->cfg->limits.max_queue > 0;
@@ -674,10 +640,9 @@ void ig_gateway_on_request(ig_req_t *req, void *ud)
     }
     ig_gw_pending_put(p);
     if (r == IG_EQUEUEFULL)
-        ig_gateway_reject(gw, req, route, 503, IG_REASON_QUEUE_FULL,
-                          "the queue is full (limits.max_queue)");
+        ig_gateway_reject(gw, req, IG_REASON_QUEUE_FULL, "the queue is full (limits.max_queue)");
     else
-        ig_gateway_reject(gw, req, route, 503, IG_REASON_DEADLINE_UNMEETABLE,
+        ig_gateway_reject(gw, req, IG_REASON_DEADLINE_UNMEETABLE,
                           "the deadline cannot be met at the current queue length");
 }
 
@@ -693,7 +658,7 @@ void ig_gateway_fail_all(ig_gateway_t *gw)
         ig_pending_t *p = it->data;
         ig_batcher_leave(&p->member);
         depth_change(gw, p->route, -1);
-        ig_gw_pending_fail(p, 503, IG_REASON_DRAINING,
+        ig_gw_pending_fail(p, IG_REASON_DRAINING,
                            "the gateway is shutting down and drain.timeout_ms has passed");
     }
     for (ig_pending_t *p = gw->all_pendings; p; p = p->next_all) {
@@ -709,7 +674,7 @@ void ig_gateway_fail_all(ig_gateway_t *gw)
             ig_gw_pending_put(p);
             continue;
         }
-        ig_gw_pending_fail(p, 503, IG_REASON_DRAINING,
+        ig_gw_pending_fail(p, IG_REASON_DRAINING,
                            "the gateway is shutting down and drain.timeout_ms has passed");
     }
     ig_bcall_fail_all(gw);

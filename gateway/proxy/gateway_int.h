@@ -56,7 +56,7 @@ struct ig_pending {
 
 /* gateway.c */
 void ig_gw_pending_put(ig_pending_t *p);
-void ig_gw_pending_fail(ig_pending_t *p, int status, ig_reason_t reason, const char *msg);
+void ig_gw_pending_fail(ig_pending_t *p, ig_reason_t reason, const char *msg);
 void ig_gw_release_slot(ig_gateway_t *gw, uint64_t held_us);
 void ig_gw_update_gauges(ig_gateway_t *gw);
 uint64_t ig_gw_now_us(const ig_gateway_t *gw);
@@ -66,10 +66,6 @@ void ig_gw_requeue_alone(ig_pending_t *p);
 /* The batcher's on_due: a group's oldest member has waited max_delay_us. */
 void ig_gw_on_group_due(ig_batcher_t *b, ig_batch_group_t *g);
 
-/* ig_gateway_reject for a member of a batch call: the same answer, but an
- * upstream reason is not counted per member (the call is counted once). */
-void ig_gw_reject_member(ig_gateway_t *gw, ig_req_t *req, size_t route, int status,
-                         ig_reason_t reason, const char *msg);
 
 /* batch_call.c: sends members[0..n) (n >= 2, equal keys) as one call; the
  * first holds the concurrency slot. */

@@ -46,6 +46,25 @@ static void on_data_complete(ig_req_t *req, int status, uint64_t bytes_out, void
     ig_health_on_request_done(gw);
 }
 
+/* Every rejection of either port, the server's own (431, 408, ...) included,
+ * is counted here. A failed call to the model is counted per call instead
+ * (infergate_upstream_errors_total), by the code that made the call. */
+static void on_data_reject(ig_req_t *req, ig_reason_t reason, void *ud)
+{
+    ig_gateway_t *gw = ud;
+    uint64_t route_tag = req->tag & ~IG_GW_TAG_COUNTED;
+    if (!(ig_reason_flags(reason) & IG_RF_UPSTREAM))
+        ig_metrics_rejected(gw->metrics, route_tag ? (size_t)(route_tag - 1) : IG_METRICS_NO_ROUTE,
+                            reason);
+}
+
+static void on_admin_reject(ig_req_t *req, ig_reason_t reason, void *ud)
+{
+    ig_gateway_t *gw = ud;
+    (void)req;
+    ig_metrics_rejected(gw->metrics, IG_METRICS_NO_ROUTE, reason);
+}
+
 static void on_data_request(ig_req_t *req, void *ud)
 {
     ig_gateway_t *gw = ud;
@@ -132,6 +151,7 @@ int ig_gateway_run(const ig_config_t *cfg)
             },
         .on_request = on_data_request,
         .on_complete = on_data_complete,
+        .on_reject = on_data_reject,
         .ud = gw,
     };
     gw->data = ig_server_new(&loop, &so);
@@ -145,6 +165,7 @@ int ig_gateway_run(const ig_config_t *cfg)
     ao.limits.max_connections = 256;
     ao.on_request = ig_admin_on_request;
     ao.on_complete = NULL;
+    ao.on_reject = on_admin_reject;
     gw->admin = ig_server_new(&loop, &ao);
     r = ig_server_listen(gw->admin, cfg->admin_listen);
     if (r != 0) {

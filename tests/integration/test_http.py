@@ -8,6 +8,7 @@ header timeouts. Each case starts its own infergate-model and infergate.
 """
 
 import json
+import re
 import time
 
 import harness as h
@@ -99,6 +100,48 @@ def headers_too_large_431():
         # A request under the limit still works on a new connection.
         r = gw.data("GET", "/headers", headers={"X-Small": "b" * 100})
         h.check_eq(r.status, 200, "status for a small header")
+
+
+def rejected(gw):
+    """{(route, reason): count} of infergate_rejected_total from GET /metrics."""
+    r = gw.admin("GET", "/metrics")
+    h.check_eq(r.status, 200, "GET /metrics status")
+    out = {}
+    for m in re.finditer(r'^infergate_rejected_total\{route="([^"]*)",reason="([^"]*)"\} (\S+)$',
+                         r.body.decode(), re.M):
+        out[(m.group(1), m.group(2))] = float(m.group(3))
+    return out
+
+
+@suite.case
+def server_and_admin_rejections_counted():
+    # The server's own answers (431, 413) and the admin port's (404, 405) go
+    # through the one rejection table, so each shows in
+    # infergate_rejected_total with the reason its body names.
+    with h.Env("rejcount") as env:
+        _, gw = start(env, {"limits": {"max_header_bytes": 1024, "max_body_bytes": 1000}})
+        before = rejected(gw)
+        h.check_eq(before.get(("none", "headers_too_large"), 0), 0, "431s before any")
+        for raw, status, reason in (
+                (h.http_req("GET", "/headers", headers={"X-Big": "a" * 4096}), 431,
+                 "headers_too_large"),
+                (h.http_req("POST", "/echo", body=b"x" * 2000), 413, "body_too_large")):
+            c = h.RawConn(gw.port)
+            try:
+                c.send(raw)
+                r = c.read_response()
+                h.check(r is not None, "no response (%s)" % reason)
+                h.check_error(r, status, reason, reason)
+            finally:
+                c.close()
+        r = gw.admin("GET", "/no-such-endpoint")
+        h.check_error(r, 404, "not_found", "unknown admin path")
+        r = gw.admin("DELETE", "/metrics")
+        h.check_error(r, 405, "method_not_allowed", "DELETE /metrics")
+        after = rejected(gw)
+        for reason in ("headers_too_large", "body_too_large", "not_found", "method_not_allowed"):
+            h.check_eq(after.get(("none", reason), 0), 1,
+                       "infergate_rejected_total{route=\"none\",reason=\"%s\"}" % reason)
 
 
 @suite.case

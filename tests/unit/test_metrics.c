@@ -110,6 +110,33 @@ static void test_reason_names_round_trip(void **state)
     assert_string_equal(ig_reason_name(IG_REASON__COUNT), "unknown");
 }
 
+/* The rejection table (net/reason.h): what the rows promise. */
+static void test_reason_table(void **state)
+{
+    (void)state;
+    for (int r = 0; r < IG_REASON__COUNT; r++) {
+        int st = ig_reason_status((ig_reason_t)r);
+        unsigned fl = ig_reason_flags((ig_reason_t)r);
+        assert_true(st >= 400 && st <= 599);
+        for (int q = 0; q < r; q++) /* names are unique */
+            assert_string_not_equal(ig_reason_name((ig_reason_t)q), ig_reason_name((ig_reason_t)r));
+        if (fl & IG_RF_UPSTREAM) /* the model failed: a gateway status, never a 4xx */
+            assert_true(st == 502 || st == 504);
+        if (fl & IG_RF_SERVER) /* the server closes after answering what it could not parse */
+            assert_true(fl & IG_RF_CLOSE);
+    }
+    assert_int_equal(ig_reason_status(IG_REASON_HEADERS_TOO_LARGE), 431);
+    assert_int_equal(ig_reason_status(IG_REASON_QUEUE_FULL), 503);
+    assert_true(ig_reason_flags(IG_REASON_QUEUE_FULL) & IG_RF_RETRY_AFTER);
+    assert_true(ig_reason_flags(IG_REASON_DRAINING) & IG_RF_CLOSE);
+    assert_int_equal(ig_reason_status(IG_REASON__COUNT), 500);
+    assert_int_equal(ig_reason_flags(IG_REASON__COUNT), 0);
+    assert_int_equal(ig_reason_of_upstream_error(IG_ETIMEDOUT), IG_REASON_UPSTREAM_TIMEOUT);
+    assert_int_equal(ig_reason_of_upstream_error(IG_EPROTO), IG_REASON_BAD_RESPONSE);
+    assert_int_equal(ig_reason_of_upstream_error(IG_ECANCELED), IG_REASON_DRAINING);
+    assert_int_equal(ig_reason_of_upstream_error(IG_ECONNREFUSED), IG_REASON_UPSTREAM_UNAVAILABLE);
+}
+
 static void test_counters_and_labels(void **state)
 {
     (void)state;
@@ -590,6 +617,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reason_names_round_trip),
+        cmocka_unit_test(test_reason_table),
         cmocka_unit_test(test_counters_and_labels),
         cmocka_unit_test(test_histogram_buckets_cumulative),
         cmocka_unit_test(test_help_and_type_for_every_family),

@@ -18,36 +18,10 @@
 #include <stdint.h>
 
 #include "infergate/base/buf.h"
+#include "infergate/net/reason.h"
 
-/* Machine-readable reasons: the "reason" of error bodies and the label of
- * infergate_rejected_total / infergate_upstream_errors_total. */
-#define IG_REASON_MAP(X)                                                                           \
-    X(QUEUE_FULL, "queue_full")                                                                    \
-    X(DEADLINE, "deadline")                                                                        \
-    X(DEADLINE_UNMEETABLE, "deadline_unmeetable")                                                  \
-    X(DRAINING, "draining")                                                                        \
-    X(UPSTREAM_UNAVAILABLE, "upstream_unavailable")                                                \
-    X(UPSTREAM_TIMEOUT, "upstream_timeout")                                                        \
-    X(BAD_RESPONSE, "bad_response")                                                                \
-    X(BAD_REQUEST, "bad_request")                                                                  \
-    X(HEADERS_TOO_LARGE, "headers_too_large")                                                      \
-    X(BODY_TOO_LARGE, "body_too_large")                                                            \
-    X(HEADER_TIMEOUT, "header_timeout")                                                            \
-    X(NO_ROUTE, "no_route")                                                                        \
-    X(FORBIDDEN, "forbidden")                                                                      \
-    X(INTERNAL, "internal")
-
-typedef enum {
-#define IG_REASON_ENUM(name, str) IG_REASON_##name,
-    IG_REASON_MAP(IG_REASON_ENUM)
-#undef IG_REASON_ENUM
-        IG_REASON__COUNT
-} ig_reason_t;
-
-/* "queue_full" for IG_REASON_QUEUE_FULL. */
-const char *ig_reason_name(ig_reason_t r);
-/* Parses a reason string; returns IG_REASON__COUNT if unknown. */
-ig_reason_t ig_reason_parse(const char *s, size_t len);
+/* Reasons (the label of infergate_rejected_total and
+ * infergate_upstream_errors_total) are the rejection table of net/reason.h. */
 
 #define IG_METRICS_NO_ROUTE ((size_t)-1)
 

@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include "infergate/base/slice.h"
+#include "infergate/net/reason.h"
 
 typedef struct ig_server ig_server_t;
 typedef struct ig_req ig_req_t;
@@ -42,8 +43,14 @@ typedef struct {
 } ig_server_limits_t;
 
 /* Called once per complete request. The handler answers it, now or later,
- * with exactly one of ig_req_respond / ig_req_error / ig_req_start+finish. */
+ * with exactly one of ig_req_respond / ig_req_reject / ig_req_error /
+ * ig_req_start+finish. */
 typedef void (*ig_request_cb)(ig_req_t *req, void *ud);
+
+/* Called by ig_req_reject (and for the errors the server answers itself:
+ * malformed requests, limits, timeouts) before the error is written, so
+ * that every rejection is counted in one place. */
+typedef void (*ig_reject_cb)(ig_req_t *req, ig_reason_t reason, void *ud);
 
 /* Called after a response has been fully handed to the socket (or the
  * connection died while writing it), for access logs and metrics. `status` is
@@ -54,6 +61,7 @@ typedef struct {
     ig_server_limits_t limits;
     ig_request_cb on_request;
     ig_complete_cb on_complete; /* may be NULL */
+    ig_reject_cb on_reject;     /* may be NULL */
     void *ud;
     const char *server_name; /* value of the Server header, NULL for none */
 } ig_server_opts_t;
@@ -140,9 +148,17 @@ ig_slice_t ig_req_header(const ig_req_t *req, const char *name);
 int ig_req_respond(ig_req_t *req, int status, const ig_header_t *hdrs, size_t nhdrs,
                    const char *body, size_t len);
 
-/* Sends the JSON error {"error": msg, "reason": reason}. `reason` may be NULL. */
-int ig_req_error(ig_req_t *req, int status, const char *reason, const char *msg,
-                 const ig_header_t *hdrs, size_t nhdrs);
+/* Answers with the rejection `reason` (net/reason.h): its status, the JSON
+ * error {"error": msg, "reason": "<reason>"}, Connection: close when the
+ * reason says so, plus `hdrs` (e.g. Retry-After). Reports the reason to the
+ * server's on_reject first. The one way the gateway answers an error. */
+int ig_req_reject(ig_req_t *req, ig_reason_t reason, const char *msg, const ig_header_t *hdrs,
+                  size_t nhdrs);
+
+/* Sends the JSON error {"error": msg} (the status text when msg is NULL)
+ * with any status and no reason, for servers that are not the gateway (the
+ * example model). Not counted. */
+int ig_req_error(ig_req_t *req, int status, const char *msg, const ig_header_t *hdrs, size_t nhdrs);
 
 /* Starts a streamed response. content_length >= 0 is sent as Content-Length;
  * IG_REQ_CHUNKED uses chunked encoding (close-delimited for HTTP/1.0

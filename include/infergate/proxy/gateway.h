@@ -94,10 +94,10 @@ struct ig_gateway {
  * timeout cut some off or start-up failed (the reason is logged). */
 int ig_gateway_run(const ig_config_t *cfg);
 
-/* gateway.c: answers a request with an error and counts it (the one path
- * every gateway error response takes). `route` may be IG_METRICS_NO_ROUTE. */
-void ig_gateway_reject(ig_gateway_t *gw, ig_req_t *req, size_t route, int status,
-                       ig_reason_t reason, const char *msg);
+/* gateway.c: answers a data-port request with the rejection `reason`
+ * (ig_req_reject, with Retry-After when the reason asks for it). The data
+ * server's on_reject counts it. */
+void ig_gateway_reject(ig_gateway_t *gw, ig_req_t *req, ig_reason_t reason, const char *msg);
 
 /* gateway.c: data-port request handler (ig_request_cb). */
 void ig_gateway_on_request(ig_req_t *req, void *ud);
