@@ -20,21 +20,6 @@ static void respond_json(ig_req_t *req, int status, const char *body, size_t len
     ig_req_respond(req, status, &json_ct, 1, body, len);
 }
 
-static const char *phase_name(ig_drain_phase_t p)
-{
-    switch (p) {
-    case IG_DRAIN_NONE:
-        return "serving";
-    case IG_DRAIN_GRACE:
-        return "grace";
-    case IG_DRAIN_CLOSING:
-        return "closing";
-    case IG_DRAIN_DONE:
-        return "drained";
-    }
-    return "unknown";
-}
-
 static bool query_has(ig_slice_t q, const char *kv)
 {
     size_t n = strlen(kv);
@@ -52,7 +37,7 @@ static bool query_has(ig_slice_t q, const char *kv)
 void ig_admin_on_request(ig_req_t *req, void *ud)
 {
     ig_gateway_t *gw = ud;
-    ig_health_t *h = &gw->health;
+    ig_drain_phase_t phase = ig_drain_phase(gw->drain);
     ig_buf_t *b = &gw->scratch;
     bool get = ig_slice_eq(req->method_name, "GET") || ig_slice_eq(req->method_name, "HEAD");
     bool post = ig_slice_eq(req->method_name, "POST");
@@ -63,13 +48,14 @@ void ig_admin_on_request(ig_req_t *req, void *ud)
         return;
     }
     if (ig_slice_eq(req->path, "/readyz") && get) {
-        bool ready = ig_health_ready(gw);
-        ig_buf_printf(b, "{\"ready\":%s,\"upstream_ready\":%s,\"phase\":\"%s\"",
-                      ready ? "true" : "false", h->upstream_ready ? "true" : "false",
-                      phase_name(h->phase));
-        if (h->last_probe_error[0]) {
+        bool ready = ig_gateway_ready(gw);
+        const char *why = ig_health_last_error(gw->health);
+        ig_buf_printf(
+            b, "{\"ready\":%s,\"upstream_ready\":%s,\"phase\":\"%s\"", ready ? "true" : "false",
+            ig_health_upstream_ready(gw->health) ? "true" : "false", ig_drain_phase_name(phase));
+        if (why[0]) {
             ig_buf_append_str(b, ",\"reason\":");
-            ig_buf_append_json_str(b, h->last_probe_error, strlen(h->last_probe_error));
+            ig_buf_append_json_str(b, why, strlen(why));
         }
         ig_buf_append_str(b, "}\n");
         respond_json(req, ready ? 200 : 503, b->base, b->len);
@@ -82,21 +68,23 @@ void ig_admin_on_request(ig_req_t *req, void *ud)
                               "POST /admin/drain answers loopback peers only", NULL, 0);
                 return;
             }
-            ig_health_drain(gw, "POST /admin/drain");
-            ig_buf_printf(b, "{\"draining\":true,\"phase\":\"%s\"}\n", phase_name(h->phase));
+            ig_drain_start(gw->drain, "POST /admin/drain");
+            ig_buf_printf(b, "{\"draining\":true,\"phase\":\"%s\"}\n",
+                          ig_drain_phase_name(ig_drain_phase(gw->drain)));
             respond_json(req, 202, b->base, b->len);
             return;
         }
         if (get) {
             if (query_has(req->query, "wait=1") || query_has(req->query, "wait=true")) {
-                if (h->phase == IG_DRAIN_DONE) {
+                if (phase == IG_DRAIN_DONE) {
                     respond_json(req, 200, "{\"drained\":true}\n", 17);
                     return;
                 }
-                ig_health_add_waiter(gw, req);
+                ig_drain_add_waiter(gw->drain, req);
                 return;
             }
-            ig_buf_printf(b, "{\"phase\":\"%s\",\"outstanding\":%llu}\n", phase_name(h->phase),
+            ig_buf_printf(b, "{\"phase\":\"%s\",\"outstanding\":%llu}\n",
+                          ig_drain_phase_name(phase),
                           (unsigned long long)ig_gateway_outstanding(gw));
             respond_json(req, 200, b->base, b->len);
             return;

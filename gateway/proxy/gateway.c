@@ -513,7 +513,7 @@ static bool answer_own_health(ig_gateway_t *gw, ig_req_t *req)
     if (!ig_slice_eq(req->path, "/v2/health/live") && !ig_slice_eq(req->path, "/v2/health/ready"))
         return false;
     bool live = ig_slice_eq(req->path, "/v2/health/live");
-    bool ok = live ? gw->health.phase != IG_DRAIN_DONE : ig_health_ready(gw);
+    bool ok = live ? ig_drain_phase(gw->drain) != IG_DRAIN_DONE : ig_gateway_ready(gw);
     static const char yes[] = "{\"live\":true}\n", ready[] = "{\"ready\":true}\n",
                       notready[] = "{\"ready\":false}\n";
     ig_header_t h = {IG_SLICE_LIT("Content-Type"), IG_SLICE_LIT("application/json")};
@@ -562,7 +562,7 @@ void ig_gateway_on_request(ig_req_t *req, void *ud)
     size_t route = m.index;
     req->tag = (req->tag & IG_GW_TAG_COUNTED) | (route + 1);
     ig_metrics_arrival(gw->metrics, route, ig_gw_now_us(gw));
-    if (gw->health.phase == IG_DRAIN_DONE || gw->health.timed_out) {
+    if (ig_drain_refusing(gw->drain)) {
         ig_gateway_reject(gw, req, IG_REASON_DRAINING, "the gateway is draining");
         return;
     }
@@ -644,6 +644,12 @@ void ig_gateway_on_request(ig_req_t *req, void *ud)
     else
         ig_gateway_reject(gw, req, IG_REASON_DEADLINE_UNMEETABLE,
                           "the deadline cannot be met at the current queue length");
+}
+
+bool ig_gateway_ready(const ig_gateway_t *gw)
+{
+    return gw->health && gw->drain && ig_health_upstream_ready(gw->health) &&
+           ig_drain_phase(gw->drain) == IG_DRAIN_NONE;
 }
 
 uint64_t ig_gateway_outstanding(const ig_gateway_t *gw)

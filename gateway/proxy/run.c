@@ -43,7 +43,8 @@ static void on_data_complete(ig_req_t *req, int status, uint64_t bytes_out, void
         ig_buf_append_str(b, "}\n");
         ig_log_raw(b->base, b->len);
     }
-    ig_health_on_request_done(gw);
+    if (gw->drain)
+        ig_drain_poke(gw->drain);
 }
 
 /* Every rejection of either port, the server's own (431, 408, ...) included,
@@ -78,8 +79,62 @@ static void on_data_request(ig_req_t *req, void *ud)
 static void on_signal(uv_signal_t *s, int signum)
 {
     ig_gateway_t *gw = s->data;
-    ig_health_drain(gw, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    ig_drain_start(gw->drain, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
+
+/* ---- the drain's and the prober's view of the gateway ------------------ */
+
+static void on_readiness(void *ud)
+{
+    ig_gateway_t *gw = ud;
+    ig_metrics_set_ready(gw->metrics, ig_gateway_ready(gw));
+}
+
+static uint64_t drain_outstanding(void *ud)
+{
+    return ig_gateway_outstanding(ud);
+}
+
+static void drain_fail_all(void *ud)
+{
+    ig_gateway_fail_all(ud);
+}
+
+static void drain_phase_changed(void *ud)
+{
+    ig_gateway_t *gw = ud;
+    /* Probing goes on while the gateway still takes requests (grace). */
+    if (ig_drain_phase(gw->drain) >= IG_DRAIN_CLOSING && gw->health)
+        ig_health_stop(gw->health);
+    on_readiness(gw);
+}
+
+static void on_closed_all(void *arg)
+{
+    (void)arg;
+}
+
+/* Drained and flushed: close everything so that the loop ends. */
+static void drain_shut_down(void *ud)
+{
+    ig_gateway_t *gw = ud;
+    ig_server_close(gw->data, on_closed_all, NULL);
+    ig_server_close(gw->admin, on_closed_all, NULL);
+    gw->data = gw->admin = NULL;
+    ig_health_free(gw->health);
+    gw->health = NULL;
+    ig_upstream_free(gw->upstream);
+    gw->upstream = NULL;
+    uv_close((uv_handle_t *)&gw->sigterm, NULL);
+    uv_close((uv_handle_t *)&gw->sigint, NULL);
+}
+
+static const ig_drain_ops_t drain_ops = {
+    .outstanding = drain_outstanding,
+    .fail_all = drain_fail_all,
+    .phase_changed = drain_phase_changed,
+    .shut_down = drain_shut_down,
+};
 
 static void close_walk(uv_handle_t *h, void *arg)
 {
@@ -180,7 +235,12 @@ int ig_gateway_run(const ig_config_t *cfg)
     uv_signal_start(&gw->sigint, on_signal, SIGINT);
     signal(SIGPIPE, SIG_IGN);
 
-    ig_health_start(gw);
+    gw->drain = ig_drain_new(&loop, &drain_ops, gw, cfg->drain.grace_ms, cfg->drain.timeout_ms,
+                             gw->data, gw->admin);
+    ig_metrics_set_ready(gw->metrics, false);
+    gw->health = ig_health_new(&loop, gw->upstream, cfg->upstream.ready_path,
+                               cfg->upstream.probe_interval_ms,
+                               cfg->upstream.connect_timeout_ms + 1000, on_readiness, gw);
     /* The bound ports too: with port 0 in the config they are the only
      * way to learn where the gateway listens. */
     ig_buf_t *f = &gw->scratch;
@@ -194,19 +254,22 @@ int ig_gateway_run(const ig_config_t *cfg)
     const char *fields = f->base;
     IG_LOGF(IG_LOG_INFO, fields, "infergate serving");
     uv_run(&loop, UV_RUN_DEFAULT);
-    rc = gw->exit_code;
+    rc = ig_drain_exit_code(gw->drain);
+    gw->data = gw->admin = NULL; /* closed by drain_shut_down */
     IG_LOGF(IG_LOG_INFO, NULL, "infergate stopped, exit code %d", rc);
 
 out:
     /* Close whatever is still open so the loop can be closed cleanly. */
-    if (gw->data && gw->health.phase != IG_DRAIN_DONE)
+    if (gw->data)
         ig_server_close(gw->data, NULL, NULL);
-    if (gw->admin && gw->health.phase != IG_DRAIN_DONE)
+    if (gw->admin)
         ig_server_close(gw->admin, NULL, NULL);
+    ig_drain_free(gw->drain); /* waiters left by a start-up failure or abort */
+    gw->drain = NULL;
+    ig_health_free(gw->health);
     if (gw->upstream)
         ig_upstream_free(gw->upstream);
     ig_batcher_dispose(&gw->batcher);
-    ig_health_dispose(gw); /* drain waiters left by a start-up failure or abort */
     uv_walk(&loop, close_walk, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);

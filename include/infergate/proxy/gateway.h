@@ -4,8 +4,8 @@
  * `ig_gateway_t` holds every piece of state of a running sidecar; modules
  * reach it through the pointer passed to them, never through globals.
  * gateway.c owns the data-port request path (route, admit, forward,
- * stream back); health.c the upstream probe and the drain state machine;
- * admin.c the admin port.
+ * stream back); health.c the upstream probe; drain.c the drain state
+ * machine; admin.c the admin port; run.c wires them.
  */
 #ifndef INFERGATE_GATEWAY_H
 #define INFERGATE_GATEWAY_H
@@ -22,42 +22,11 @@
 #include "infergate/core/router.h"
 #include "infergate/net/server.h"
 #include "infergate/net/upstream.h"
+#include "infergate/proxy/drain.h"
+#include "infergate/proxy/health.h"
 
 typedef struct ig_gateway ig_gateway_t;
 typedef struct ig_pending ig_pending_t;
-
-typedef enum {
-    IG_DRAIN_NONE = 0, /* serving */
-    IG_DRAIN_GRACE,    /* not ready, still accepting for drain.grace_ms */
-    IG_DRAIN_CLOSING,  /* listener closed, finishing queued and in-flight work */
-    IG_DRAIN_DONE,     /* everything answered; the process is about to exit */
-} ig_drain_phase_t;
-
-/* A request parked on the admin port until the drain completes. */
-typedef struct ig_waiter {
-    ig_req_t *req;
-    struct ig_waiter *next;
-} ig_waiter_t;
-
-typedef struct {
-    /* upstream probe */
-    uv_timer_t probe_timer;
-    ig_ucall_t probe;
-    bool probe_busy;
-    int probe_status;
-    bool upstream_ready;
-    bool ever_ready;
-    uint64_t probes_ok, probes_failed;
-    char last_probe_error[128];
-    /* drain */
-    ig_drain_phase_t phase;
-    uv_timer_t drain_timer;
-    uint64_t drain_started_ns;
-    bool timed_out; /* some requests were cut off by drain.timeout_ms */
-    ig_waiter_t *waiters;
-    uv_timer_t exit_timer;
-    uint64_t exit_deadline_ns;
-} ig_health_t;
 
 struct ig_gateway {
     uv_loop_t *loop;
@@ -73,7 +42,8 @@ struct ig_gateway {
     uint64_t inflight;        /* client requests inside the gateway */
     uint64_t orphans;         /* slots held by calls whose clients all left: the
                                * model still works on them, nobody waits */
-    ig_health_t health;
+    ig_health_t *health;
+    ig_drain_t *drain;
     uv_signal_t sigterm, sigint;
     struct ig_codec const **route_codecs; /* per route: NULL for passthrough */
     ig_batcher_t batcher;
@@ -85,7 +55,6 @@ struct ig_gateway {
     ig_pending_t *free_pendings; /* recycled per-request state */
     ig_pending_t *all_pendings;  /* every allocated one, for shutdown */
     ig_buf_t scratch;            /* access log lines and admin bodies */
-    int exit_code;
 };
 
 /* Runs the sidecar until it has drained: binds both ports, probes the
@@ -109,14 +78,8 @@ void ig_gateway_fail_all(ig_gateway_t *gw);
  * for (calls whose clients all left do not count: drain need not wait). */
 uint64_t ig_gateway_outstanding(const ig_gateway_t *gw);
 
-/* health.c */
-void ig_health_start(ig_gateway_t *gw);
-bool ig_health_ready(const ig_gateway_t *gw);
-void ig_health_drain(ig_gateway_t *gw, const char *why);
-/* Called whenever a data-port request finished, to notice the end of a drain. */
-void ig_health_on_request_done(ig_gateway_t *gw);
-void ig_health_add_waiter(ig_gateway_t *gw, ig_req_t *req);
-void ig_health_dispose(ig_gateway_t *gw);
+/* Ready for traffic: the model answers its probe and no drain started. */
+bool ig_gateway_ready(const ig_gateway_t *gw);
 
 /* admin.c: admin-port request handler (ig_request_cb). */
 void ig_admin_on_request(ig_req_t *req, void *ud);
