@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
 #include "infergate/bootstrap/bootstrap.h"
 #include "infergate/core/config.h"

@@ -117,7 +117,8 @@ static void apply_max_delay(cJSON *cfg, cJSON *batch, uint64_t v)
 
 enum { AX_CONCURRENCY, AX_MAX_SIZE, AX_MAX_DELAY };
 
-/* Bounds as gateway/core/config/config_routes.c checks them (BATCH_MAX_SIZE, BATCH_MAX_DELAY_US). */
+/* Bounds as gateway/core/config/config_routes.c checks them (BATCH_MAX_SIZE, BATCH_MAX_DELAY_US).
+ */
 static const axis_def_t axes[] = {
     [AX_CONCURRENCY] = {"--concurrency-values", "upstream.max_concurrency", "concurrency", 1, 65535,
                         false, apply_concurrency, "1,2,4,8"},

@@ -89,7 +89,8 @@ struct ig_conn {
     bool write_paused; /* answers wait to be written: the next pipelined request is
                         * neither read nor parsed until the queue drains */
     bool resume_feed;  /* a response finished during feed() */
-    int err_reason;    /* ig_reason_t of a parse error; 0 (queue_full, never a parse error): none yet */
+    int err_reason; /* ig_reason_t of a parse error; 0 (queue_full, never a parse error): none yet
+                     */
     const char *err_msg;
     char peer_ip[INET6_ADDRSTRLEN];
     bool loopback;

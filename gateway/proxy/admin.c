@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "infergate/base/error.h"
-#include "infergate/proxy/gateway.h"
+#include "gateway_int.h"
 #include "infergate/base/log.h"
 
 static const ig_header_t json_ct = {IG_SLICE_LIT("Content-Type"), IG_SLICE_LIT("application/json")};

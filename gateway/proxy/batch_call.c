@@ -28,6 +28,7 @@
 
 struct ig_bcall {
     ig_gateway_t *gw;
+    const ig_bcall_owner_t *owner;
     ig_ucall_t ucall;
     size_t route;
     const ig_codec_t *codec;
@@ -101,7 +102,7 @@ static void bcall_end(ig_bcall_t *b, uint64_t held_us)
         ig_pending_t *p = b->members[i];
         p->bcall = NULL;
         if (p->state == P_DETACHED)
-            ig_gw_pending_put(p);
+            ig_pending_put(&gw->pendings, p);
     }
     b->n = 0;
     b->in_flight = false;
@@ -116,7 +117,7 @@ static void bcall_end(ig_bcall_t *b, uint64_t held_us)
         ig_buf_dispose(&b->body);
     b->next_free = gw->bcalls_free;
     gw->bcalls_free = b;
-    ig_gw_release_slot(gw, held_us);
+    b->owner->release_slot(gw, held_us);
 }
 
 /* A member stops waiting for the call: it no longer refers to its client's
@@ -126,13 +127,9 @@ static void bcall_end(ig_bcall_t *b, uint64_t held_us)
 static ig_req_t *detach(ig_bcall_t *b, ig_pending_t *p)
 {
     ig_req_t *req = p->req;
-    p->state = P_DETACHED;
+    ig_pending_to(p, P_DETACHED);
     uv_timer_stop(&p->deadline_timer);
-    if (req) {
-        req->data = NULL;
-        req->on_abort = NULL;
-    }
-    p->req = NULL;
+    ig_pending_drop_req(p);
     b->live--;
     return req;
 }
@@ -179,7 +176,7 @@ static void answer(ig_bcall_t *b, ig_pending_t *p, int status, const char *body,
 static void fail_member(ig_bcall_t *b, ig_pending_t *p, ig_reason_t reason, const char *msg)
 {
     ig_req_t *req = detach(b, p);
-    ig_gateway_reject(b->gw, req, reason, msg);
+    b->owner->reject(b->gw, req, reason, msg);
 }
 
 /* Fails every member still waiting; a failed call to the model counts
@@ -226,11 +223,9 @@ static void isolate(ig_bcall_t *b)
         ig_pending_t *p = b->members[i];
         if (p->state != P_BATCH)
             continue;
-        p->state = P_QUEUED;
-        p->bcall = NULL;
         b->members[i] = NULL;
         b->live--;
-        ig_gw_requeue_alone(p);
+        b->owner->requeue_alone(p);
     }
     /* Compact the member list so bcall_end only sees those left. */
     size_t k = 0;
@@ -305,11 +300,13 @@ static void on_done(ig_ucall_t *c, int err)
     bcall_end(b, held);
 }
 
-void ig_bcall_dispatch(ig_gateway_t *gw, ig_pending_t **members, size_t n)
+void ig_bcall_dispatch(ig_gateway_t *gw, const ig_bcall_owner_t *owner, ig_pending_t **members,
+                       size_t n)
 {
     const ig_config_t *cfg = gw->cfg;
     ig_pending_t *first = members[0];
     ig_bcall_t *b = bcall_get(gw, n);
+    b->owner = owner;
     b->route = first->route;
     b->codec = gw->route_codecs[first->route];
     b->dispatched_ns = uv_hrtime();
@@ -321,7 +318,7 @@ void ig_bcall_dispatch(ig_gateway_t *gw, ig_pending_t **members, size_t n)
     bool any_unbounded = false;
     for (size_t i = 0; i < n; i++) {
         ig_pending_t *p = members[i];
-        p->state = P_BATCH;
+        ig_pending_to(p, P_BATCH);
         p->bcall = b;
         p->dispatched_ns = b->dispatched_ns;
         ig_metrics_queue_wait(gw->metrics, p->route, (p->dispatched_ns - p->queued_ns) / 1000);

@@ -31,59 +31,9 @@ uint64_t ig_gw_now_us(const ig_gateway_t *gw)
     return uv_now(gw->loop) * 1000;
 }
 
-/* ---- pending pool ----------------------------------------------------- */
-
-static ig_pending_t *pending_get(ig_gateway_t *gw)
+static void pending_put(ig_pending_t *p)
 {
-    ig_pending_t *p = gw->free_pendings;
-    if (p) {
-        gw->free_pendings = p->next_free;
-    } else {
-        p = ig_xcalloc(1, sizeof(*p));
-        p->gw = gw;
-        uv_timer_init(gw->loop, &p->deadline_timer);
-        p->deadline_timer.data = p;
-        ig_buf_init(&p->xff, 4096);
-        p->next_all = gw->all_pendings;
-        gw->all_pendings = p;
-    }
-    p->next_free = NULL;
-    p->req = NULL;
-    p->state = P_FREE;
-    p->started = false;
-    p->batching = false;
-    p->bcall = NULL;
-    memset(&p->member, 0, sizeof(p->member));
-    p->member.data = p;
-    p->deadline_ns = p->queued_ns = p->dispatched_ns = p->head_ns = 0;
-    memset(&p->call, 0, sizeof(p->call));
-    p->call.data = p;
-    p->item.data = p;
-    return p;
-}
-
-/* The pending no longer answers its client: the request's callbacks stop
- * reaching it. */
-static void drop_req(ig_pending_t *p)
-{
-    if (p->req) {
-        p->req->data = NULL;
-        p->req->on_abort = NULL;
-        p->req->on_writable = NULL;
-    }
-    p->req = NULL;
-}
-
-void ig_gw_pending_put(ig_pending_t *p)
-{
-    ig_gateway_t *gw = p->gw;
-    uv_timer_stop(&p->deadline_timer);
-    ig_batcher_leave(&p->member);
-    ig_batch_part_dispose(&p->part);
-    drop_req(p);
-    p->state = P_FREE;
-    p->next_free = gw->free_pendings;
-    gw->free_pendings = p;
+    ig_pending_put(&p->gw->pendings, p);
 }
 
 void ig_gw_update_gauges(ig_gateway_t *gw)
@@ -121,7 +71,7 @@ void ig_gw_pending_fail(ig_pending_t *p, ig_reason_t reason, const char *msg)
     ig_gateway_t *gw = p->gw;
     ig_req_t *req = p->req;
     bool started = p->started;
-    ig_gw_pending_put(p);
+    pending_put(p);
     if (ig_reason_flags(reason) & IG_RF_UPSTREAM)
         ig_metrics_upstream_error(gw->metrics, reason);
     /* A head still in the cork (the model's answer failed in the same read)
@@ -137,6 +87,15 @@ void ig_gw_pending_fail(ig_pending_t *p, ig_reason_t reason, const char *msg)
 /* ---- forwarding --------------------------------------------------------- */
 
 static void dispatch(ig_pending_t *p);
+static void release_slot(ig_gateway_t *gw, uint64_t held_us);
+static void requeue_alone(ig_pending_t *p);
+
+/* What batch calls may ask of the request path. */
+static const ig_bcall_owner_t bcall_owner = {
+    .release_slot = release_slot,
+    .requeue_alone = requeue_alone,
+    .reject = ig_gateway_reject,
+};
 
 /* Gives free concurrency slots to queued requests, oldest first. A
  * request of a batching route goes when its group is ready (full, a
@@ -194,7 +153,7 @@ static void pump(ig_gateway_t *gw)
         } else {
             /* Deadline timers keep running: each member's own deadline
              * still holds while the model works on the batch. */
-            ig_bcall_dispatch(gw, members, k);
+            ig_bcall_dispatch(gw, &bcall_owner, members, k);
         }
     }
     gw->pumping = false;
@@ -208,15 +167,17 @@ void ig_gw_on_group_due(ig_batcher_t *b, ig_batch_group_t *g)
 }
 
 /* A slot came free: give it to the next request. */
-void ig_gw_release_slot(ig_gateway_t *gw, uint64_t held_us)
+static void release_slot(ig_gateway_t *gw, uint64_t held_us)
 {
     ig_admission_release(&gw->adm, held_us);
     pump(gw);
 }
 
-void ig_gw_requeue_alone(ig_pending_t *p)
+static void requeue_alone(ig_pending_t *p)
 {
     ig_gateway_t *gw = p->gw;
+    ig_pending_to(p, P_QUEUED);
+    p->bcall = NULL;
     ig_batcher_leave(&p->member);
     p->batching = false;
     ig_admission_push_front(&gw->adm, &p->item);
@@ -234,8 +195,8 @@ static void finish_call(ig_pending_t *p, bool reached)
         held = held ? held : 1;
         ig_metrics_upstream_call(gw->metrics, p->route, held, 1, 1, ig_gw_now_us(gw));
     }
-    p->state = P_FREE;
-    ig_gw_release_slot(gw, held);
+    ig_pending_to(p, P_FREE);
+    release_slot(gw, held);
 }
 
 static bool connection_listed(ig_slice_t conn_hdr, ig_slice_t name)
@@ -359,12 +320,12 @@ static void on_up_done(ig_ucall_t *c, int err)
         gw->orphans--;
     finish_call(p, err != IG_ECONNREFUSED && err != IG_ECANCELED);
     if (orphan) {
-        ig_gw_pending_put(p);
+        pending_put(p);
         return;
     }
     if (err == 0) {
         ig_req_t *req = p->req;
-        ig_gw_pending_put(p);
+        pending_put(p);
         ig_req_finish(req);
         return;
     }
@@ -412,7 +373,7 @@ static void dispatch(ig_pending_t *p)
     c->on_head = on_up_head;
     c->on_body = on_up_body;
     c->on_done = on_up_done;
-    p->state = P_UPSTREAM;
+    ig_pending_to(p, P_UPSTREAM);
     req->on_writable = on_client_writable;
     ig_gw_update_gauges(gw);
     if (ig_upstream_call(gw->upstream, c) != 0) {
@@ -466,18 +427,18 @@ static void on_client_abort(ig_req_t *req)
         ig_batcher_leave(&p->member);
         depth_change(gw, p->route, -1);
         p->req = NULL;
-        ig_gw_pending_put(p);
+        pending_put(p);
     } else if (p->state == P_BATCH) {
         /* The batch goes on for the others; the call owns p until it ends. */
         ig_bcall_detach(p);
     } else if (p->state == P_UPSTREAM) {
-        drop_req(p);
+        ig_pending_drop_req(p);
         if (ig_upstream_orphan(&p->call) == 0) {
             /* The model is working on it and cannot be told to stop: the
              * slot stays taken until it answers, as in a batch call, so
              * upstream.max_concurrency holds at the model. The call's own
              * timeout (at most the deadline) bounds the wait. */
-            p->state = P_ORPHAN;
+            ig_pending_to(p, P_ORPHAN);
             gw->orphans++;
             uv_timer_stop(&p->deadline_timer);
             ig_upstream_resume(&p->call);
@@ -486,7 +447,7 @@ static void on_client_abort(ig_req_t *req)
         bool sent = p->call.sent_ns != 0;
         ig_upstream_cancel(&p->call);
         finish_call(p, sent);
-        ig_gw_pending_put(p);
+        pending_put(p);
     }
 }
 
@@ -574,7 +535,7 @@ void ig_gateway_on_request(ig_req_t *req, void *ud)
         return;
     }
 
-    ig_pending_t *p = pending_get(gw);
+    ig_pending_t *p = ig_pending_get(&gw->pendings, gw);
     p->req = req;
     p->route = route;
     p->queued_ns = uv_hrtime();
@@ -582,7 +543,7 @@ void ig_gateway_on_request(ig_req_t *req, void *ud)
     uint64_t budget_us = 0;
     if (p->deadline_ns) {
         if (p->deadline_ns <= p->queued_ns) {
-            ig_gw_pending_put(p);
+            pending_put(p);
             ig_gateway_reject(gw, req, IG_REASON_DEADLINE,
                               "deadline passed before the request was read");
             return;
@@ -601,7 +562,7 @@ void ig_gateway_on_request(ig_req_t *req, void *ud)
         int64_t hlen = -1;
         ig_slice_t hv = ig_req_header(req, "inference-header-content-length");
         if (hv.base && ig_codec_header_len(hv, &hlen) != 0) {
-            ig_gw_pending_put(p);
+            pending_put(p);
             ig_gateway_reject(gw, req, IG_REASON_BAD_REQUEST,
                               "Inference-Header-Content-Length must be a byte count no larger "
                               "than the body");
@@ -609,7 +570,7 @@ void ig_gateway_on_request(ig_req_t *req, void *ud)
         }
         if (codec->parse(&p->part, model.base ? model : ig_slice("", 0), req->body, hlen, err,
                          sizeof(err)) != 0) {
-            ig_gw_pending_put(p);
+            pending_put(p);
             ig_gateway_reject(gw, req, IG_REASON_BAD_REQUEST, err);
             return;
         }
@@ -631,14 +592,14 @@ void ig_gateway_on_request(ig_req_t *req, void *ud)
         return;
     }
     if (r == IG_ADMIT_QUEUED) {
-        p->state = P_QUEUED;
+        ig_pending_to(p, P_QUEUED);
         depth_change(gw, route, +1);
         if (p->batching)
             join_batch(gw, p, &m);
         pump(gw);
         return;
     }
-    ig_gw_pending_put(p);
+    pending_put(p);
     if (r == IG_EQUEUEFULL)
         ig_gateway_reject(gw, req, IG_REASON_QUEUE_FULL, "the queue is full (limits.max_queue)");
     else
@@ -667,7 +628,7 @@ void ig_gateway_fail_all(ig_gateway_t *gw)
         ig_gw_pending_fail(p, IG_REASON_DRAINING,
                            "the gateway is shutting down and drain.timeout_ms has passed");
     }
-    for (ig_pending_t *p = gw->all_pendings; p; p = p->next_all) {
+    for (ig_pending_t *p = gw->pendings.all; p; p = p->next_all) {
         if (p->state != P_UPSTREAM && p->state != P_ORPHAN)
             continue;
         bool sent = p->call.sent_ns != 0;
@@ -677,7 +638,7 @@ void ig_gateway_fail_all(ig_gateway_t *gw)
             gw->orphans--;
         finish_call(p, sent);
         if (orphan) {
-            ig_gw_pending_put(p);
+            pending_put(p);
             continue;
         }
         ig_gw_pending_fail(p, IG_REASON_DRAINING,

@@ -1,15 +1,32 @@
 /*
- * gateway_int.h: what gateway.c and batch_call.c share about a request in
- * flight. Private to the gateway: not a public contract.
+ * gateway_int.h: the proxy layer's shared context (struct ig_gateway) and
+ * what its modules call of each other. Private to gateway/proxy/: not a
+ * public contract. Calls go downwards only (run.c -> admin.c, gateway.c ->
+ * batch_call.c -> pending.c); a batch call reaches back through the
+ * ig_bcall_owner_t table it is given.
  */
 #ifndef INFERGATE_GATEWAY_INT_H
 #define INFERGATE_GATEWAY_INT_H
 
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "infergate/base/buf.h"
+#include "infergate/core/admission.h"
 #include "infergate/core/batcher.h"
 #include "infergate/core/codec.h"
+#include "infergate/core/config.h"
+#include "infergate/core/metrics.h"
+#include "infergate/core/router.h"
+#include "infergate/net/server.h"
+#include "infergate/net/upstream.h"
+#include "infergate/proxy/drain.h"
 #include "infergate/proxy/gateway.h"
+#include "infergate/proxy/health.h"
+#include "pending.h"
 
-#define IG_GW_MAX_FWD_HEADERS (IG_SERVER_MAX_HEADERS + 6)
+#define IG_GW_MAX_FWD_HEADERS IG_PENDING_MAX_FWD_HEADERS
 /* ig_req_t.tag of a data-port request: this bit says it was counted in the
  * in-flight gauge; the rest is its route index + 1 (0: no route). */
 #define IG_GW_TAG_COUNTED (1ull << 63)
@@ -17,59 +34,79 @@
 /* The most requests one batch call can carry (batch.max_size rows, >= 1 each). */
 #define IG_GW_MAX_BATCH 4096
 
-typedef struct ig_bcall ig_bcall_t;
+/* What a batch call needs from the request path, wired by gateway.c: the
+ * call never calls up into it by name. */
+typedef struct {
+    /* The call is over: its concurrency slot goes to the next request. */
+    void (*release_slot)(ig_gateway_t *gw, uint64_t held_us);
+    /* Back to the head of the queue, to be sent on its own (poison isolation). */
+    void (*requeue_alone)(ig_pending_t *p);
+    /* Answers a member's client with a rejection. */
+    void (*reject)(ig_gateway_t *gw, ig_req_t *req, ig_reason_t reason, const char *msg);
+} ig_bcall_owner_t;
 
-typedef enum {
-    P_FREE,
-    P_QUEUED,   /* waiting for a slot (and, on a batching route, for batch-mates) */
-    P_UPSTREAM, /* its own call to the model, response streamed back */
-    P_ORPHAN,   /* its client left after the call was written; the model is
-                 * still working on it, so the call runs to its end (response
-                 * discarded) and holds its concurrency slot until then */
-    P_BATCH,    /* riding in a batch call */
-    P_DETACHED, /* answered already; its batch call still refers to it */
-} ig_pending_state_t;
-
-struct ig_pending {
-    ig_adm_item_t item;
-    ig_batch_member_t member; /* while waiting in a batch group */
-    ig_batch_part_t part;     /* the parsed body, on batching routes */
-    ig_gateway_t *gw;
-    ig_req_t *req;
-    size_t route;
-    ig_pending_state_t state;
-    bool batching; /* may share a call with others */
-    bool started;  /* response head sent to the client */
-    ig_bcall_t *bcall;
-    uv_timer_t deadline_timer;
-    uint64_t deadline_ns; /* 0: none */
-    uint64_t queued_ns;
-    uint64_t dispatched_ns;
-    uint64_t head_ns;
-    ig_ucall_t call;
-    ig_header_t fwd[IG_GW_MAX_FWD_HEADERS];
-    ig_buf_t xff;
-    char timing[160];
-    ig_pending_t *next_free;
-    ig_pending_t *next_all;
+/* The sidecar's context: private to the proxy layer (gateway.h keeps it
+ * opaque); run.c builds it. */
+struct ig_gateway {
+    uv_loop_t *loop;
+    const ig_config_t *cfg;
+    ig_router_t router;
+    ig_server_t *data;
+    ig_server_t *admin;
+    ig_upstream_t *upstream;
+    ig_admission_t adm;
+    ig_metrics_t *metrics;
+    const char **route_names; /* labels, borrowed from cfg */
+    uint64_t *route_depth;    /* queued requests per route */
+    uint64_t inflight;        /* client requests inside the gateway */
+    uint64_t orphans;         /* slots held by calls whose clients all left: the
+                               * model still works on them, nobody waits */
+    ig_health_t *health;
+    ig_drain_t *drain;
+    uv_signal_t sigterm, sigint;
+    struct ig_codec const **route_codecs; /* per route: NULL for passthrough */
+    ig_batcher_t batcher;
+    bool pumping;                        /* pump() is on the stack */
+    struct ig_batch_member **pump_taken; /* pump's scratch: IG_GW_MAX_BATCH each */
+    ig_pending_t **pump_members;
+    struct ig_bcall *bcalls_free; /* recycled batch calls */
+    struct ig_bcall *bcalls_all;
+    ig_pending_pool_t pendings; /* recycled per-request state */
+    ig_buf_t scratch;           /* access log lines and admin bodies */
 };
 
-/* gateway.c */
-void ig_gw_pending_put(ig_pending_t *p);
+/* ---- gateway.c ---- */
+/* Answers a data-port request with the rejection `reason`
+ * (ig_req_reject, with Retry-After when the reason asks for it). The data
+ * server's on_reject counts it. */
+void ig_gateway_reject(ig_gateway_t *gw, ig_req_t *req, ig_reason_t reason, const char *msg);
+
+/* Data-port request handler (ig_request_cb). */
+void ig_gateway_on_request(ig_req_t *req, void *ud);
+
+/* Fails every queued and in-flight request with 503 draining. */
+void ig_gateway_fail_all(ig_gateway_t *gw);
+
+/* Requests still queued or with the model that a client waits
+ * for (calls whose clients all left do not count: drain need not wait). */
+uint64_t ig_gateway_outstanding(const ig_gateway_t *gw);
+
+/* Ready for traffic: the model answers its probe and no drain started. */
+bool ig_gateway_ready(const ig_gateway_t *gw);
+
+/* admin.c: admin-port request handler (ig_request_cb). */
+void ig_admin_on_request(ig_req_t *req, void *ud);
+
 void ig_gw_pending_fail(ig_pending_t *p, ig_reason_t reason, const char *msg);
-void ig_gw_release_slot(ig_gateway_t *gw, uint64_t held_us);
 void ig_gw_update_gauges(ig_gateway_t *gw);
 uint64_t ig_gw_now_us(const ig_gateway_t *gw);
-/* Puts an admitted request back at the head of the queue to be sent on its
- * own (poison isolation). */
-void ig_gw_requeue_alone(ig_pending_t *p);
 /* The batcher's on_due: a group's oldest member has waited max_delay_us. */
 void ig_gw_on_group_due(ig_batcher_t *b, ig_batch_group_t *g);
 
-
 /* batch_call.c: sends members[0..n) (n >= 2, equal keys) as one call; the
  * first holds the concurrency slot. */
-void ig_bcall_dispatch(ig_gateway_t *gw, ig_pending_t **members, size_t n);
+void ig_bcall_dispatch(ig_gateway_t *gw, const ig_bcall_owner_t *owner, ig_pending_t **members,
+                       size_t n);
 /* A member leaves its batch call early (client gone, deadline). */
 void ig_bcall_detach(ig_pending_t *p);
 /* A member's deadline passed while the model works: 504 upstream_timeout

@@ -155,6 +155,7 @@ int ig_gateway_run(const ig_config_t *cfg)
     gw->cfg = cfg;
     ig_log_threshold = cfg->log.level;
     ig_buf_init(&gw->scratch, 0);
+    ig_pending_pool_init(&gw->pendings, &loop);
 
     if (ig_router_init(&gw->router, cfg->routes, cfg->nroutes, err, sizeof(err)) != 0) {
         ig_log_fail("invalid routes: %s", err);
@@ -273,14 +274,7 @@ out:
     uv_walk(&loop, close_walk, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
-    ig_pending_t *p = gw->all_pendings;
-    while (p) {
-        ig_pending_t *n = p->next_all;
-        ig_buf_dispose(&p->xff);
-        ig_batch_part_dispose(&p->part);
-        free(p);
-        p = n;
-    }
+    ig_pending_pool_dispose(&gw->pendings);
     ig_metrics_free(gw->metrics);
     free(gw->route_names);
     free(gw->route_depth);
