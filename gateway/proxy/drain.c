@@ -41,6 +41,7 @@ struct ig_drain {
     bool timed_out; /* some requests were cut off by drain.timeout_ms */
     bool shut;      /* ops->shut_down was called */
     waiter_t *waiters;
+    int open_handles; /* while closing */
 };
 
 ig_drain_t *ig_drain_new(uv_loop_t *loop, const ig_drain_ops_t *ops, void *ud, uint64_t grace_ms,
@@ -63,7 +64,7 @@ ig_drain_t *ig_drain_new(uv_loop_t *loop, const ig_drain_ops_t *ops, void *ud, u
 static void on_timer_closed(uv_handle_t *h)
 {
     ig_drain_t *d = h->data;
-    if (h == (uv_handle_t *)&d->poll_timer)
+    if (--d->open_handles == 0)
         free(d);
 }
 
@@ -80,7 +81,8 @@ void ig_drain_free(ig_drain_t *d)
         w = n;
     }
     d->waiters = NULL;
-    /* Closed in order: the second close frees the drain. */
+    /* The last close callback frees the drain. */
+    d->open_handles = 2;
     uv_close((uv_handle_t *)&d->timer, on_timer_closed);
     uv_close((uv_handle_t *)&d->poll_timer, on_timer_closed);
 }
