@@ -1,20 +1,17 @@
 /*
- * gateway.c: the sidecar's data-port request path.
+ * gateway.c: the sidecar's data-port request path: admission and dispatch.
  *
  * A request is routed, given a deadline, and admitted: it takes a
  * concurrency slot at once, waits in the bounded queue, or is refused with
  * its own status. On a batching route its body is parsed first (a bad one
  * gets 400 alone) and it waits in its batch group (batcher.c) until the
  * group is ready; a batch of several goes to the model as one call
- * (batch_call.c). Alone, a request is forwarded as it came through the
- * upstream pool and the response is streamed back as it arrives. Every
- * request ends in exactly one response; every error response goes through
- * ig_gateway_reject and ig_req_reject; the server's on_reject counts it. Start-up and teardown:
- * run.c.
- *
- * Per-request state (ig_pending_t) is recycled through a free list, and its
- * deadline timer stays initialised across uses, so the steady state
- * allocates nothing per request.
+ * (batch_call.c). Alone, a request goes through the passthrough forwarder
+ * (forward.c). Both are handed an owner table and never call back up by
+ * name; the pending request's state is pending.c's alone. Every request
+ * ends in exactly one response; every error goes through ig_gateway_reject
+ * and ig_req_reject, and the server's on_reject counts it. Start-up and
+ * teardown: run.c.
  */
 #include "gateway_int.h"
 
@@ -91,6 +88,11 @@ static void release_slot(ig_gateway_t *gw, uint64_t held_us);
 static void requeue_alone(ig_pending_t *p);
 
 /* What batch calls may ask of the request path. */
+static void finish_call(ig_pending_t *p, bool reached);
+static const ig_forward_owner_t forward_owner = {
+    .call_over = finish_call,
+    .fail = ig_gw_pending_fail,
+};
 static const ig_bcall_owner_t bcall_owner = {
     .release_slot = release_slot,
     .requeue_alone = requeue_alone,
@@ -199,153 +201,9 @@ static void finish_call(ig_pending_t *p, bool reached)
     release_slot(gw, held);
 }
 
-static bool connection_listed(ig_slice_t conn_hdr, ig_slice_t name)
-{
-    /* Connection: a, b names more hop-by-hop headers (RFC 9110 7.6.1). */
-    const char *s = conn_hdr.base, *end = conn_hdr.base + conn_hdr.len;
-    while (s < end) {
-        while (s < end && (*s == ' ' || *s == ',' || *s == '\t'))
-            s++;
-        const char *t = s;
-        while (t < end && *t != ',' && *t != ' ' && *t != '\t')
-            t++;
-        if ((size_t)(t - s) == name.len && strncasecmp(s, name.base, name.len) == 0)
-            return true;
-        s = t;
-    }
-    return false;
-}
-
-static size_t build_forward_headers(ig_pending_t *p)
-{
-    ig_req_t *req = p->req;
-    ig_slice_t conn_hdr = ig_req_header(req, "connection");
-    ig_slice_t old_xff = {NULL, 0};
-    bool have_proto = false;
-    size_t n = 0;
-    for (size_t i = 0; i < req->nheaders && n < IG_GW_MAX_FWD_HEADERS - 4; i++) {
-        ig_slice_t name = req->headers[i].name;
-        if (ig_http_is_hop_by_hop(name) || ig_slice_ieq(name, "host") ||
-            ig_slice_ieq(name, "content-length") || ig_slice_ieq(name, "expect") ||
-            ig_slice_ieq(name, "x-infergate-timeout-ms") ||
-            (conn_hdr.base && connection_listed(conn_hdr, name)))
-            continue;
-        if (ig_slice_ieq(name, "x-forwarded-for")) {
-            if (!old_xff.base)
-                old_xff = req->headers[i].value;
-            continue;
-        }
-        if (ig_slice_ieq(name, "x-request-id"))
-            continue; /* the request's id (the client's, or a new one when it
-                       * sent none or an unusable one) is added below */
-        if (ig_slice_ieq(name, "x-forwarded-proto"))
-            have_proto = true;
-        p->fwd[n++] = req->headers[i];
-    }
-    ig_buf_reset(&p->xff);
-    if (old_xff.base && old_xff.len > 0 && ig_buf_append_slice(&p->xff, old_xff) == 0 &&
-        ig_buf_append(&p->xff, ", ", 2) == 0) {
-        /* appended below */
-    } else {
-        ig_buf_reset(&p->xff);
-    }
-    if (ig_buf_append_str(&p->xff, req->peer_ip) != 0) {
-        ig_buf_reset(&p->xff);
-        ig_buf_append_str(&p->xff, req->peer_ip);
-    }
-    p->fwd[n++] = (ig_header_t){IG_SLICE_LIT("X-Forwarded-For"), ig_slice(p->xff.base, p->xff.len)};
-    if (!have_proto)
-        p->fwd[n++] = (ig_header_t){IG_SLICE_LIT("X-Forwarded-Proto"), IG_SLICE_LIT("http")};
-    p->fwd[n++] = (ig_header_t){IG_SLICE_LIT("X-Request-Id"), req->request_id};
-    return n;
-}
-
-static int on_up_head(ig_ucall_t *c, int status, const ig_header_t *hdrs, size_t n,
-                      int64_t content_length)
-{
-    ig_pending_t *p = c->data;
-    ig_req_t *req = p->req;
-    if (p->state == P_ORPHAN)
-        return 0; /* read on, discarding */
-    p->head_ns = uv_hrtime();
-    ig_header_t out[IG_GW_MAX_FWD_HEADERS];
-    size_t k = 0;
-    /* The model's Connection header names more hop-by-hop headers (RFC
-     * 9110 7.6.1): they are for this hop only, as on the request side. */
-    for (size_t i = 0; i < n && k < IG_GW_MAX_FWD_HEADERS - 1; i++) {
-        ig_slice_t name = hdrs[i].name;
-        if (ig_http_is_hop_by_hop(name) || ig_slice_ieq(name, "content-length") ||
-            ig_slice_ieq(name, "x-request-id"))
-            continue;
-        bool listed = false;
-        for (size_t j = 0; j < n && !listed; j++)
-            listed =
-                ig_slice_ieq(hdrs[j].name, "connection") && connection_listed(hdrs[j].value, name);
-        if (listed)
-            continue;
-        out[k++] = hdrs[i];
-    }
-    double queue_ms = (double)(p->dispatched_ns - p->queued_ns) / 1e6;
-    double up_ms = (double)(p->head_ns - p->dispatched_ns) / 1e6;
-    int tl = snprintf(p->timing, sizeof(p->timing),
-                      "queue;dur=%.3f, upstream;dur=%.3f, batch;desc=1", queue_ms, up_ms);
-    out[k++] = (ig_header_t){IG_SLICE_LIT("Server-Timing"), ig_slice(p->timing, (size_t)tl)};
-    p->started = true;
-    ig_req_start(req, status, out, k, content_length >= 0 ? content_length : IG_REQ_CHUNKED);
-    return 0;
-}
-
-static void on_up_body(ig_ucall_t *c, const char *data, size_t len)
-{
-    ig_pending_t *p = c->data;
-    if (p->state == P_ORPHAN)
-        return;
-    if (ig_req_write(p->req, data, len) >= IG_SERVER_HIGH_WATER)
-        ig_upstream_pause(c);
-}
-
-static void on_client_writable(ig_req_t *req)
-{
-    ig_pending_t *p = req->data;
-    if (p && p->state == P_UPSTREAM)
-        ig_upstream_resume(&p->call);
-}
-
-static void on_up_done(ig_ucall_t *c, int err)
-{
-    ig_pending_t *p = c->data;
-    ig_gateway_t *gw = p->gw;
-    bool orphan = p->state == P_ORPHAN;
-    if (orphan)
-        gw->orphans--;
-    finish_call(p, err != IG_ECONNREFUSED && err != IG_ECANCELED);
-    if (orphan) {
-        pending_put(p);
-        return;
-    }
-    if (err == 0) {
-        ig_req_t *req = p->req;
-        pending_put(p);
-        ig_req_finish(req);
-        return;
-    }
-    ig_reason_t reason = ig_reason_of_upstream_error(err);
-    char msg[160];
-    if (reason == IG_REASON_UPSTREAM_TIMEOUT)
-        snprintf(msg, sizeof(msg), "the model did not answer in time");
-    else if (reason == IG_REASON_BAD_RESPONSE)
-        snprintf(msg, sizeof(msg), "the model sent an invalid HTTP response");
-    else if (reason == IG_REASON_DRAINING)
-        snprintf(msg, sizeof(msg), "the gateway is shutting down");
-    else
-        snprintf(msg, sizeof(msg), "the model is unavailable: %s", ig_strerror(err));
-    ig_gw_pending_fail(p, reason, msg);
-}
-
 static void dispatch(ig_pending_t *p)
 {
     ig_gateway_t *gw = p->gw;
-    ig_req_t *req = p->req;
     const ig_config_t *cfg = gw->cfg;
     p->dispatched_ns = uv_hrtime();
     ig_metrics_queue_wait(gw->metrics, p->route, (p->dispatched_ns - p->queued_ns) / 1000);
@@ -362,24 +220,8 @@ static void dispatch(ig_pending_t *p)
         if (left_ms < timeout_ms || timeout_ms == 0)
             timeout_ms = left_ms;
     }
-    ig_ucall_t *c = &p->call;
-    c->data = p;
-    c->method = req->method_name.base;
-    c->target = req->target;
-    c->nheaders = build_forward_headers(p);
-    c->headers = p->fwd;
-    c->body = req->body;
-    c->timeout_ms = timeout_ms;
-    c->on_head = on_up_head;
-    c->on_body = on_up_body;
-    c->on_done = on_up_done;
-    ig_pending_to(p, P_UPSTREAM);
-    req->on_writable = on_client_writable;
     ig_gw_update_gauges(gw);
-    if (ig_upstream_call(gw->upstream, c) != 0) {
-        finish_call(p, false);
-        ig_gw_pending_fail(p, IG_REASON_UPSTREAM_UNAVAILABLE, "the upstream pool refused the call");
-    }
+    ig_forward_start(p, &forward_owner, gw->upstream, timeout_ms);
 }
 
 /* ---- deadlines and client aborts ------------------------------------- */

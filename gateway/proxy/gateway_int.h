@@ -45,6 +45,14 @@ typedef struct {
     void (*reject)(ig_gateway_t *gw, ig_req_t *req, ig_reason_t reason, const char *msg);
 } ig_bcall_owner_t;
 
+/* What the passthrough forwarder needs from the request path. */
+typedef struct {
+    /* The call is over (`reached`: it got to the model): FREE, slot released. */
+    void (*call_over)(ig_pending_t *p, bool reached);
+    /* Ends the request with an error (or a cut connection, once started). */
+    void (*fail)(ig_pending_t *p, ig_reason_t reason, const char *msg);
+} ig_forward_owner_t;
+
 /* The sidecar's context: private to the proxy layer (gateway.h keeps it
  * opaque); run.c builds it. */
 struct ig_gateway {
@@ -102,6 +110,11 @@ void ig_gw_update_gauges(ig_gateway_t *gw);
 uint64_t ig_gw_now_us(const ig_gateway_t *gw);
 /* The batcher's on_due: a group's oldest member has waited max_delay_us. */
 void ig_gw_on_group_due(ig_batcher_t *b, ig_batch_group_t *g);
+
+/* forward.c: sends p's request to the model as it came (p: FREE or
+ * QUEUED -> UPSTREAM) and streams the answer back to its client. */
+void ig_forward_start(ig_pending_t *p, const ig_forward_owner_t *owner, ig_upstream_t *upstream,
+                      uint64_t timeout_ms);
 
 /* batch_call.c: sends members[0..n) (n >= 2, equal keys) as one call; the
  * first holds the concurrency slot. */

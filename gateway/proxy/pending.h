@@ -70,6 +70,7 @@ struct ig_pending {
     bool batching;            /* may share a call with others */
     bool started;             /* response head sent to the client */
     ig_bcall_t *bcall;
+    const void *fwd_owner; /* forward.c's owner table, while UPSTREAM/ORPHAN */
     uv_timer_t deadline_timer;
     uint64_t deadline_ns; /* 0: none */
     uint64_t queued_ns;
