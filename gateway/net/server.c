@@ -26,6 +26,7 @@
 #include "infergate/base/buf.h"
 #include "infergate/base/error.h"
 #include "infergate/base/log.h"
+#include "infergate/net/http.h"
 #include "server_int.h"
 
 /* Bytes a connection keeps from the client while a request is being

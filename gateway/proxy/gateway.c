@@ -24,6 +24,7 @@
 
 #include "infergate/base/error.h"
 #include "infergate/base/log.h"
+#include "infergate/net/http.h"
 
 uint64_t ig_gw_now_us(const ig_gateway_t *gw)
 {

@@ -20,15 +20,11 @@
 #include <uv.h>
 
 #include "infergate/base/slice.h"
+#include "infergate/net/http.h"
 
 typedef struct ig_server ig_server_t;
 typedef struct ig_req ig_req_t;
 typedef struct ig_conn ig_conn_t;
-
-typedef struct {
-    ig_slice_t name;
-    ig_slice_t value;
-} ig_header_t;
 
 /* The most headers a request may carry; more gives 431. */
 #define IG_SERVER_MAX_HEADERS 100
@@ -175,15 +171,5 @@ void ig_req_abort(ig_req_t *req);
 
 /* Forces `Connection: close` on this request's response. */
 void ig_req_set_close(ig_req_t *req);
-
-/* The reason phrase of an HTTP status ("Service Unavailable"). */
-const char *ig_http_status_text(int status);
-
-/* True for the hop-by-hop headers a proxy must not forward (RFC 9110 7.6.1):
- * Connection, Keep-Alive, Proxy-*, TE, Trailer, Transfer-Encoding, Upgrade. */
-bool ig_http_is_hop_by_hop(ig_slice_t name);
-
-/* Parses "host:port" / "[v6]:port" into a sockaddr. 0 or IG_EADDR. */
-int ig_addr_parse(const char *addr, struct sockaddr_storage *out);
 
 #endif

@@ -18,7 +18,7 @@
 #include <uv.h>
 
 #include "infergate/base/list.h"
-#include "infergate/net/server.h"
+#include "infergate/net/http.h"
 
 typedef struct ig_upstream ig_upstream_t;
 typedef struct ig_ucall ig_ucall_t;
