@@ -79,6 +79,10 @@ static void on_conn_handle_closed(uv_handle_t *h)
     free(c->req.headers);
     free(c);
     s->nconns--;
+    /* From a close callback, so the event never runs on the stack of the
+     * server function that closed the connection. */
+    if (!s->closing && s->opts.on_conn_closed)
+        s->opts.on_conn_closed(s, s->nconns, s->opts.ud);
     maybe_free_server(s);
 }
 
