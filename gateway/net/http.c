@@ -2,13 +2,14 @@
  * http.c: small HTTP facts shared by the server, the upstream client and
  * the model: reason phrases, hop-by-hop header names, address parsing.
  */
+#include "infergate/net/http.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "infergate/base/error.h"
-#include "infergate/net/server.h"
 
 const char *ig_http_status_text(int status)
 {

@@ -18,6 +18,7 @@
 
 #include "infergate/base/buf.h"
 #include "infergate/base/error.h"
+#include "infergate/net/http.h"
 #include "infergate/net/server.h"
 #include "server_int.h"
 

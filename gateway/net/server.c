@@ -26,6 +26,7 @@
 #include "infergate/base/buf.h"
 #include "infergate/base/error.h"
 #include "infergate/base/log.h"
+#include "infergate/net/http.h"
 #include "server_int.h"
 
 /* Bytes a connection keeps from the client while a request is being
@@ -78,6 +79,10 @@ static void on_conn_handle_closed(uv_handle_t *h)
     free(c->req.headers);
     free(c);
     s->nconns--;
+    /* From a close callback, so the event never runs on the stack of the
+     * server function that closed the connection. */
+    if (!s->closing && s->opts.on_conn_closed)
+        s->opts.on_conn_closed(s, s->nconns, s->opts.ud);
     maybe_free_server(s);
 }
 

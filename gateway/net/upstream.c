@@ -11,6 +11,13 @@
  * Timeouts live on the connection: while connecting, connect_timeout_ms;
  * once the request is written, the call's response timeout. Responses are
  * parsed with llhttp and streamed to the caller as they arrive.
+ *
+ * The callback rule: no callback of a call runs before ig_upstream_call
+ * returns. A failure found on the caller's stack (a write to a connection
+ * the model already reset, a connect that cannot even start) is put on the
+ * pool's pending list and reported by a zero timer from the loop
+ * (fail_later). A connection whose call is canceled while it connects
+ * finishes connecting and serves the next call that needs one.
  */
 #include "infergate/net/upstream.h"
 
@@ -39,9 +46,12 @@ typedef struct uconn {
     ig_link_t link;      /* in the pool's conns */
     ig_link_t idle_link; /* in the pool's idle list */
     uconn_state_t state;
-    bool reused;     /* served at least one call before the current one */
-    bool writing;    /* write_req in flight */
-    int connect_err; /* a connect that failed before it started */
+    /* Served a call or sat idle before the current one: the model may
+     * have closed it meanwhile, so a failure before any response byte is
+     * worth one retry on a fresh connection. */
+    bool reused;
+    bool writing; /* write_req in flight */
+    bool spare;   /* connecting, its call canceled, no call taken it over yet */
     ig_ucall_t *call;
     llhttp_t parser;
     bool head_method;
@@ -68,15 +78,25 @@ struct ig_upstream {
     char host[300];
     char base_path[512];
     llhttp_settings_t settings;
-    ig_list_t conns; /* every open connection */
+    ig_list_t conns; /* every open connection, not the closing ones */
     ig_list_t idle;  /* the idle ones */
     size_t nconns, nidle;
-    ig_list_t wait; /* calls waiting for a connection (ig_ucall_t.wait_link_) */
+    size_t nspare;   /* connecting ones without a call (uconn_t.spare) */
+    size_t nclosing; /* connections whose handles are closing */
+    ig_list_t wait;  /* calls waiting for a connection (ig_ucall_t.wait_link_) */
+    /* Calls that failed on the caller's stack, reported from the loop by
+     * `defer` (ig_ucall_t.wait_link_ too: a call is never in both). */
+    ig_list_t pending;
+    size_t npending;
+    uv_timer_t defer;
+    bool defer_closed;
+    bool serving; /* serve_waiters is on the stack */
     bool freeing;
     char readbuf[64 * 1024];
 };
 
 static void conn_fail(uconn_t *uc, int err);
+static void conn_fail_ex(uconn_t *uc, int err, bool defer);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 static void start_on_conn(uconn_t *uc, ig_ucall_t *c);
@@ -96,6 +116,7 @@ static void idle_remove(ig_upstream_t *u, uconn_t *uc)
  * connections and lets the rest age out. */
 static void idle_push(ig_upstream_t *u, uconn_t *uc)
 {
+    uc->reused = true; /* the model may close it while it waits */
     ig_list_push_front(&u->idle, &uc->idle_link);
     u->nidle++;
 }
@@ -115,12 +136,71 @@ static ig_ucall_t *wait_pop(ig_upstream_t *u)
     return IG_LIST_ITEM(ig_list_pop_front(&u->wait), ig_ucall_t, wait_link_);
 }
 
+/* ---- errors reported from the loop ----------------------------------- */
+
+static void on_defer(uv_timer_t *t)
+{
+    ig_upstream_t *u = t->data;
+    /* Only the calls queued before this run: a caller that starts a new
+     * call from on_done, and fails again at once, waits for the next one. */
+    size_t n = u->npending;
+    while (n-- > 0 && u->pending.head) {
+        ig_ucall_t *c = IG_LIST_ITEM(ig_list_pop_front(&u->pending), ig_ucall_t, wait_link_);
+        u->npending--;
+        int err = c->pend_err_;
+        c->pend_err_ = 0;
+        c->on_done(c, err);
+    }
+    if (u->pending.head && !u->freeing)
+        uv_timer_start(&u->defer, on_defer, 0, 0);
+}
+
+/* Ends `c` with `err` from the loop, not from the caller's stack. */
+static void fail_later(ig_upstream_t *u, ig_ucall_t *c, int err)
+{
+    c->pend_err_ = err;
+    ig_list_push_back(&u->pending, &c->wait_link_);
+    u->npending++;
+    if (!uv_is_active((uv_handle_t *)&u->defer))
+        uv_timer_start(&u->defer, on_defer, 0, 0);
+}
+
+static void attach(uconn_t *uc, ig_ucall_t *c)
+{
+    if (uc->spare) {
+        uc->spare = false;
+        uc->u->nspare--;
+    }
+    uc->call = c;
+    c->conn_ = uc;
+}
+
 /* ---- connection lifecycle --------------------------------------------- */
 
 static void maybe_free_pool(ig_upstream_t *u)
 {
-    if (u->freeing && u->nconns == 0)
+    if (u->freeing && u->nconns == 0 && u->nclosing == 0 && u->defer_closed)
         free(u);
+}
+
+static void on_defer_closed(uv_handle_t *h)
+{
+    ig_upstream_t *u = h->data;
+    u->defer_closed = true;
+    maybe_free_pool(u);
+}
+
+/* Opens connections for waiting calls while there is room. */
+static void serve_waiters(ig_upstream_t *u)
+{
+    /* open_conn_for can fail at once and close the connection, which
+     * comes back here: the outer loop goes on instead. */
+    if (u->serving)
+        return;
+    u->serving = true;
+    while (!u->freeing && u->wait.head && u->nconns < u->opts.max_connections)
+        open_conn_for(u, wait_pop(u));
+    u->serving = false;
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -133,26 +213,38 @@ static void on_handle_closed(uv_handle_t *h)
     ig_buf_dispose(&uc->head);
     free(uc->spans);
     free(uc);
-    u->nconns--;
-    /* A connection slot came free: serve the oldest waiting call. */
-    if (!u->freeing && u->wait.head && u->nconns < u->opts.max_connections)
-        open_conn_for(u, wait_pop(u));
+    u->nclosing--;
     maybe_free_pool(u);
 }
 
-/* Closes the connection; its current call (if any) is detached first by
- * the caller. */
-static void conn_close(uconn_t *uc)
+/* Closes the connection and gives up its slot at once; its current call
+ * (if any) is detached first by the caller. Serves no waiting call. */
+static void conn_drop(uconn_t *uc)
 {
     if (uc->state == U_CLOSED)
         return;
     ig_upstream_t *u = uc->u;
     if (uc->state == U_IDLE)
         idle_remove(u, uc);
+    if (uc->spare) {
+        uc->spare = false;
+        u->nspare--;
+    }
     uc->state = U_CLOSED;
     ig_list_remove(&u->conns, &uc->link);
+    u->nconns--;
+    u->nclosing++;
     uv_close((uv_handle_t *)&uc->timer, on_handle_closed);
     uv_close((uv_handle_t *)&uc->tcp, on_handle_closed);
+}
+
+/* Closes the connection; the slot that came free serves the oldest
+ * waiting call. */
+static void conn_close(uconn_t *uc)
+{
+    ig_upstream_t *u = uc->u;
+    conn_drop(uc);
+    serve_waiters(u);
 }
 
 /* RFC 9110 9.2.2: methods whose repetition has the effect of one request. */
@@ -165,8 +257,9 @@ static bool idempotent(const char *m)
     return false;
 }
 
-/* The current call ends with `err`; the connection is closed. */
-static void conn_fail(uconn_t *uc, int err)
+/* The current call ends with `err`, from the loop when `defer` (the
+ * failure was found on a caller's stack); the connection is closed. */
+static void conn_fail_ex(uconn_t *uc, int err, bool defer)
 {
     ig_ucall_t *c = uc->call;
     ig_upstream_t *u = uc->u;
@@ -177,22 +270,34 @@ static void conn_fail(uconn_t *uc, int err)
                  (err == IG_ECONNRESET || err == IG_EPROTO) &&
                  (!c->wrote_ || idempotent(c->method));
     uc->call = NULL;
-    conn_close(uc);
+    conn_drop(uc);
+    if (c) {
+        c->conn_ = NULL;
+        if (retry) {
+            /* The model probably closed this kept-alive connection while
+             * it was idle: try once more on a fresh one, in the slot this
+             * one just gave up (the call keeps its turn before waiters). */
+            c->retried_ = true;
+            ig_log_debug("retrying upstream call on a fresh connection after a stale one failed");
+            if (u->nconns < u->opts.max_connections)
+                open_conn_for(u, c);
+            else
+                ig_list_push_front(&u->wait, &c->wait_link_);
+            c = NULL;
+        }
+    }
+    serve_waiters(u);
     if (!c)
         return;
-    c->conn_ = NULL;
-    if (retry) {
-        /* The model probably closed this kept-alive connection while it
-         * was idle: try once more on a fresh one. */
-        c->retried_ = true;
-        ig_log_debug("retrying upstream call on a fresh connection after a stale one failed");
-        if (u->nconns < u->opts.max_connections)
-            open_conn_for(u, c);
-        else
-            wait_push(u, c);
-        return;
-    }
-    c->on_done(c, err);
+    if (defer)
+        fail_later(u, c, err);
+    else
+        c->on_done(c, err);
+}
+
+static void conn_fail(uconn_t *uc, int err)
+{
+    conn_fail_ex(uc, err, false);
 }
 
 /* Returns a connection whose call completed to the pool (or closes it),
@@ -420,8 +525,7 @@ static void start_on_conn(uconn_t *uc, ig_ucall_t *c)
 {
     ig_upstream_t *u = uc->u;
     uc->state = U_BUSY;
-    uc->call = c;
-    c->conn_ = uc;
+    attach(uc, c);
     c->got_response = false;
     uc->head_method = strcmp(c->method, "HEAD") == 0;
     uc->done = false;
@@ -462,7 +566,10 @@ static void start_on_conn(uconn_t *uc, ig_ucall_t *c)
     size_t done = w > 0 ? (size_t)w : 0;
     c->wrote_ = done > 0;
     if (w < 0 && w != UV_EAGAIN) {
-        conn_fail(uc, IG_ECONNRESET);
+        /* Nothing was written: a stale connection is retried, and the
+         * error of any other is reported from the loop, since this may
+         * run inside ig_upstream_call. */
+        conn_fail_ex(uc, IG_ECONNRESET, true);
         return;
     }
     if (done == o->len + c->body.len)
@@ -478,7 +585,7 @@ static void start_on_conn(uconn_t *uc, ig_ucall_t *c)
     int r =
         uv_write(&uc->write_req, (uv_stream_t *)&uc->tcp, bufs + first, nbufs - first, on_written);
     if (r < 0) {
-        conn_fail(uc, IG_ECONNRESET);
+        conn_fail_ex(uc, IG_ECONNRESET, true);
         return;
     }
     /* Queued: libuv may write part of it before failing, so from here on
@@ -504,11 +611,17 @@ static void on_connect(uv_connect_t *req, int status)
     }
     ig_ucall_t *c = uc->call;
     if (!c) {
-        /* Its call was canceled while connecting: keep the connection. */
+        /* Its call was canceled while connecting and no call took it over
+         * (ig_upstream_cancel hands it to a waiting one, ig_upstream_call
+         * takes a spare one): keep the connection. */
         ig_ucall_t *next = wait_pop(uc->u);
         if (next) {
             start_on_conn(uc, next);
         } else {
+            if (uc->spare) {
+                uc->spare = false;
+                uc->u->nspare--;
+            }
             uc->state = U_IDLE;
             idle_push(uc->u, uc);
         }
@@ -520,7 +633,7 @@ static void on_connect(uv_connect_t *req, int status)
 static void on_connect_timeout(uv_timer_t *t)
 {
     uconn_t *uc = t->data;
-    conn_fail(uc, uc->connect_err ? uc->connect_err : IG_ETIMEDOUT);
+    conn_fail(uc, IG_ETIMEDOUT);
 }
 
 static void open_conn_for(ig_upstream_t *u, ig_ucall_t *c)
@@ -537,15 +650,13 @@ static void open_conn_for(ig_upstream_t *u, ig_ucall_t *c)
     ig_list_push_front(&u->conns, &uc->link);
     u->nconns++;
     uc->state = U_CONNECTING;
-    uc->call = c;
-    c->conn_ = uc;
+    attach(uc, c);
     uc->connect_req.data = uc;
     int r = uv_tcp_connect(&uc->connect_req, &uc->tcp, (struct sockaddr *)&u->addr, on_connect);
     if (r < 0) {
-        /* Report asynchronously, as promised: the callback must not run
+        /* Reported from the loop, as promised: the callback must not run
          * before ig_upstream_call returns. */
-        uc->connect_err = IG_ECONNREFUSED;
-        uv_timer_start(&uc->timer, on_connect_timeout, 0, 0);
+        conn_fail_ex(uc, IG_ECONNREFUSED, true);
         return;
     }
     if (u->opts.connect_timeout_ms)
@@ -633,6 +744,8 @@ int ig_upstream_new(uv_loop_t *loop, const ig_upstream_opts_t *opts, ig_upstream
     u->settings.on_headers_complete = on_headers_complete;
     u->settings.on_body = on_body;
     u->settings.on_message_complete = on_message_complete;
+    uv_timer_init(loop, &u->defer);
+    u->defer.data = u;
     *out = u;
     return 0;
 fail:
@@ -647,6 +760,7 @@ int ig_upstream_call(ig_upstream_t *u, ig_ucall_t *c)
     c->conn_ = NULL;
     c->pool_ = u;
     c->wait_link_ = (ig_link_t){0};
+    c->pend_err_ = 0;
     c->retried_ = false;
     c->paused_ = false;
     c->got_response = false;
@@ -655,6 +769,17 @@ int ig_upstream_call(ig_upstream_t *u, ig_ucall_t *c)
         idle_remove(u, uc);
         start_on_conn(uc, c);
         return 0;
+    }
+    if (u->nspare > 0) {
+        /* A connection still connecting for a canceled call: on_connect
+         * sends this call on it. */
+        for (ig_link_t *l = u->conns.head; l; l = l->next) {
+            uconn_t *uc = IG_LIST_ITEM(l, uconn_t, link);
+            if (uc->spare) {
+                attach(uc, c);
+                return 0;
+            }
+        }
     }
     if (u->nconns < u->opts.max_connections)
         open_conn_for(u, c);
@@ -665,17 +790,34 @@ int ig_upstream_call(ig_upstream_t *u, ig_ucall_t *c)
 
 void ig_upstream_cancel(ig_ucall_t *c)
 {
+    ig_upstream_t *u = c->pool_;
+    if (c->pend_err_) {
+        /* Its error waits to be reported: it never will be. */
+        ig_list_remove(&u->pending, &c->wait_link_);
+        u->npending--;
+        c->pend_err_ = 0;
+        return;
+    }
     uconn_t *uc = c->conn_;
     if (uc) {
         uc->call = NULL;
         c->conn_ = NULL;
-        if (uc->state == U_BUSY)
+        if (uc->state == U_BUSY) {
             conn_close(uc);
-        /* A connecting one is kept for the next call (see on_connect). */
+        } else if (uc->state == U_CONNECTING) {
+            /* The connection goes on connecting, for the oldest waiting
+             * call or, failing one, the next call to come (see on_connect). */
+            ig_ucall_t *next = wait_pop(u);
+            if (next) {
+                attach(uc, next);
+            } else {
+                uc->spare = true;
+                u->nspare++;
+            }
+        }
         return;
     }
     /* Waiting for a connection. */
-    ig_upstream_t *u = c->pool_;
     if (u && ig_list_contains(&u->wait, &c->wait_link_))
         wait_remove(u, c);
 }
@@ -736,17 +878,24 @@ void ig_upstream_free(ig_upstream_t *u)
 {
     u->freeing = true;
     ig_ucall_t *c;
+    /* Errors already decided are told as they are, now. */
+    while ((c = IG_LIST_ITEM(ig_list_pop_front(&u->pending), ig_ucall_t, wait_link_))) {
+        u->npending--;
+        int err = c->pend_err_;
+        c->pend_err_ = 0;
+        c->on_done(c, err);
+    }
     while ((c = wait_pop(u)))
         c->on_done(c, IG_ECANCELED);
     while (u->conns.head) {
         uconn_t *uc = IG_LIST_ITEM(u->conns.head, uconn_t, link);
         ig_ucall_t *call = uc->call;
         uc->call = NULL;
-        conn_close(uc);
+        conn_drop(uc);
         if (call) {
             call->conn_ = NULL;
             call->on_done(call, IG_ECANCELED);
         }
     }
-    maybe_free_pool(u);
+    uv_close((uv_handle_t *)&u->defer, on_defer_closed);
 }

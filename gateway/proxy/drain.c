@@ -4,9 +4,10 @@
  * CLOSING ends when nothing is queued or with the model and every client
  * connection has closed (each response now carries Connection: close, and
  * a connection that has not sent its first request yet gets a moment to do
- * so, see ig_server_stop_accepting). Requests finishing and connections
- * closing poke the drain; a short poll while CLOSING covers connections
- * that close without a request finishing.
+ * so, see ig_server_stop_accepting). DONE ends when the last connection of
+ * either port has closed (its last response flushed) or FLUSH_MS passed.
+ * Nothing polls: requests finishing and connections closing (the servers'
+ * on_conn_closed, wired by run.c) poke the drain.
  */
 #include "infergate/proxy/drain.h"
 
@@ -34,10 +35,9 @@ struct ig_drain {
     uint64_t grace_ms, timeout_ms;
     ig_server_t *data, *admin;
     ig_drain_phase_t phase;
-    uv_timer_t timer;      /* grace, then drain.timeout_ms */
-    uv_timer_t poll_timer; /* CLOSING: connections; DONE: the flush */
+    uv_timer_t timer;      /* grace, then drain.timeout_ms, then the flush deadline */
+    uv_timer_t poll_timer; /* DONE: checks the flush from the loop, once per poke */
     uint64_t started_ns;
-    uint64_t flush_deadline_ns;
     bool timed_out; /* some requests were cut off by drain.timeout_ms */
     bool shut;      /* ops->shut_down was called */
     waiter_t *waiters;
@@ -133,13 +133,18 @@ static void shut_down(ig_drain_t *d)
     d->ops->shut_down(d->ud);
 }
 
-/* Waits for the last responses (drain waiters included) to be flushed. */
-static void on_flush_poll(uv_timer_t *t)
+/* DONE: the last responses (drain waiters included) are flushed when no
+ * connection is left; run from the loop, never inside a server callback. */
+static void on_flush_check(uv_timer_t *t)
 {
     ig_drain_t *d = t->data;
-    size_t open = ig_server_connections(d->data) + ig_server_connections(d->admin);
-    if (open == 0 || uv_hrtime() >= d->flush_deadline_ns)
+    if (ig_server_connections(d->data) + ig_server_connections(d->admin) == 0)
         shut_down(d);
+}
+
+static void on_flush_deadline(uv_timer_t *t)
+{
+    shut_down(t->data);
 }
 
 static void enter_done(ig_drain_t *d)
@@ -166,23 +171,19 @@ static void enter_done(ig_drain_t *d)
         free(w);
         ig_req_respond(req, 200, &ct, 1, body, (size_t)n);
     }
-    d->flush_deadline_ns = uv_hrtime() + (uint64_t)FLUSH_MS * 1000000;
-    uv_timer_stop(&d->poll_timer);
-    uv_timer_start(&d->poll_timer, on_flush_poll, 0, 20);
+    uv_timer_start(&d->timer, on_flush_deadline, FLUSH_MS, 0);
+    uv_timer_start(&d->poll_timer, on_flush_check, 0, 0);
 }
 
 void ig_drain_poke(ig_drain_t *d)
 {
+    if (d->phase == IG_DRAIN_DONE && !d->shut)
+        uv_timer_start(&d->poll_timer, on_flush_check, 0, 0);
     if (d->phase != IG_DRAIN_CLOSING)
         return;
     if (ig_server_active_requests(d->data) == 0 && d->ops->outstanding(d->ud) == 0 &&
         ig_server_connections(d->data) == 0)
         enter_done(d);
-}
-
-static void on_closing_poll(uv_timer_t *t)
-{
-    ig_drain_poke(t->data);
 }
 
 static void on_drain_timeout(uv_timer_t *t)
@@ -205,7 +206,6 @@ static void on_grace_over(uv_timer_t *t)
     ig_log_info("drain: grace period over, closing the listener");
     ig_server_stop_accepting(d->data);
     uv_timer_start(&d->timer, on_drain_timeout, d->timeout_ms, 0);
-    uv_timer_start(&d->poll_timer, on_closing_poll, 10, 10);
     ig_drain_poke(d);
 }
 

@@ -12,6 +12,7 @@
 
 #include "gateway_int.h"
 #include "infergate/base/error.h"
+#include "infergate/net/http.h"
 
 static bool connection_listed(ig_slice_t conn_hdr, ig_slice_t name)
 {

@@ -66,6 +66,15 @@ static void on_admin_reject(ig_req_t *req, ig_reason_t reason, void *ud)
     ig_metrics_rejected(gw->metrics, IG_METRICS_NO_ROUTE, reason);
 }
 
+/* Either port: a client connection closed. */
+static void on_conn_closed(ig_server_t *s, size_t open, void *ud)
+{
+    ig_gateway_t *gw = ud;
+    (void)s, (void)open;
+    if (gw->drain)
+        ig_drain_poke(gw->drain);
+}
+
 static void on_data_request(ig_req_t *req, void *ud)
 {
     ig_gateway_t *gw = ud;
@@ -208,6 +217,7 @@ int ig_gateway_run(const ig_config_t *cfg)
         .on_request = on_data_request,
         .on_complete = on_data_complete,
         .on_reject = on_data_reject,
+        .on_conn_closed = on_conn_closed,
         .ud = gw,
     };
     gw->data = ig_server_new(&loop, &so);

@@ -20,16 +20,12 @@
 #include <uv.h>
 
 #include "infergate/base/slice.h"
+#include "infergate/net/http.h"
 #include "infergate/net/reason.h"
 
 typedef struct ig_server ig_server_t;
 typedef struct ig_req ig_req_t;
 typedef struct ig_conn ig_conn_t;
-
-typedef struct {
-    ig_slice_t name;
-    ig_slice_t value;
-} ig_header_t;
 
 /* The most headers a request may carry; more gives 431. */
 #define IG_SERVER_MAX_HEADERS 100
@@ -57,11 +53,22 @@ typedef void (*ig_reject_cb)(ig_req_t *req, ig_reason_t reason, void *ud);
  * the response status, 0 if no response could be sent. */
 typedef void (*ig_complete_cb)(ig_req_t *req, int status, uint64_t bytes_out, void *ud);
 
+/* Called from the loop (a handle's close callback, never on the stack of a
+ * server function) each time a client connection has closed and its
+ * memory is released, with `open`, the connections still open (what
+ * ig_server_connections() returns then). Connections closed right after
+ * accept (over max_connections, or after stop_accepting) count too. Not
+ * called once ig_server_close has begun. This is the event a drain waits
+ * for: after ig_server_stop_accepting, `open == 0` means every client
+ * connection is gone, with no need to poll ig_server_connections(). */
+typedef void (*ig_conn_closed_cb)(ig_server_t *s, size_t open, void *ud);
+
 typedef struct {
     ig_server_limits_t limits;
     ig_request_cb on_request;
-    ig_complete_cb on_complete; /* may be NULL */
-    ig_reject_cb on_reject;     /* may be NULL */
+    ig_complete_cb on_complete;       /* may be NULL */
+    ig_reject_cb on_reject;           /* may be NULL */
+    ig_conn_closed_cb on_conn_closed; /* may be NULL */
     void *ud;
     const char *server_name; /* value of the Server header, NULL for none */
 } ig_server_opts_t;
@@ -128,7 +135,8 @@ void ig_server_close_soon(ig_server_t *s);
  * requests, gives connections that have not sent their first request
  * IG_SERVER_FIRST_REQUEST_GRACE_MS more, and marks every later response
  * `Connection: close`. In-progress requests continue. Idempotent.
- * ig_server_connections() reaching 0 afterwards means fully drained. */
+ * ig_server_connections() reaching 0 afterwards means fully drained; the
+ * on_conn_closed option reports that moment without polling. */
 void ig_server_stop_accepting(ig_server_t *s);
 
 /* Closes every connection (aborting in-progress requests via on_abort) and
@@ -191,15 +199,5 @@ void ig_req_abort(ig_req_t *req);
 
 /* Forces `Connection: close` on this request's response. */
 void ig_req_set_close(ig_req_t *req);
-
-/* The reason phrase of an HTTP status ("Service Unavailable"). */
-const char *ig_http_status_text(int status);
-
-/* True for the hop-by-hop headers a proxy must not forward (RFC 9110 7.6.1):
- * Connection, Keep-Alive, Proxy-*, TE, Trailer, Transfer-Encoding, Upgrade. */
-bool ig_http_is_hop_by_hop(ig_slice_t name);
-
-/* Parses "host:port" / "[v6]:port" into a sockaddr. 0 or IG_EADDR. */
-int ig_addr_parse(const char *addr, struct sockaddr_storage *out);
 
 #endif

@@ -7,6 +7,11 @@
  * failed on a reused connection before any response byte arrived is retried
  * once on a fresh connection, since the model may have closed it while idle.
  *
+ * The callback rule: no callback of a call ever runs before
+ * ig_upstream_call returns. Failures found while the call is being started
+ * (a write to a connection the model already reset, a connect that cannot
+ * start) are reported from the loop, on the next turn.
+ *
  * The pool knows nothing about admission or routes: the concurrency limit
  * towards the model is the caller's (admission.c).
  */
@@ -18,7 +23,7 @@
 #include <uv.h>
 
 #include "infergate/base/list.h"
-#include "infergate/net/server.h"
+#include "infergate/net/http.h"
 
 typedef struct ig_upstream ig_upstream_t;
 typedef struct ig_ucall ig_ucall_t;
@@ -49,16 +54,19 @@ struct ig_ucall {
     int (*on_head)(ig_ucall_t *c, int status, const ig_header_t *hdrs, size_t n,
                    int64_t content_length);
     void (*on_body)(ig_ucall_t *c, const char *data, size_t len);
-    /* Runs exactly once unless the call was canceled: err is 0, or
-     * IG_ECONNREFUSED (could not connect), IG_ECONNRESET (connection lost),
-     * IG_ETIMEDOUT (connect or response timeout), IG_EPROTO (bad response).
+    /* Runs exactly once unless the call was canceled, never before
+     * ig_upstream_call returned: err is 0, or IG_ECONNREFUSED (could not
+     * connect), IG_ECONNRESET (connection lost), IG_ETIMEDOUT (connect or
+     * response timeout), IG_EPROTO (bad response), IG_ECANCELED (the pool
+     * was freed).
      *
-     * A reused (kept-alive) connection that fails before any response byte
-     * arrived is retried once on a fresh connection, but only when that is
-     * safe (RFC 9110 9.2.2): the method is idempotent (GET, HEAD, OPTIONS,
-     * TRACE, PUT, DELETE) or no byte of the request was written. A POST the
-     * model may have started on is never sent twice: the call fails with
-     * IG_ECONNRESET instead. */
+     * A reused connection (one that served a call or sat idle in the pool,
+     * e.g. opened for a call canceled while it connected) that fails before
+     * any response byte arrived is retried once on a fresh connection, but
+     * only when that is safe (RFC 9110 9.2.2): the method is idempotent
+     * (GET, HEAD, OPTIONS, TRACE, PUT, DELETE) or no byte of the request
+     * was written. A POST the model may have started on is never sent
+     * twice: the call fails with IG_ECONNRESET instead. */
     void (*on_done)(ig_ucall_t *c, int err);
 
     /* Set by the pool: whether any response byte arrived (the caller then
@@ -72,6 +80,7 @@ struct ig_ucall {
     bool retried_;
     bool wrote_; /* some byte of the request reached the socket */
     bool paused_;
+    int pend_err_; /* non-zero while its error waits to be reported from the loop */
     ig_upstream_t *pool_;
 };
 
@@ -81,7 +90,9 @@ int ig_upstream_new(uv_loop_t *loop, const ig_upstream_opts_t *opts, ig_upstream
                     size_t errlen);
 
 /* Starts a call. Returns 0 (callbacks will run later, never before this
- * returns) or IG_EINVAL (then no callback ever runs). */
+ * returns, errors found at once included) or IG_EINVAL (then no callback
+ * ever runs). Takes an idle connection, else one still connecting for a
+ * canceled call, else opens one, else waits (FIFO) for one. */
 int ig_upstream_call(ig_upstream_t *u, ig_ucall_t *c);
 
 /* Lets a call run on after its caller frees the request (method, target,
@@ -91,11 +102,15 @@ int ig_upstream_call(ig_upstream_t *u, ig_ucall_t *c);
  * or IG_EAGAIN when part of the request is still unwritten (cancel it). */
 int ig_upstream_orphan(ig_ucall_t *c);
 
-/* Abandons a call: no callback runs afterwards. A connection in the middle
- * of the call is closed, not returned to the pool. */
+/* Abandons a call: no callback runs afterwards (also when its error was
+ * already waiting to be reported). A connection in the middle of the call
+ * is closed, not returned to the pool; one still connecting goes on
+ * connecting for the next call that needs one. */
 void ig_upstream_cancel(ig_ucall_t *c);
 
-/* Stops / restarts delivering on_body (backpressure from a slow client). */
+/* Stops / restarts reading the response (backpressure from a slow client).
+ * Bytes already read when pause is called (at most one 64 KiB read) are
+ * still delivered to on_body; nothing more is read until resume. */
 void ig_upstream_pause(ig_ucall_t *c);
 void ig_upstream_resume(ig_ucall_t *c);
 
@@ -108,8 +123,11 @@ const char *ig_upstream_host(const ig_upstream_t *u);
 size_t ig_upstream_open_connections(const ig_upstream_t *u);
 size_t ig_upstream_idle_connections(const ig_upstream_t *u);
 
-/* Closes every connection, fails waiting calls with IG_ECANCELED, frees the
- * pool after the handles close. */
+/* Closes every connection and ends every call not yet done before it
+ * returns (unlike ig_upstream_call, on_done runs on this stack): calls
+ * whose error was waiting to be reported get that error, the others
+ * IG_ECANCELED. The pool's memory is freed once its handles closed (the
+ * loop must run); `u` must not be used after this call. */
 void ig_upstream_free(ig_upstream_t *u);
 
 #endif

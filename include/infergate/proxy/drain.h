@@ -52,8 +52,9 @@ void ig_drain_free(ig_drain_t *d);
 
 /* Starts the drain (SIGTERM, SIGINT, POST /admin/drain); later calls do nothing. */
 void ig_drain_start(ig_drain_t *d, const char *why);
-/* Something finished (a data-port request was answered, a connection
- * closed): the drain may be complete. */
+/* Something finished (a data-port request was answered, a connection of
+ * either port closed): the drain may be complete. Cheap; call it on every
+ * such event. */
 void ig_drain_poke(ig_drain_t *d);
 /* Parks an admin request (GET /admin/drain?wait=1) until DONE. */
 void ig_drain_add_waiter(ig_drain_t *d, ig_req_t *req);
