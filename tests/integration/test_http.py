@@ -423,7 +423,7 @@ def data_port_health_answered_by_gateway():
     with h.Env("health-down") as env:
         # Upstream not running: a forwarded probe would give 502; the gateway
         # answers itself: live 200, ready 503.
-        gw = env.gateway("http://127.0.0.1:%d" % h.free_port(), wait_ready=False)
+        gw = env.gateway("http://127.0.0.1:%d" % h.refused_port(), wait_ready=False)
         h.check_eq(gw.data("GET", "/v2/health/live").status, 200,
                    "/v2/health/live with the model down")
         h.check_eq(gw.data("GET", "/v2/health/ready").status, 503,

@@ -42,7 +42,7 @@ def wrk_inference_under_concurrency_limit():
         model = env.model("--quiet", "--cost-base-us", "500", "--max-concurrency", "0")
         gw = env.gateway(model.url, {"routes": h.PASSTHROUGH_ONLY,
                                      "upstream": {"max_concurrency": 4},
-                                     "log": {"level": "warn", "access_log": False}})
+                                     "log": {"level": "info", "access_log": False}})
         model.reset_stats()
         lua = ('wrk.method = "POST"\n'
                'wrk.body = \'%s\'\n'
@@ -65,7 +65,7 @@ def wrk_inference_under_concurrency_limit():
 def wrk_passthrough_echo():
     with h.Env("wrk-echo") as env:
         model = env.model("--quiet", "--max-concurrency", "0")
-        gw = env.gateway(model.url, {"log": {"level": "warn", "access_log": False}})
+        gw = env.gateway(model.url, {"log": {"level": "info", "access_log": False}})
         lua = 'wrk.method = "POST"\nwrk.body = string.rep("x", 2048)\n'
         run_wrk(env, "http://127.0.0.1:%d/echo" % gw.port, 64, 3, lua)
         r = gw.data("POST", "/echo", body=b"still here")

@@ -38,7 +38,7 @@ def v2(rows, rid=None):
 @suite.case
 def upstream_refused_502():
     with h.Env("refused") as env:
-        gw = env.gateway("http://127.0.0.1:%d" % h.free_port(), wait_ready=False)
+        gw = env.gateway("http://127.0.0.1:%d" % h.refused_port(), wait_ready=False)
         r = gw.data("POST", V1_PATH, body=v1([SETOSA]), headers=JSON_HDR)
         h.check_error(r, 502, "upstream_unavailable", "POST with the model not running")
         r = gw.data("GET", "/headers")
