@@ -110,7 +110,7 @@ def body_too_large_413_content_length():
             c.send(h.http_req("POST", "/echo", body=b"x" * 2000))
             r = c.read_response()
             h.check(r is not None, "no response to a 2000-byte body")
-            h.check_error(r, 413, None, "2000-byte body with max_body_bytes 1000")
+            h.check_error(r, 413, "body_too_large", "2000-byte body with max_body_bytes 1000")
         finally:
             c.close()
         r = gw.data("POST", "/echo", body=b"y" * 900)
