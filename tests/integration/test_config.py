@@ -21,11 +21,11 @@ def run_gw(args, timeout=30):
 
 
 def good_config():
-    data_port, admin_port = h.free_port_pair()
+    # check-config and a serve that stops at a config error bind nothing.
     return {
-        "listen": "127.0.0.1:%d" % data_port,
-        "admin_listen": "127.0.0.1:%d" % admin_port,
-        "upstream": {"url": "http://127.0.0.1:%d" % h.free_port(), "max_concurrency": 7},
+        "listen": "127.0.0.1:0",
+        "admin_listen": "127.0.0.1:0",
+        "upstream": {"url": "http://127.0.0.1:%d" % h.refused_port(), "max_concurrency": 7},
         "limits": {"max_queue": 33},
     }
 

@@ -46,7 +46,7 @@ def sigterm_under_load_loses_nothing():
             "routes": h.PASSTHROUGH_ONLY,
             "upstream": {"max_concurrency": 8},
             "drain": {"grace_ms": grace_ms, "timeout_ms": timeout_ms},
-            "log": {"level": "warn", "access_log": False},
+            "log": {"level": "info", "access_log": False},
         })
         req = h.http_req("POST", V1_PATH, body=V1_BODY, headers=JSON_HDR)
         load = h.LoadClient("127.0.0.1", gw.port, req, connections=32, max_requests=400000)

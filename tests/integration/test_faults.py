@@ -398,10 +398,16 @@ def upstream_errors(ms):
     return {lb.get("reason"): v for name, lb, v in ms if name == "infergate_upstream_errors_total"}
 
 
+GAUGES = ("infergate_inflight_requests", "infergate_queue_depth", "infergate_upstream_inflight")
+
+
 def gauges(ms):
-    return {(name, lb.get("route")): v for name, lb, v in ms
-            if name in ("infergate_inflight_requests", "infergate_queue_depth",
-                        "infergate_upstream_inflight")}
+    """{(name, route): value} of the gauges; each must be exported (a gauge
+    missing from /metrics would otherwise read as "back to 0")."""
+    out = {(name, lb.get("route")): v for name, lb, v in ms if name in GAUGES}
+    missing = [g for g in GAUGES if not any(k[0] == g for k in out)]
+    h.check(not missing, "GET /metrics lacks the gauges %s" % missing)
+    return out
 
 
 def wait_gauges_zero(gw, what):
@@ -518,15 +524,25 @@ def sent_per_route(reqs):
     return sent
 
 
-def clean_round(gw, echo, fds, what):
-    """No fault: every request gets its own 200."""
+def _ok_round(gw, echo, what):
     echo.reset()
     before = requests_by_route(metrics(gw))
     reqs = requests_for_round()
     outs = send_all(gw, reqs)
     verify_round(gw, echo, reqs, outs, lambda r: [OK], before, what)
-    if fds is not None:
-        fds.check(what)
+
+
+def warm_up(gw, echo):
+    """A clean round before the descriptor baseline is taken: it opens the
+    gateway's pooled connections to the model."""
+    _ok_round(gw, echo, "warm-up")
+
+
+def clean_round(gw, echo, fds, what):
+    """No fault: every request gets its own 200, and the gateway's
+    descriptors are back to the baseline `fds`."""
+    _ok_round(gw, echo, what)
+    fds.check(what)
 
 
 def fault_case(name, fault, expect, must_reach=True, clear=None):
@@ -534,7 +550,7 @@ def fault_case(name, fault, expect, must_reach=True, clear=None):
     `clear` (default: the keys set back to false), a clean round."""
     with h.Env(name) as env:
         echo, gw = start(env)
-        clean_round(gw, echo, None, "warm-up")
+        warm_up(gw, echo)
         fds = FdBaseline(gw, echo)
         echo.reset()
         before = requests_by_route(metrics(gw))
@@ -566,7 +582,7 @@ def model_crash_mid_batch_gets_502_readiness_follows_and_serving_resumes():
     up, /readyz turns 200 and a clean round gets 200 everywhere."""
     with h.Env("crash") as env:
         echo, gw = start(env)
-        clean_round(gw, echo, None, "warm-up")
+        warm_up(gw, echo)
         fds = FdBaseline(gw, echo)
         echo.reset()
         before = requests_by_route(metrics(gw))
@@ -607,7 +623,7 @@ def hung_model_times_out_with_route_and_header_deadlines():
     answered); once the hang is cleared a clean round gets 200."""
     with h.Env("hang") as env:
         echo, gw = start(env, qt=2000)
-        clean_round(gw, echo, None, "warm-up")
+        warm_up(gw, echo)
         fds = FdBaseline(gw, echo)
         echo.reset()
         before = requests_by_route(metrics(gw))
@@ -716,7 +732,7 @@ def bug_upstream_errors_total_counts_batch_members_not_calls():
     every batch member), 2K + 2."""
     with h.Env("errcount") as env:
         echo, gw = start(env)
-        clean_round(gw, echo, None, "warm-up")
+        warm_up(gw, echo)
         echo.reset()
         before = upstream_errors(metrics(gw))
         echo.configure(malformed=True)
@@ -754,7 +770,7 @@ def clients_that_leave_while_queued_never_reach_the_model():
     200."""
     with h.Env("leavequeued") as env:
         echo, gw = start(env, concurrency=1)
-        clean_round(gw, echo, None, "warm-up")
+        warm_up(gw, echo)
         fds = FdBaseline(gw, echo)
         echo.reset()
         before = requests_by_route(metrics(gw))
@@ -795,7 +811,7 @@ def clients_that_leave_while_their_batch_is_at_the_model():
     one call, gauges return to 0, counters count every request once."""
     with h.Env("leavebatch") as env:
         echo, gw = start(env)
-        clean_round(gw, echo, None, "warm-up")
+        warm_up(gw, echo)
         fds = FdBaseline(gw, echo)
         echo.reset()
         before = requests_by_route(metrics(gw))
@@ -846,7 +862,7 @@ def client_that_leaves_while_the_answer_streams():
     clean round gets 200."""
     with h.Env("leavestream") as env:
         echo, gw = start(env)
-        clean_round(gw, echo, None, "warm-up")
+        warm_up(gw, echo)
         fds = FdBaseline(gw, echo)
         echo.reset()
         before = requests_by_route(metrics(gw))

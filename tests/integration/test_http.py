@@ -153,7 +153,7 @@ def body_too_large_413_content_length():
             c.send(h.http_req("POST", "/echo", body=b"x" * 2000))
             r = c.read_response()
             h.check(r is not None, "no response to a 2000-byte body")
-            h.check_error(r, 413, None, "2000-byte body with max_body_bytes 1000")
+            h.check_error(r, 413, "body_too_large", "2000-byte body with max_body_bytes 1000")
         finally:
             c.close()
         r = gw.data("POST", "/echo", body=b"y" * 900)
@@ -466,7 +466,7 @@ def data_port_health_answered_by_gateway():
     with h.Env("health-down") as env:
         # Upstream not running: a forwarded probe would give 502; the gateway
         # answers itself: live 200, ready 503.
-        gw = env.gateway("http://127.0.0.1:%d" % h.free_port(), wait_ready=False)
+        gw = env.gateway("http://127.0.0.1:%d" % h.refused_port(), wait_ready=False)
         h.check_eq(gw.data("GET", "/v2/health/live").status, 200,
                    "/v2/health/live with the model down")
         h.check_eq(gw.data("GET", "/v2/health/ready").status, 503,

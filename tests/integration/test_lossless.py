@@ -710,7 +710,7 @@ def binary_answer_of_the_wrong_size_fails_the_batch_with_502():
                      [lambda c, raw=raw: raw in c["body"] for raw in raws], "binary FP32")
         for k, r in enumerate(got):
             what = "member %d of a batch answered one byte short" % k
-            h.check_error(r, 502, None, what)
+            h.check_error(r, 502, "bad_response", what)
             msg = r.json()["error"]
             h.check("binary" in msg.lower(), "%s: the 502 message does not say binary: %r"
                     % (what, msg))

@@ -225,7 +225,7 @@ def bearer_token_not_logged_or_echoed():
 def model_down_502_no_secret():
     seen = Seen([UPSTREAM_PW, BEARER])
     with h.Env("secrets-502") as env:
-        dead = h.free_port()
+        dead = h.refused_port()
         gw = env.gateway(upstream_url(dead), dict(DEBUG, routes=routes()), wait_ready=False)
         hdr = dict(JSON_HDR, **AUTH_HDR)
         for what, method, path, body, headers in [
@@ -444,12 +444,12 @@ def bootstrap_failures_not_printed():
                 or "Signature" in p.stderr, p.stderr)
         b.run("apply", env=b.aws_env(AWS_SESSION_TOKEN=AWS_WRONG_SECRET), want=1)
         # The Kubernetes API down (a kubeconfig with the token pointing nowhere).
-        kc = e.write_kubeconfig("http://127.0.0.1:%d" % h.free_port(), {"token": KUBE_TOKEN},
+        kc = e.write_kubeconfig("http://127.0.0.1:%d" % h.refused_port(), {"token": KUBE_TOKEN},
                                 name="dead")
         b.run("plan", env=b.aws_env(KUBECONFIG=kc), want=1)
         # A kubeconfig whose token sits in a server URL's user info, and a
         # bootstrap config whose upstream.url carries a password.
-        kc = e.write_kubeconfig("http://u:%s@127.0.0.1:%d" % (KUBE_TOKEN, h.free_port()),
+        kc = e.write_kubeconfig("http://u:%s@127.0.0.1:%d" % (KUBE_TOKEN, h.refused_port()),
                                 {"token": KUBE_TOKEN}, name="userinfo")
         b.run("plan", env=b.aws_env(KUBECONFIG=kc), want=1)
         cfg = json.load(open(e.config))
