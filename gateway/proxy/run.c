@@ -263,7 +263,10 @@ int ig_gateway_run(const ig_config_t *cfg)
     ig_buf_printf(f, ",\"admin_port\":%d,\"upstream\":", ig_server_port(gw->admin));
     ig_buf_append_json_str(f, shown_url, strlen(shown_url));
     const char *fields = f->base;
-    IG_LOGF(IG_LOG_INFO, fields, "infergate serving");
+    /* Written at every level but off: it is the one line that says where
+     * the gateway listens (with port 0, the only way to learn it). */
+    if (ig_log_threshold < IG_LOG_OFF)
+        ig_log_write(IG_LOG_INFO, fields, "infergate serving");
     uv_run(&loop, UV_RUN_DEFAULT);
     rc = ig_drain_exit_code(gw->drain);
     gw->data = gw->admin = NULL; /* closed by drain_shut_down */

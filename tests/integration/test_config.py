@@ -156,10 +156,22 @@ def admin_config_shows_effective_config():
 
 @suite.case
 def port_zero_binds_free_ports_and_logs_them():
-    with h.Env("port0") as env:
+    port_zero_logged_at("info")
+
+
+@suite.case
+def port_zero_logged_even_at_log_level_error():
+    # The start-up line is the only report of the bound ports: a quiet
+    # gateway (log.level warn or error) must still write it.
+    port_zero_logged_at("error")
+
+
+def port_zero_logged_at(level):
+    with h.Env("port0-" + level) as env:
         model = env.model("--quiet")
         cfg = {"listen": "127.0.0.1:0", "admin_listen": "127.0.0.1:0",
-               "upstream": {"url": model.url}, "drain": {"grace_ms": 0}}
+               "upstream": {"url": model.url}, "drain": {"grace_ms": 0},
+               "log": {"level": level}}
         path = write_json(env.dir, "port0.json", cfg)
         p = subprocess.Popen([h.gateway_bin(), "serve", "-c", path], stderr=subprocess.PIPE,
                              stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
