@@ -23,20 +23,9 @@
 #include "infergate/base/error.h"
 #include "infergate/base/log.h"
 
-uint64_t ig_gw_now_us(const ig_gateway_t *gw)
-{
-    return uv_now(gw->loop) * 1000;
-}
-
 static void pending_put(ig_pending_t *p)
 {
     ig_pending_put(&p->gw->pendings, p);
-}
-
-void ig_gw_update_gauges(ig_gateway_t *gw)
-{
-    ig_metrics_set_inflight(gw->metrics, gw->inflight);
-    ig_metrics_set_upstream_inflight(gw->metrics, gw->adm.inflight);
 }
 
 static void depth_change(ig_gateway_t *gw, size_t route, int delta)

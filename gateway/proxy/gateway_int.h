@@ -106,8 +106,19 @@ bool ig_gateway_ready(const ig_gateway_t *gw);
 void ig_admin_on_request(ig_req_t *req, void *ud);
 
 void ig_gw_pending_fail(ig_pending_t *p, ig_reason_t reason, const char *msg);
-void ig_gw_update_gauges(ig_gateway_t *gw);
-uint64_t ig_gw_now_us(const ig_gateway_t *gw);
+/* The loop's clock in µs, and the in-flight gauges set from the context:
+ * inline, so that every proxy file may use them without calling into
+ * gateway.c. */
+static inline uint64_t ig_gw_now_us(const ig_gateway_t *gw)
+{
+    return uv_now(gw->loop) * 1000;
+}
+
+static inline void ig_gw_update_gauges(ig_gateway_t *gw)
+{
+    ig_metrics_set_inflight(gw->metrics, gw->inflight);
+    ig_metrics_set_upstream_inflight(gw->metrics, gw->adm.inflight);
+}
 /* The batcher's on_due: a group's oldest member has waited max_delay_us. */
 void ig_gw_on_group_due(ig_batcher_t *b, ig_batch_group_t *g);
 

@@ -137,8 +137,12 @@ static void answer(ig_req_t *req, answer_t how, uint64_t h)
         ig_req_finish(req);
         break;
     case ANSWER_ERROR:
-        ig_req_error(req, 400 + (int)((h >> 16) % 100), "fuzz_reason",
-                     "a message with \"quotes\", \\ and \x01 control bytes", hdrs, nh);
+        if ((h >> 16) & 1)
+            ig_req_error(req, 400 + (int)((h >> 17) % 100),
+                         "a message with \"quotes\", \\ and \x01 control bytes", hdrs, nh);
+        else
+            ig_req_reject(req, (ig_reason_t)((h >> 17) % IG_REASON__COUNT),
+                          "a message with \"quotes\", \\ and \x01 control bytes", hdrs, nh);
         break;
     default:
         ig_req_respond(req, 200, NULL, 0, "?", 1);
