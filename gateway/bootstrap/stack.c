@@ -10,6 +10,7 @@
  * prints, shared by every backend.
  */
 #include <math.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include "infergate/bootstrap/kube.h"
 #include "infergate/bootstrap/stack.h"
 #include "infergate/base/error.h"
+#include "infergate/base/hash.h"
 #include "infergate/base/log.h"
 
 void ig_bs_stack_init(ig_bs_stack_t *s)
@@ -220,16 +222,6 @@ static char *gateway_config_json(const ig_config_t *gc)
     return ig_buf_take(&b, NULL);
 }
 
-static unsigned long long fnv1a(const char *s)
-{
-    unsigned long long h = 1469598103934665603ULL;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
 static void quantity(char *out, size_t n, double v)
 {
     long long milli = llround(v * 1000.0);
@@ -288,7 +280,7 @@ static int common_vars(const ig_bs_conf_t *c, const ig_config_t *gc, ig_tpl_vars
         return IG_ECONFIG;
     }
     ig_tpl_vars_set(v, "GATEWAY_CONFIG", cfg);
-    ig_tpl_vars_setf(v, "CONFIG_HASH", "%016llx", fnv1a(cfg));
+    ig_tpl_vars_setf(v, "CONFIG_HASH", "%016" PRIx64, ig_hash_bytes(cfg, strlen(cfg)));
     free(cfg);
 
     ig_tpl_vars_set(v, "NAME", c->name);

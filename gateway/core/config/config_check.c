@@ -213,12 +213,12 @@ int ig_config_validate(const ig_config_t *c, char *err, size_t errlen)
         if (k->kind == IG_CONFIG_K_STR) {
             const char *s = *(char *const *)ig_config_field_ptr(c, k);
             if (!s)
-                return ig_config_fail(err, errlen, IG_ECONFIG, "%s: is not set", k->path);
+                return ig_error_fmt(err, errlen, IG_ECONFIG, "%s: is not set", k->path);
             const char *why = k->check ? k->check(s) : NULL;
             if (why) {
                 char *shown = ig_log_redact_url(s); /* upstream.url may hold a password */
-                int rc = ig_config_fail(err, errlen, IG_ECONFIG, "%s: %s, got '%s'", k->path, why,
-                                        shown);
+                int rc =
+                    ig_error_fmt(err, errlen, IG_ECONFIG, "%s: %s, got '%s'", k->path, why, shown);
                 free(shown);
                 return rc;
             }
@@ -231,12 +231,12 @@ int ig_config_validate(const ig_config_t *c, char *err, size_t errlen)
             }
         } else if (k->kind == IG_CONFIG_K_LEVEL) {
             if ((unsigned)c->log.level > IG_LOG_OFF)
-                return ig_config_fail(err, errlen, IG_ECONFIG, "%s: unknown level %d", k->path,
-                                      (int)c->log.level);
+                return ig_error_fmt(err, errlen, IG_ECONFIG, "%s: unknown level %d", k->path,
+                                    (int)c->log.level);
         }
     }
     if (!c->routes || c->nroutes == 0)
-        return ig_config_fail(err, errlen, IG_ECONFIG, "routes: must contain at least one route");
+        return ig_error_fmt(err, errlen, IG_ECONFIG, "routes: must contain at least one route");
     for (size_t i = 0; i < c->nroutes; i++) {
         int rc = ig_config_check_route(&c->routes[i], i, err, errlen);
         if (rc)
@@ -250,18 +250,18 @@ int ig_config_validate(const ig_config_t *c, char *err, size_t errlen)
     split_addr(c->admin_listen, h2, sizeof h2, &p2);
     if (p1 != 0 && p1 == p2 &&
         (strcmp(h1, h2) == 0 || is_wildcard_host(h1) || is_wildcard_host(h2)))
-        return ig_config_fail(
+        return ig_error_fmt(
             err, errlen, IG_ECONFIG,
             "admin_listen: must differ from listen (both are on port %lu: '%s' and '%s')", p1,
             c->listen, c->admin_listen);
 
     if (c->upstream.max_connections < c->upstream.max_concurrency)
-        return ig_config_fail(
+        return ig_error_fmt(
             err, errlen, IG_ECONFIG,
             "upstream.max_connections: must be >= upstream.max_concurrency (%u), got %u "
             "(each concurrent model call needs its own connection)",
             c->upstream.max_concurrency, c->upstream.max_connections);
     if (c->bootstrap && !cJSON_IsObject(c->bootstrap))
-        return ig_config_fail(err, errlen, IG_ECONFIG, "bootstrap: must be an object");
+        return ig_error_fmt(err, errlen, IG_ECONFIG, "bootstrap: must be an object");
     return 0;
 }

@@ -90,7 +90,7 @@ int ig_config_apply_env(ig_config_t *c, char *const *envp, char *err, size_t err
             if (!k && is_service_link(e, n))
                 continue;
             if (!k)
-                return ig_config_fail(
+                return ig_error_fmt(
                     err, errlen, IG_ECONFIG,
                     "%s: not a known setting (a variable is INFERGATE_ plus the key "
                     "path in capitals, e.g. INFERGATE_UPSTREAM_MAX_CONCURRENCY)",
@@ -144,7 +144,7 @@ enum { FLAG_CONFIG = -1, FLAG_SET = -2 };
 static int quoted_fail(char *err, size_t errlen, const char *fmt, const char *arg)
 {
     char *shown = ig_log_redact_url(arg);
-    int rc = ig_config_fail(err, errlen, IG_EINVAL, fmt, shown);
+    int rc = ig_error_fmt(err, errlen, IG_EINVAL, fmt, shown);
     free(shown);
     return rc;
 }
@@ -170,14 +170,13 @@ static int next_flag(int argc, char **argv, int *i, const char **name, size_t *n
             kind = (int)k;
     }
     if (kind == IG_EINVAL)
-        return ig_config_fail(err, errlen, IG_EINVAL, "unknown flag %.*s (see --help)", (int)n,
-                              arg);
+        return ig_error_fmt(err, errlen, IG_EINVAL, "unknown flag %.*s (see --help)", (int)n, arg);
     if (eq) {
         *value = eq + 1;
     } else if (*i + 1 < argc) {
         *value = argv[++*i];
     } else {
-        return ig_config_fail(err, errlen, IG_EINVAL, "%.*s: requires a value", (int)n, arg);
+        return ig_error_fmt(err, errlen, IG_EINVAL, "%.*s: requires a value", (int)n, arg);
     }
     *name = arg;
     *namelen = n;
@@ -239,7 +238,7 @@ int ig_config_from_args(ig_config_t *c, int argc, char **argv, char *const *envp
             char key[256];
             size_t klen = (size_t)(eq - value);
             if (klen >= sizeof key)
-                return ig_config_fail(err, errlen, IG_ECONFIG, "--set: key path too long");
+                return ig_error_fmt(err, errlen, IG_ECONFIG, "--set: key path too long");
             memcpy(key, value, klen);
             key[klen] = '\0';
             snprintf(where, sizeof where, "--set %s", key);
