@@ -23,7 +23,8 @@
 #include <cjson/cJSON.h>
 #include <openssl/evp.h>
 
-#include "infergate/bootstrap/kube.h"
+#include "infergate/bootstrap/client.h"
+#include "infergate/bootstrap/kubeconfig.h"
 #include "infergate/bootstrap/template.h"
 #include "infergate/base/error.h"
 

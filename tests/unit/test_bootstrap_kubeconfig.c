@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "infergate/bootstrap/kube.h"
+#include "infergate/bootstrap/kubeconfig.h"
 #include "infergate/base/error.h"
 
 static char dir[] = "/tmp/ig-test-kube-XXXXXX";
