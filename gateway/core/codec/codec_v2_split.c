@@ -252,9 +252,9 @@ static int read_output(sctx_t *c, size_t k)
     if (w.count != count) {
         char shp[72];
         size_t at = (size_t)snprintf(shp, sizeof(shp), "[");
-        for (size_t k = 0; k < o->ndims && at < sizeof(shp); k++)
-            at += (size_t)snprintf(shp + at, sizeof(shp) - at, "%s%" PRIu64, k ? "," : "",
-                                   o->dims[k]);
+        for (size_t d = 0; d < o->ndims && at < sizeof(shp); d++)
+            at += (size_t)snprintf(shp + at, sizeof(shp) - at, "%s%" PRIu64, d ? "," : "",
+                                   o->dims[d]);
         if (at < sizeof(shp))
             snprintf(shp + at, sizeof(shp) - at, "]");
         return SFAIL(c, "%s.data: holds %" PRIu64 " values but shape %s needs %" PRIu64, where,
