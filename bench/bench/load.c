@@ -26,6 +26,7 @@
 
 #include "infergate/base/buf.h"
 #include "infergate/base/error.h"
+#include "infergate/base/url.h"
 #include "infergate/net/upstream.h"
 #include "procs.h"
 
@@ -391,40 +392,25 @@ static void begin_measuring(run_t *run)
 
 static int split_url(run_t *run, const char *url, char *err, size_t errlen)
 {
-    if (strncmp(url, "http://", 7) != 0) {
-        snprintf(err, errlen, "--url: must start with http://, got '%s'", url);
-        return IG_EINVAL;
-    }
-    const char *hp = url + 7;
-    size_t hplen = strcspn(hp, "/?#");
-    if (hplen == 0) {
-        snprintf(err, errlen, "--url: missing host in '%s'", url);
-        return IG_EINVAL;
-    }
-    if (hp[hplen] == '#') {
-        snprintf(err, errlen, "--url: a fragment is not sent in HTTP, got '%s'", url);
-        return IG_EINVAL;
-    }
-    if (hplen + 8 > sizeof(run->base_url)) {
-        snprintf(err, errlen, "--url: host too long in '%s'", url);
-        return IG_EINVAL;
-    }
-    snprintf(run->base_url, sizeof(run->base_url), "http://%.*s", (int)hplen, hp);
-    const char *rest = hp + hplen;
-    if (*rest == '\0')
-        run->target = IG_SLICE_LIT("/");
-    else if (*rest == '?') {
-        snprintf(err, errlen, "--url: a query needs a path before it ('/?…'), got '%s'", url);
-        return IG_EINVAL;
-    } else
-        run->target = ig_slice_cstr(rest);
-    for (size_t k = 0; k < run->target.len; k++) {
-        unsigned char c = (unsigned char)run->target.base[k];
-        if (c <= ' ' || c >= 127 || c == '#') {
-            snprintf(err, errlen, "--url: invalid character in the path of '%s'", url);
-            return IG_EINVAL;
-        }
-    }
+    ig_url_t u;
+    const char *why;
+    if (ig_url_parse(url, strlen(url), &u, &why) < 0)
+        return ig_error_fmt(err, errlen, IG_EINVAL, "--url: %s, got '%s'", why, url);
+    if (u.https)
+        return ig_error_fmt(err, errlen, IG_EINVAL, "--url: must start with http://, got '%s'",
+                            url);
+    if (u.fragment.base)
+        return ig_error_fmt(err, errlen, IG_EINVAL,
+                            "--url: a fragment is not sent in HTTP, got '%s'", url);
+    if (u.hostport.len + 8 > sizeof(run->base_url))
+        return ig_error_fmt(err, errlen, IG_EINVAL, "--url: host too long in '%s'", url);
+    snprintf(run->base_url, sizeof(run->base_url), "http://%.*s", (int)u.hostport.len,
+             u.hostport.base);
+    if (u.path.len == 0 && u.query.base)
+        return ig_error_fmt(err, errlen, IG_EINVAL,
+                            "--url: a query needs a path before it ('/?…'), got '%s'", url);
+    /* The request target is the path and query as written. */
+    run->target = u.path.len ? ig_slice(u.path.base, strlen(u.path.base)) : IG_SLICE_LIT("/");
     return 0;
 }
 

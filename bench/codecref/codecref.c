@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "infergate/base/error.h"
+#include "infergate/base/hash.h"
 
 void ig_refcodec_part_dispose(ig_refcodec_part_t *part)
 {
@@ -54,23 +55,15 @@ int ig_refcodec_split_fail(ig_refcodec_part_t *const *parts, size_t ndrop, size_
 
 uint64_t ig_refcodec_hash(const void *data, size_t len)
 {
-    const unsigned char *p = data;
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
+    return ig_hash_bytes(data, len); /* the same FNV-1a, now shared */
 }
 
 int ig_refcodec_fail(char *err, size_t errlen, int code, const char *fmt, ...)
 {
-    if (err && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    ig_error_vfmt(err, errlen, code, fmt, ap);
+    va_end(ap);
     return code;
 }
 

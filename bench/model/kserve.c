@@ -28,20 +28,6 @@
  * refused instead of answered with meaningless numbers. */
 #define MAX_FEATURE 1e6
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    va_list ap;
-    if (errlen > 0) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 static void *xalloc(size_t n)
 {
     void *p = malloc(n ? n : 1);
@@ -60,7 +46,7 @@ static cJSON *parse_body(const char *body, size_t len, char *err, size_t errlen,
 
     *rc = 0;
     if (len == 0) {
-        *rc = fail(err, errlen, IG_EPARSE, "body: empty, expected a JSON object");
+        *rc = ig_error_fmt(err, errlen, IG_EPARSE, "body: empty, expected a JSON object");
         return NULL;
     }
     root = cJSON_ParseWithLengthOpts(body, len, &end, false);
@@ -73,12 +59,12 @@ static cJSON *parse_body(const char *body, size_t len, char *err, size_t errlen,
         }
     }
     if (!root) {
-        *rc = fail(err, errlen, IG_EPARSE, "body: invalid JSON");
+        *rc = ig_error_fmt(err, errlen, IG_EPARSE, "body: invalid JSON");
         return NULL;
     }
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
-        *rc = fail(err, errlen, IG_EINVAL, "body: expected a JSON object");
+        *rc = ig_error_fmt(err, errlen, IG_EINVAL, "body: expected a JSON object");
         return NULL;
     }
     return root;
@@ -98,16 +84,16 @@ int ig_kserve_v1_parse(const char *body, size_t len, ig_kserve_input_t *in, char
         return rc;
     instances = cJSON_GetObjectItemCaseSensitive(root, "instances");
     if (!instances) {
-        rc = fail(err, errlen, IG_EINVAL, "instances: missing");
+        rc = ig_error_fmt(err, errlen, IG_EINVAL, "instances: missing");
         goto out;
     }
     if (!cJSON_IsArray(instances)) {
-        rc = fail(err, errlen, IG_EINVAL, "instances: expected an array");
+        rc = ig_error_fmt(err, errlen, IG_EINVAL, "instances: expected an array");
         goto out;
     }
     rows = (size_t)cJSON_GetArraySize(instances);
     if (rows == 0) {
-        rc = fail(err, errlen, IG_EINVAL, "instances: expected at least one instance");
+        rc = ig_error_fmt(err, errlen, IG_EINVAL, "instances: expected at least one instance");
         goto out;
     }
     x = xalloc(rows * IG_IRIS_FEATURES * sizeof(double));
@@ -125,15 +111,15 @@ int ig_kserve_v1_parse(const char *body, size_t len, ig_kserve_input_t *in, char
                 }
                 if (!isfinite(v->valuedouble)) {
                     free(x);
-                    rc = fail(err, errlen, IG_EINVAL, "instances[%zu][%d]: not a finite number", i,
-                              j);
+                    rc = ig_error_fmt(err, errlen, IG_EINVAL,
+                                      "instances[%zu][%d]: not a finite number", i, j);
                     goto out;
                 }
                 if (fabs(v->valuedouble) > MAX_FEATURE) {
                     free(x);
-                    rc = fail(err, errlen, IG_EINVAL,
-                              "instances[%zu][%d]: %g is out of range (|x| <= %g)", i, j,
-                              v->valuedouble, MAX_FEATURE);
+                    rc = ig_error_fmt(err, errlen, IG_EINVAL,
+                                      "instances[%zu][%d]: %g is out of range (|x| <= %g)", i, j,
+                                      v->valuedouble, MAX_FEATURE);
                     goto out;
                 }
                 x[i * IG_IRIS_FEATURES + (size_t)j++] = v->valuedouble;
@@ -141,8 +127,9 @@ int ig_kserve_v1_parse(const char *body, size_t len, ig_kserve_input_t *in, char
         }
         if (!ok) {
             free(x);
-            rc = fail(err, errlen, IG_EINVAL, "instances[%zu]: expected an array of %d numbers", i,
-                      IG_IRIS_FEATURES);
+            rc = ig_error_fmt(err, errlen, IG_EINVAL,
+                              "instances[%zu]: expected an array of %d numbers", i,
+                              IG_IRIS_FEATURES);
             goto out;
         }
         i++;
@@ -189,24 +176,25 @@ static int element(const cJSON *v, const ig_dtype_t *dt, double *out, const char
 {
     double d;
     if (!cJSON_IsNumber(v))
-        return fail(err, errlen, IG_EINVAL, "inputs[0].data%s: expected a number", where);
+        return ig_error_fmt(err, errlen, IG_EINVAL, "inputs[0].data%s: expected a number", where);
     d = v->valuedouble;
     if (!isfinite(d))
-        return fail(err, errlen, IG_EINVAL, "inputs[0].data%s: not a finite number", where);
+        return ig_error_fmt(err, errlen, IG_EINVAL, "inputs[0].data%s: not a finite number", where);
     if (dt->kind == IG_DT_INT) {
         if (d != floor(d) || !ig_dtype_in_range(dt, d))
-            return fail(err, errlen, IG_EINVAL, "inputs[0].data%s: %g is not a valid %s value",
-                        where, d, dt->name);
+            return ig_error_fmt(err, errlen, IG_EINVAL,
+                                "inputs[0].data%s: %g is not a valid %s value", where, d, dt->name);
     } else {
         if (!ig_dtype_in_range(dt, d))
-            return fail(err, errlen, IG_EINVAL, "inputs[0].data%s: %g is out of %s range", where, d,
-                        dt->name);
+            return ig_error_fmt(err, errlen, IG_EINVAL, "inputs[0].data%s: %g is out of %s range",
+                                where, d, dt->name);
         if (strcmp(dt->name, "FP32") == 0)
             d = (double)(float)d;
     }
     if (fabs(d) > MAX_FEATURE)
-        return fail(err, errlen, IG_EINVAL, "inputs[0].data%s: %g is out of range (|x| <= %g)",
-                    where, d, MAX_FEATURE);
+        return ig_error_fmt(err, errlen, IG_EINVAL,
+                            "inputs[0].data%s: %g is out of range (|x| <= %g)", where, d,
+                            MAX_FEATURE);
     *out = d;
     return 0;
 }
@@ -218,7 +206,8 @@ static int parse_outputs(const cJSON *outputs, ig_kserve_input_t *in, char *err,
 
     in->noutputs = 0;
     if (!cJSON_IsArray(outputs))
-        return fail(err, errlen, IG_EINVAL, "outputs: expected an array of {\"name\": ...}");
+        return ig_error_fmt(err, errlen, IG_EINVAL,
+                            "outputs: expected an array of {\"name\": ...}");
     cJSON_ArrayForEach(o, outputs)
     {
         const cJSON *name = cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, "name") : NULL;
@@ -226,16 +215,16 @@ static int parse_outputs(const cJSON *outputs, ig_kserve_input_t *in, char *err,
         bool dup = false;
 
         if (!cJSON_IsString(name))
-            return fail(err, errlen, IG_EINVAL, "outputs[%zu].name: expected a string", i);
+            return ig_error_fmt(err, errlen, IG_EINVAL, "outputs[%zu].name: expected a string", i);
         if (strcmp(name->valuestring, "label") == 0)
             which = IG_KSERVE_OUT_LABEL;
         else if (strcmp(name->valuestring, "probabilities") == 0)
             which = IG_KSERVE_OUT_PROBS;
         else
-            return fail(err, errlen, IG_EINVAL,
-                        "outputs[%zu].name: unknown output '%.64s' (this model has label, "
-                        "probabilities)",
-                        i, name->valuestring);
+            return ig_error_fmt(err, errlen, IG_EINVAL,
+                                "outputs[%zu].name: unknown output '%.64s' (this model has label, "
+                                "probabilities)",
+                                i, name->valuestring);
         for (size_t k = 0; k < in->noutputs; k++)
             dup = dup || in->outputs[k] == which;
         if (!dup)
@@ -243,7 +232,7 @@ static int parse_outputs(const cJSON *outputs, ig_kserve_input_t *in, char *err,
         i++;
     }
     if (in->noutputs == 0)
-        return fail(err, errlen, IG_EINVAL, "outputs: empty; omit it to get every output");
+        return ig_error_fmt(err, errlen, IG_EINVAL, "outputs: empty; omit it to get every output");
     return 0;
 }
 
@@ -263,45 +252,48 @@ static int parse_tensor(const cJSON *t, ig_kserve_input_t *in, char *err, size_t
     int rc;
 
     if (!cJSON_IsString(name))
-        return fail(err, errlen, IG_EINVAL, "inputs[0].name: expected a string");
+        return ig_error_fmt(err, errlen, IG_EINVAL, "inputs[0].name: expected a string");
     if (!dtype)
-        return fail(err, errlen, IG_EINVAL, "inputs[0].datatype: missing");
+        return ig_error_fmt(err, errlen, IG_EINVAL, "inputs[0].datatype: missing");
     if (!cJSON_IsString(dtype))
-        return fail(err, errlen, IG_EINVAL, "inputs[0].datatype: expected a string");
+        return ig_error_fmt(err, errlen, IG_EINVAL, "inputs[0].datatype: expected a string");
     dt = ig_dtype_find(dtype->valuestring);
     if (!dt || (dt->kind != IG_DT_INT && dt->kind != IG_DT_FLOAT))
-        return fail(err, errlen, IG_EINVAL,
-                    "inputs[0].datatype: %.32s is not supported (expected FP16, FP32, FP64, "
-                    "BF16 or an integer type)",
-                    dtype->valuestring);
+        return ig_error_fmt(
+            err, errlen, IG_EINVAL,
+            "inputs[0].datatype: %.32s is not supported (expected FP16, FP32, FP64, "
+            "BF16 or an integer type)",
+            dtype->valuestring);
     if (!shape)
-        return fail(err, errlen, IG_EINVAL, "inputs[0].shape: missing");
+        return ig_error_fmt(err, errlen, IG_EINVAL, "inputs[0].shape: missing");
     if (!cJSON_IsArray(shape) || cJSON_GetArraySize(shape) != 2 ||
         !shape_dim(cJSON_GetArrayItem(shape, 0), &dims[0]) ||
         !shape_dim(cJSON_GetArrayItem(shape, 1), &dims[1]) || dims[1] != IG_IRIS_FEATURES) {
         describe(shape, got, sizeof(got));
-        return fail(err, errlen, IG_EINVAL, "inputs[0].shape: expected [N, %d], got %s",
-                    IG_IRIS_FEATURES, got);
+        return ig_error_fmt(err, errlen, IG_EINVAL, "inputs[0].shape: expected [N, %d], got %s",
+                            IG_IRIS_FEATURES, got);
     }
     if (dims[0] < 1)
-        return fail(err, errlen, IG_EINVAL, "inputs[0].shape: expected at least 1 row, got 0");
+        return ig_error_fmt(err, errlen, IG_EINVAL,
+                            "inputs[0].shape: expected at least 1 row, got 0");
     if (!data)
-        return fail(err, errlen, IG_EINVAL, "inputs[0].data: missing");
+        return ig_error_fmt(err, errlen, IG_EINVAL, "inputs[0].data: missing");
     if (!cJSON_IsArray(data))
-        return fail(err, errlen, IG_EINVAL, "inputs[0].data: expected an array");
+        return ig_error_fmt(err, errlen, IG_EINVAL, "inputs[0].data: expected an array");
 
     /* The element count is checked against the shape before allocating, so
      * a huge shape with little data is refused without costing memory. */
     n = (size_t)cJSON_GetArraySize(data);
     nested = n > 0 && cJSON_IsArray(data->child);
     if (dims[0] > (double)(SIZE_MAX / (IG_IRIS_FEATURES * sizeof(double))))
-        return fail(err, errlen, IG_EINVAL, "inputs[0].shape: %.0f rows is too many", dims[0]);
+        return ig_error_fmt(err, errlen, IG_EINVAL, "inputs[0].shape: %.0f rows is too many",
+                            dims[0]);
     rows = (size_t)dims[0];
     want = nested ? rows : rows * IG_IRIS_FEATURES;
     if (n != want)
-        return fail(err, errlen, IG_EINVAL,
-                    "inputs[0].data: %zu %s for shape [%zu, %d] (expected %zu)", n,
-                    nested ? "rows" : "values", rows, IG_IRIS_FEATURES, want);
+        return ig_error_fmt(err, errlen, IG_EINVAL,
+                            "inputs[0].data: %zu %s for shape [%zu, %d] (expected %zu)", n,
+                            nested ? "rows" : "values", rows, IG_IRIS_FEATURES, want);
 
     x = xalloc(rows * IG_IRIS_FEATURES * sizeof(double));
     cJSON_ArrayForEach(v, data)
@@ -312,10 +304,11 @@ static int parse_tensor(const cJSON *t, ig_kserve_input_t *in, char *err, size_t
             size_t j = 0;
             if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != IG_IRIS_FEATURES) {
                 free(x);
-                return fail(err, errlen, IG_EINVAL,
-                            "inputs[0].data[%zu]: expected an array of %d numbers (nested data "
-                            "must match shape [%zu, %d])",
-                            i, IG_IRIS_FEATURES, rows, IG_IRIS_FEATURES);
+                return ig_error_fmt(
+                    err, errlen, IG_EINVAL,
+                    "inputs[0].data[%zu]: expected an array of %d numbers (nested data "
+                    "must match shape [%zu, %d])",
+                    i, IG_IRIS_FEATURES, rows, IG_IRIS_FEATURES);
             }
             cJSON_ArrayForEach(e, v)
             {
@@ -355,26 +348,26 @@ int ig_kserve_v2_parse(const char *body, size_t len, ig_kserve_input_t *in, char
         return rc;
     id = cJSON_GetObjectItemCaseSensitive(root, "id");
     if (id && !cJSON_IsString(id)) {
-        rc = fail(err, errlen, IG_EINVAL, "id: expected a string");
+        rc = ig_error_fmt(err, errlen, IG_EINVAL, "id: expected a string");
         goto out;
     }
     inputs = cJSON_GetObjectItemCaseSensitive(root, "inputs");
     if (!inputs) {
-        rc = fail(err, errlen, IG_EINVAL, "inputs: missing");
+        rc = ig_error_fmt(err, errlen, IG_EINVAL, "inputs: missing");
         goto out;
     }
     if (!cJSON_IsArray(inputs)) {
-        rc = fail(err, errlen, IG_EINVAL, "inputs: expected an array of tensors");
+        rc = ig_error_fmt(err, errlen, IG_EINVAL, "inputs: expected an array of tensors");
         goto out;
     }
     ninputs = cJSON_GetArraySize(inputs);
     if (ninputs != 1) {
-        rc = fail(err, errlen, IG_EINVAL, "inputs: expected 1 tensor, got %d", ninputs);
+        rc = ig_error_fmt(err, errlen, IG_EINVAL, "inputs: expected 1 tensor, got %d", ninputs);
         goto out;
     }
     t = cJSON_GetArrayItem(inputs, 0);
     if (!cJSON_IsObject(t)) {
-        rc = fail(err, errlen, IG_EINVAL, "inputs[0]: expected an object");
+        rc = ig_error_fmt(err, errlen, IG_EINVAL, "inputs[0]: expected an object");
         goto out;
     }
     outputs = cJSON_GetObjectItemCaseSensitive(root, "outputs");

@@ -50,20 +50,6 @@ const char *ig_opts_usage(void)
     return usage;
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (errlen > 0) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return IG_EINVAL;
-}
-
 static int parse_u64(const char *flag, const char *s, uint64_t min, uint64_t *out, char *err,
                      size_t errlen)
 {
@@ -71,16 +57,19 @@ static int parse_u64(const char *flag, const char *s, uint64_t min, uint64_t *ou
     char *end;
 
     if (*s < '0' || *s > '9')
-        return fail(err, errlen, "%s: '%s' is not a non-negative integer", flag, s);
+        return ig_error_fmt(err, errlen, IG_EINVAL, "%s: '%s' is not a non-negative integer", flag,
+                            s);
     errno = 0;
     v = strtoull(s, &end, 10);
     if (*end != '\0')
-        return fail(err, errlen, "%s: '%s' is not a non-negative integer", flag, s);
+        return ig_error_fmt(err, errlen, IG_EINVAL, "%s: '%s' is not a non-negative integer", flag,
+                            s);
     if (errno == ERANGE || v > MAX_VALUE)
-        return fail(err, errlen, "%s: %s is too large (at most %llu)", flag, s, MAX_VALUE);
+        return ig_error_fmt(err, errlen, IG_EINVAL, "%s: %s is too large (at most %llu)", flag, s,
+                            MAX_VALUE);
     if (v < min)
-        return fail(err, errlen, "%s: %s is too small (at least %llu)", flag, s,
-                    (unsigned long long)min);
+        return ig_error_fmt(err, errlen, IG_EINVAL, "%s: %s is too small (at least %llu)", flag, s,
+                            (unsigned long long)min);
     *out = v;
     return 0;
 }
@@ -89,13 +78,14 @@ static int check_name(const char *s, char *err, size_t errlen)
 {
     size_t n = strlen(s);
     if (n == 0 || n > 64)
-        return fail(err, errlen, "--name: must be 1 to 64 characters");
+        return ig_error_fmt(err, errlen, IG_EINVAL, "--name: must be 1 to 64 characters");
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               c == '.' || c == '_' || c == '-'))
-            return fail(err, errlen,
-                        "--name: '%s' may only contain letters, digits, '.', '_' and '-'", s);
+            return ig_error_fmt(err, errlen, IG_EINVAL,
+                                "--name: '%s' may only contain letters, digits, '.', '_' and '-'",
+                                s);
     }
     return 0;
 }
@@ -139,7 +129,7 @@ static int apply(ig_opts_t *o, flag_id_t id, const char *flag, const char *v, ch
     switch (id) {
     case F_LISTEN:
         if (*v == '\0')
-            return fail(err, errlen, "%s: empty address", flag);
+            return ig_error_fmt(err, errlen, IG_EINVAL, "%s: empty address", flag);
         o->listen = v;
         return 0;
     case F_NAME:
@@ -157,8 +147,8 @@ static int apply(ig_opts_t *o, flag_id_t id, const char *flag, const char *v, ch
         if (parse_u64(flag, v, 0, &o->max_concurrency, err, errlen) < 0)
             return IG_EINVAL;
         if (o->max_concurrency > 100000)
-            return fail(err, errlen, "%s: %s is too large (at most 100000; 0 = unlimited)", flag,
-                        v);
+            return ig_error_fmt(err, errlen, IG_EINVAL,
+                                "%s: %s is too large (at most 100000; 0 = unlimited)", flag, v);
         return 0;
     case F_DELAY:
         return parse_u64(flag, v, 0, &o->delay_ms, err, errlen);
@@ -172,16 +162,16 @@ static int apply(ig_opts_t *o, flag_id_t id, const char *flag, const char *v, ch
         return parse_u64(flag, v, 0, &o->not_ready_ms, err, errlen);
     case F_PORT_FILE:
         if (*v == '\0')
-            return fail(err, errlen, "%s: empty path", flag);
+            return ig_error_fmt(err, errlen, IG_EINVAL, "%s: empty path", flag);
         o->port_file = v;
         return 0;
     case F_LOG_LEVEL:
         if (ig_log_level_parse(v, &o->log_level) < 0)
-            return fail(err, errlen, "%s: '%s' is not one of debug, info, warn, error, off", flag,
-                        v);
+            return ig_error_fmt(err, errlen, IG_EINVAL,
+                                "%s: '%s' is not one of debug, info, warn, error, off", flag, v);
         return 0;
     }
-    return fail(err, errlen, "%s: unhandled flag", flag);
+    return ig_error_fmt(err, errlen, IG_EINVAL, "%s: unhandled flag", flag);
 }
 
 int ig_opts_parse(int argc, char **argv, ig_opts_t *o, char *err, size_t errlen)
@@ -214,14 +204,14 @@ int ig_opts_parse(int argc, char **argv, ig_opts_t *o, char *err, size_t errlen)
             continue;
         }
         if (eq && nlen == strlen("--quiet") && strncmp(arg, "--quiet", nlen) == 0)
-            return fail(err, errlen, "--quiet: takes no value");
+            return ig_error_fmt(err, errlen, IG_EINVAL, "--quiet: takes no value");
         if (strcmp(arg, "--short-batch-answers") == 0) {
             o->short_batch_answers = true;
             continue;
         }
         if (eq && nlen == strlen("--short-batch-answers") &&
             strncmp(arg, "--short-batch-answers", nlen) == 0)
-            return fail(err, errlen, "--short-batch-answers: takes no value");
+            return ig_error_fmt(err, errlen, IG_EINVAL, "--short-batch-answers: takes no value");
         for (size_t f = 0; f < sizeof(value_flags) / sizeof(value_flags[0]); f++) {
             const char *name = value_flags[f].name;
             const char *v;
@@ -233,7 +223,7 @@ int ig_opts_parse(int argc, char **argv, ig_opts_t *o, char *err, size_t errlen)
             } else if (i + 1 < argc) {
                 v = argv[++i];
             } else {
-                return fail(err, errlen, "%s: missing value", name);
+                return ig_error_fmt(err, errlen, IG_EINVAL, "%s: missing value", name);
             }
             if (apply(o, value_flags[f].id, name, v, err, errlen) < 0)
                 return IG_EINVAL;
@@ -241,8 +231,10 @@ int ig_opts_parse(int argc, char **argv, ig_opts_t *o, char *err, size_t errlen)
         }
         if (!found) {
             if (arg[0] == '-')
-                return fail(err, errlen, "%.*s: unknown flag (see --help)", (int)nlen, arg);
-            return fail(err, errlen, "'%s': unexpected argument (see --help)", arg);
+                return ig_error_fmt(err, errlen, IG_EINVAL, "%.*s: unknown flag (see --help)",
+                                    (int)nlen, arg);
+            return ig_error_fmt(err, errlen, IG_EINVAL, "'%s': unexpected argument (see --help)",
+                                arg);
         }
     }
     return 0;

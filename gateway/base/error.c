@@ -1,9 +1,11 @@
 /*
- * error.c: names and messages for the IG_E* codes of error.h, and the one
- * place where libuv's error codes are translated into ours.
+ * error.c: names and messages for the IG_E* codes of error.h, the one
+ * place where libuv's error codes are translated into ours, and the one
+ * helper that formats a failure's explanation into a caller's buffer.
  */
 #include "infergate/base/error.h"
 
+#include <stdio.h>
 #include <uv.h>
 
 const char *ig_strerror(int err)
@@ -66,4 +68,20 @@ int ig_error_from_uv(int uverr)
     default:
         return IG_EIO;
     }
+}
+
+int ig_error_vfmt(char *err, size_t errlen, int code, const char *fmt, va_list ap)
+{
+    if (err && errlen > 0)
+        vsnprintf(err, errlen, fmt, ap);
+    return code;
+}
+
+int ig_error_fmt(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    ig_error_vfmt(err, errlen, code, fmt, ap);
+    va_end(ap);
+    return code;
 }

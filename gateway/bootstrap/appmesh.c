@@ -18,7 +18,7 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 
-#include "infergate/bootstrap/aws.h"
+#include "infergate/bootstrap/appmesh.h"
 #include "infergate/bootstrap/stack.h"
 #include "infergate/base/error.h"
 
@@ -61,7 +61,7 @@ int ig_appmesh_init(ig_appmesh_t *m, const char *region, char *const *envp, char
         b.base[--b.len] = '\0';
     m->endpoint = ig_buf_take(&b, NULL);
     snprintf(m->sigv4, sizeof(m->sigv4), "aws:amz:%s:appmesh", region);
-    ig_http_retry_default(&m->retry, envp);
+    ig_client_retry_default(&m->retry, envp);
     m->inuse_wait_s = 30;
     int rc = ig_aws_creds_resolve(&m->creds, envp, region, err, errlen);
     if (rc != 0) {
@@ -100,15 +100,15 @@ static const char *default_type(long status)
 }
 
 /* App Mesh asks to slow down with these error types too, whatever the status. */
-static bool am_again(int rc, const ig_http_resp_t *resp)
+static bool am_again(int rc, const ig_client_resp_t *resp)
 {
-    return ig_http_again(rc, resp) ||
+    return ig_client_again(rc, resp) ||
            (rc == 0 && (!strcmp(resp->error_type, "ThrottlingException") ||
                         !strcmp(resp->error_type, "TooManyRequestsException")));
 }
 
 /* "App Mesh GET /v20190125/meshes/x: HTTP 404 NotFoundException: message". */
-static void am_api_error(const ig_http_req_t *req, const ig_http_resp_t *resp, const cJSON *j,
+static void am_api_error(const ig_client_req_t *req, const ig_client_resp_t *resp, const cJSON *j,
                          const void *path, char *err, size_t errlen)
 {
     const cJSON *msg = cJSON_GetObjectItemCaseSensitive(j, "message");
@@ -131,17 +131,17 @@ int ig_appmesh_call(ig_appmesh_t *m, const char *method, const char *path, const
     ig_buf_t url;
     ig_buf_init(&url, 0);
     ig_buf_printf(&url, "%s%s", m->endpoint, path);
-    ig_http_req_t req = {.method = method,
-                         .url = url.base,
-                         .body = text,
-                         .body_len = text ? strlen(text) : 0,
-                         .content_type = text ? "application/json" : NULL,
-                         .sigv4 = m->sigv4,
-                         .access_key = m->creds.access_key,
-                         .secret_key = m->creds.secret_key,
-                         .session_token = m->creds.session_token};
-    int rc =
-        ig_http_json_call(&req, &m->retry, am_again, am_api_error, path, status, out, err, errlen);
+    ig_client_req_t req = {.method = method,
+                           .url = url.base,
+                           .body = text,
+                           .body_len = text ? strlen(text) : 0,
+                           .content_type = text ? "application/json" : NULL,
+                           .sigv4 = m->sigv4,
+                           .access_key = m->creds.access_key,
+                           .secret_key = m->creds.secret_key,
+                           .session_token = m->creds.session_token};
+    int rc = ig_client_json_call(&req, &m->retry, am_again, am_api_error, path, status, out, err,
+                                 errlen);
     if (rc != 0 && rc != IG_EAPI) {
         char inner[512];
         snprintf(inner, sizeof(inner), "%s", err);
@@ -155,7 +155,7 @@ int ig_appmesh_call(ig_appmesh_t *m, const char *method, const char *path, const
 
 /* ---- provider: render ------------------------------------------------ */
 
-static int am_vars(const ig_bs_conf_t *c, char *const *envp, ig_tpl_vars_t *v, char *err,
+static int am_vars(const ig_bootstrap_conf_t *c, char *const *envp, ig_tpl_vars_t *v, char *err,
                    size_t errlen)
 {
     const char *region = c->mesh.region;
@@ -181,19 +181,20 @@ static int am_vars(const ig_bs_conf_t *c, char *const *envp, ig_tpl_vars_t *v, c
     return 0;
 }
 
-static int am_add(ig_bs_stack_t *s, const char *tpl_dir, const ig_tpl_vars_t *v, const char *source,
-                  const char *kind, const char *name, const char *parent, const char *path,
-                  char *err, size_t errlen)
+static int am_add(ig_bootstrap_stack_t *s, const char *tpl_dir, const ig_tpl_vars_t *v,
+                  const char *source, const char *kind, const char *name, const char *parent,
+                  const char *path, char *err, size_t errlen)
 {
     cJSON *body = NULL;
-    int rc = ig_bs_template_load(tpl_dir, source, v, &body, err, errlen);
+    int rc = ig_bootstrap_template_load(tpl_dir, source, v, &body, err, errlen);
     if (rc == 0)
-        ig_bs_stack_add(s, &ig_bs_appmesh_backend, kind, name, source, path, parent, body);
+        ig_bootstrap_stack_add(s, &ig_bootstrap_appmesh_backend, kind, name, source, path, parent,
+                               body);
     return rc;
 }
 
-static int am_render(const ig_bs_conf_t *c, const char *tpl_dir, const ig_tpl_vars_t *v,
-                     ig_bs_stack_t *s, char *err, size_t errlen)
+static int am_render(const ig_bootstrap_conf_t *c, const char *tpl_dir, const ig_tpl_vars_t *v,
+                     ig_bootstrap_stack_t *s, char *err, size_t errlen)
 {
     const char *mesh = ig_tpl_vars_get(v, "MESH_NAME");
     const char *vn = ig_tpl_vars_get(v, "VIRTUAL_NODE");
@@ -256,11 +257,11 @@ static cJSON *array_member(cJSON *obj, const char *key)
     return a;
 }
 
-static int am_pod_patch(const ig_bs_conf_t *c, const char *tpl_dir, const ig_tpl_vars_t *v,
+static int am_pod_patch(const ig_bootstrap_conf_t *c, const char *tpl_dir, const ig_tpl_vars_t *v,
                         cJSON *pod, cJSON *ann, char *err, size_t errlen)
 {
     cJSON *frag = NULL;
-    int rc = ig_bs_template_load(tpl_dir, "k8s/appmesh-proxy.yaml", v, &frag, err, errlen);
+    int rc = ig_bootstrap_template_load(tpl_dir, "k8s/appmesh-proxy.yaml", v, &frag, err, errlen);
     if (rc)
         return rc;
     static const char *const keys[] = {"initContainers", "containers"};
@@ -287,7 +288,7 @@ static int am_pod_patch(const ig_bs_conf_t *c, const char *tpl_dir, const ig_tpl
     return 0;
 }
 
-static int am_ctx_new(const ig_bs_conf_t *c, char *const *envp, void **ctx, char *err,
+static int am_ctx_new(const ig_bootstrap_conf_t *c, char *const *envp, void **ctx, char *err,
                       size_t errlen)
 {
     ig_appmesh_t *m = ig_xcalloc(1, sizeof(*m));
@@ -346,7 +347,7 @@ static void client_token(char out[37])
 
 /* Reads the live resource: 0 with *live (the describe member), or 0 with
  * *live NULL when it does not exist. */
-static int am_read(ig_appmesh_t *m, const ig_bs_resource_t *r, cJSON **live, char *err,
+static int am_read(ig_appmesh_t *m, const ig_bootstrap_resource_t *r, cJSON **live, char *err,
                    size_t errlen)
 {
     long st;
@@ -409,7 +410,8 @@ static int am_managed(ig_appmesh_t *m, const cJSON *live, bool *managed, char *e
     return 0;
 }
 
-static int am_plan(void *ctx, const ig_bs_resource_t *r, ig_bs_plan_t *p, char *err, size_t errlen)
+static int am_plan(void *ctx, const ig_bootstrap_resource_t *r, ig_bootstrap_plan_t *p, char *err,
+                   size_t errlen)
 {
     ig_appmesh_t *m = ctx;
     cJSON *live = NULL;
@@ -417,7 +419,7 @@ static int am_plan(void *ctx, const ig_bs_resource_t *r, ig_bs_plan_t *p, char *
     if (rc)
         return rc;
     if (!live) {
-        p->action = IG_BS_CREATE;
+        p->action = IG_BOOTSTRAP_CREATE;
         return 0;
     }
     rc = am_managed(m, live, &p->managed, err, errlen);
@@ -425,9 +427,9 @@ static int am_plan(void *ctx, const ig_bs_resource_t *r, ig_bs_plan_t *p, char *
         const cJSON *want = cJSON_GetObjectItemCaseSensitive(r->body, "spec");
         const cJSON *have = cJSON_GetObjectItemCaseSensitive(live, "spec");
         /* App Mesh fills defaults into what it returns: compare what we set. */
-        p->ndiff = ig_bs_diff(want ? want : cJSON_GetObjectItemCaseSensitive(live, "spec"), have,
-                              true, "spec", &p->diff);
-        p->action = p->ndiff ? IG_BS_UPDATE : IG_BS_NOOP;
+        p->ndiff = ig_bootstrap_diff(want ? want : cJSON_GetObjectItemCaseSensitive(live, "spec"),
+                                     have, true, "spec", &p->diff);
+        p->action = p->ndiff ? IG_BOOTSTRAP_UPDATE : IG_BOOTSTRAP_NOOP;
         const cJSON *ver = cJSON_GetObjectItemCaseSensitive(
             cJSON_GetObjectItemCaseSensitive(live, "metadata"), "version");
         if (cJSON_IsNumber(ver)) {
@@ -440,17 +442,17 @@ static int am_plan(void *ctx, const ig_bs_resource_t *r, ig_bs_plan_t *p, char *
     return rc;
 }
 
-static int am_apply(void *ctx, const ig_bs_resource_t *r, const ig_bs_plan_t *p, char *err,
-                    size_t errlen)
+static int am_apply(void *ctx, const ig_bootstrap_resource_t *r, const ig_bootstrap_plan_t *p,
+                    char *err, size_t errlen)
 {
     ig_appmesh_t *m = ctx;
-    if (p->action == IG_BS_NOOP)
+    if (p->action == IG_BOOTSTRAP_NOOP)
         return 0;
     char token[37];
     client_token(token);
     long st;
     int rc;
-    if (p->action == IG_BS_CREATE) {
+    if (p->action == IG_BOOTSTRAP_CREATE) {
         cJSON *body = cJSON_Duplicate(r->body, true);
         cJSON_AddStringToObject(body, "clientToken", token);
         /* The collection is the path without its last segment. */
@@ -481,8 +483,8 @@ static int am_apply(void *ctx, const ig_bs_resource_t *r, const ig_bs_plan_t *p,
     return rc;
 }
 
-static int am_destroy(void *ctx, const ig_bs_resource_t *r, ig_bs_delete_result_t *res, char *err,
-                      size_t errlen)
+static int am_destroy(void *ctx, const ig_bootstrap_resource_t *r,
+                      ig_bootstrap_delete_result_t *res, char *err, size_t errlen)
 {
     ig_appmesh_t *m = ctx;
     cJSON *live = NULL;
@@ -490,7 +492,7 @@ static int am_destroy(void *ctx, const ig_bs_resource_t *r, ig_bs_delete_result_
     if (rc)
         return rc;
     if (!live) {
-        *res = IG_BS_ABSENT;
+        *res = IG_BOOTSTRAP_ABSENT;
         return 0;
     }
     bool managed = false;
@@ -499,7 +501,7 @@ static int am_destroy(void *ctx, const ig_bs_resource_t *r, ig_bs_delete_result_
     if (rc)
         return rc;
     if (!managed) {
-        *res = IG_BS_NOT_MANAGED;
+        *res = IG_BOOTSTRAP_NOT_MANAGED;
         return 0;
     }
     /* App Mesh refuses to delete a parent while its children are still
@@ -509,14 +511,14 @@ static int am_destroy(void *ctx, const ig_bs_resource_t *r, ig_bs_delete_result_
         long st;
         rc = ig_appmesh_call(m, "DELETE", r->path, NULL, &st, NULL, err, errlen);
         if (rc == IG_EAPI && st == 404) {
-            *res = IG_BS_ABSENT;
+            *res = IG_BOOTSTRAP_ABSENT;
             return 0;
         }
         if (rc != IG_EAPI || st != 409 || !strstr(err, "ResourceInUse") ||
             waited_ms >= m->inuse_wait_s * 1000L)
             break;
         long d = 500L << (attempt < 4 ? attempt : 4);
-        ig_http_sleep_ms(d);
+        ig_client_sleep_ms(d);
         waited_ms += d;
     }
     if (rc == IG_EAPI && strstr(err, "ResourceInUse")) {
@@ -527,11 +529,11 @@ static int am_destroy(void *ctx, const ig_bs_resource_t *r, ig_bs_delete_result_
                  m->inuse_wait_s);
     }
     if (rc == 0)
-        *res = IG_BS_DELETED;
+        *res = IG_BOOTSTRAP_DELETED;
     return rc;
 }
 
-const ig_bs_backend_t ig_bs_appmesh_backend = {
+const ig_bootstrap_backend_t ig_bootstrap_appmesh_backend = {
     .name = "appmesh",
     .plan = am_plan,
     .apply = am_apply,

@@ -13,7 +13,8 @@
 
 #include <curl/curl.h>
 
-#include "infergate/bootstrap/aws.h"
+#include "infergate/bootstrap/aws_creds.h"
+#include "infergate/bootstrap/client.h"
 #include "infergate/base/error.h"
 #include "infergate/base/log.h"
 
@@ -183,10 +184,10 @@ static void form_add(ig_buf_t *b, CURL *h, const char *k, const char *v)
 }
 
 /* STS is tried again on every transport failure, not only those that
- * ig_http_again counts as passing, and on 429 and 5xx answers. */
-static bool sts_again(int rc, const ig_http_resp_t *resp)
+ * ig_client_again counts as passing, and on 429 and 5xx answers. */
+static bool sts_again(int rc, const ig_client_resp_t *resp)
 {
-    return rc != 0 || ig_http_again(rc, resp);
+    return rc != 0 || ig_client_again(rc, resp);
 }
 
 static int web_identity(ig_aws_creds_t *c, char *const *envp, const char *region,
@@ -227,17 +228,17 @@ static int web_identity(ig_aws_creds_t *c, char *const *envp, const char *region
     else
         snprintf(url, sizeof(url), "https://sts.amazonaws.com/");
 
-    ig_http_retry_t rp;
-    ig_http_retry_default(&rp, envp);
-    ig_http_req_t req = {.method = "POST",
-                         .url = url,
-                         .body = form.base,
-                         .body_len = form.len,
-                         .content_type = "application/x-www-form-urlencoded",
-                         .accept = "text/xml"};
-    ig_http_resp_t resp;
-    ig_http_resp_init(&resp);
-    int rc = ig_http_do_retry(&req, &rp, sts_again, &resp, err, errlen);
+    ig_client_retry_t rp;
+    ig_client_retry_default(&rp, envp);
+    ig_client_req_t req = {.method = "POST",
+                           .url = url,
+                           .body = form.base,
+                           .body_len = form.len,
+                           .content_type = "application/x-www-form-urlencoded",
+                           .accept = "text/xml"};
+    ig_client_resp_t resp;
+    ig_client_resp_init(&resp);
+    int rc = ig_client_do_retry(&req, &rp, sts_again, &resp, err, errlen);
     memset(form.base, 0, form.len);
     ig_buf_dispose(&form);
     if (rc == 0) {
@@ -248,7 +249,7 @@ static int web_identity(ig_aws_creds_t *c, char *const *envp, const char *region
             rc = IG_EAUTH;
         }
     }
-    ig_http_resp_dispose(&resp);
+    ig_client_resp_dispose(&resp);
     /* STS's message is printed as it came; it must not quote the token. */
     if (rc != 0)
         ig_log_scrub(err, errlen, t);

@@ -145,8 +145,8 @@ static int parse_args(opts_t *o, int argc, char **argv, char *const *envp)
 }
 
 /* Loads the config file and renders the stack. Returns an exit code. */
-static int load_stack(const opts_t *o, char *const *envp, ig_config_t *gc, ig_bs_conf_t *bc,
-                      ig_bs_stack_t *s)
+static int load_stack(const opts_t *o, char *const *envp, ig_config_t *gc, ig_bootstrap_conf_t *bc,
+                      ig_bootstrap_stack_t *s)
 {
     char err[1024] = "";
     ig_config_init(gc);
@@ -154,9 +154,9 @@ static int load_stack(const opts_t *o, char *const *envp, ig_config_t *gc, ig_bs
     if (rc == 0)
         rc = ig_config_validate(gc, err, sizeof(err));
     if (rc == 0)
-        rc = ig_bs_conf_load(bc, gc->bootstrap, err, sizeof(err));
+        rc = ig_bootstrap_conf_load(bc, gc->bootstrap, err, sizeof(err));
     if (rc == 0)
-        rc = ig_bs_render(bc, gc, o->templates, envp, s, err, sizeof(err));
+        rc = ig_bootstrap_render(bc, gc, o->templates, envp, s, err, sizeof(err));
     if (rc != 0) {
         fprintf(stderr, "infergate bootstrap: %s\n", err);
         return 2; /* the file or templates named on the command line are unusable */
@@ -164,10 +164,10 @@ static int load_stack(const opts_t *o, char *const *envp, ig_config_t *gc, ig_bs
     return 0;
 }
 
-static void api_method_path(const ig_bs_resource_t *r, char *method, size_t ml, char *path,
+static void api_method_path(const ig_bootstrap_resource_t *r, char *method, size_t ml, char *path,
                             size_t pl)
 {
-    if (r->backend == &ig_bs_kube_backend) {
+    if (r->backend == &ig_bootstrap_kube_backend) {
         snprintf(method, ml, "PATCH");
         snprintf(path, pl, "%s?fieldManager=infergate&force=true", r->path);
         return;
@@ -203,14 +203,14 @@ static int report_failure(const opts_t *o, cJSON *root, const char *err, int rc)
     return rc == IG_ECONFIG ? 2 : 1;
 }
 
-static int do_render(const opts_t *o, const ig_bs_stack_t *s)
+static int do_render(const opts_t *o, const ig_bootstrap_stack_t *s)
 {
     char method[16], path[1200];
     if (o->json) {
         cJSON *root = cJSON_CreateObject();
         cJSON *arr = cJSON_AddArrayToObject(root, "resources");
         for (size_t i = 0; i < s->n; i++) {
-            const ig_bs_resource_t *r = &s->items[i];
+            const ig_bootstrap_resource_t *r = &s->items[i];
             cJSON *it = cJSON_CreateObject();
             api_method_path(r, method, sizeof(method), path, sizeof(path));
             cJSON_AddStringToObject(it, "backend", r->backend->name);
@@ -230,7 +230,7 @@ static int do_render(const opts_t *o, const ig_bs_stack_t *s)
     ig_buf_t b;
     ig_buf_init(&b, 0);
     for (size_t i = 0; i < s->n; i++) {
-        const ig_bs_resource_t *r = &s->items[i];
+        const ig_bootstrap_resource_t *r = &s->items[i];
         api_method_path(r, method, sizeof(method), path, sizeof(path));
         ig_buf_printf(&b, "---\n# %zu. %s %s %s (from %s)\n# %s %s\n", i + 1, r->backend->name,
                       r->kind, r->name, r->source, method, path);
@@ -246,17 +246,18 @@ static int do_render(const opts_t *o, const ig_bs_stack_t *s)
 /* Backend contexts, created on first use: render never needs them. */
 typedef struct {
     const ig_mesh_provider_t *mp;
-    const ig_bs_conf_t *bc;
+    const ig_bootstrap_conf_t *bc;
     char *const *envp;
     void *mesh_ctx;
     ig_kube_t kube;
     bool kube_ready;
 } ctxs_t;
 
-static int ctx_for(ctxs_t *c, const ig_bs_resource_t *r, void **out, char *err, size_t errlen)
+static int ctx_for(ctxs_t *c, const ig_bootstrap_resource_t *r, void **out, char *err,
+                   size_t errlen)
 {
     int rc = 0;
-    if (r->backend == &ig_bs_kube_backend) {
+    if (r->backend == &ig_bootstrap_kube_backend) {
         if (!c->kube_ready) {
             rc = ig_kube_init(&c->kube, c->bc->kubernetes.kubeconfig, c->bc->kubernetes.context,
                               c->envp, err, errlen);
@@ -279,9 +280,9 @@ static void ctxs_dispose(ctxs_t *c)
         ig_kube_dispose(&c->kube);
 }
 
-static const char *action_name(ig_bs_action_t a)
+static const char *action_name(ig_bootstrap_action_t a)
 {
-    return a == IG_BS_CREATE ? "create" : a == IG_BS_UPDATE ? "update" : "unchanged";
+    return a == IG_BOOTSTRAP_CREATE ? "create" : a == IG_BOOTSTRAP_UPDATE ? "update" : "unchanged";
 }
 
 static cJSON *diff_lines(const ig_buf_t *d)
@@ -304,7 +305,7 @@ static cJSON *diff_lines(const ig_buf_t *d)
     return arr;
 }
 
-static void print_outputs(const opts_t *o, const ig_bs_stack_t *s, cJSON *json_root)
+static void print_outputs(const opts_t *o, const ig_bootstrap_stack_t *s, cJSON *json_root)
 {
     if (o->json) {
         cJSON_AddItemToObject(json_root, "outputs", cJSON_Duplicate(s->outputs, true));
@@ -322,7 +323,7 @@ static void print_outputs(const opts_t *o, const ig_bs_stack_t *s, cJSON *json_r
 }
 
 /* plan and apply: the same walk; apply writes what plan finds. */
-static int do_plan_apply(const opts_t *o, ig_bs_stack_t *s, ctxs_t *cx)
+static int do_plan_apply(const opts_t *o, ig_bootstrap_stack_t *s, ctxs_t *cx)
 {
     bool apply = o->cmd == CMD_APPLY;
     char err[2048] = "";
@@ -332,9 +333,9 @@ static int do_plan_apply(const opts_t *o, ig_bs_stack_t *s, ctxs_t *cx)
     int rc = 0;
     size_t i;
     for (i = 0; i < s->n; i++) {
-        ig_bs_resource_t *r = &s->items[i];
+        ig_bootstrap_resource_t *r = &s->items[i];
         void *ctx = NULL;
-        ig_bs_plan_t p = {0};
+        ig_bootstrap_plan_t p = {0};
         ig_buf_init(&p.diff, 0);
         rc = ctx_for(cx, r, &ctx, err, sizeof(err));
         if (rc == 0)
@@ -343,9 +344,9 @@ static int do_plan_apply(const opts_t *o, ig_bs_stack_t *s, ctxs_t *cx)
             rc = r->backend->apply(ctx, r, &p, err, sizeof(err));
         if (rc == 0) {
             counts[p.action]++;
-            const char *what = apply ? (p.action == IG_BS_CREATE   ? "created"
-                                        : p.action == IG_BS_UPDATE ? "updated"
-                                                                   : "unchanged")
+            const char *what = apply ? (p.action == IG_BOOTSTRAP_CREATE   ? "created"
+                                        : p.action == IG_BOOTSTRAP_UPDATE ? "updated"
+                                                                          : "unchanged")
                                      : action_name(p.action);
             if (o->json) {
                 cJSON *it = cJSON_CreateObject();
@@ -357,7 +358,7 @@ static int do_plan_apply(const opts_t *o, ig_bs_stack_t *s, ctxs_t *cx)
                 cJSON_AddItemToArray(changes, it);
             } else {
                 printf("%-10s %-24s %-40s %s\n", r->backend->name, r->kind, r->name, what);
-                if (p.action == IG_BS_UPDATE && p.diff.base)
+                if (p.action == IG_BOOTSTRAP_UPDATE && p.diff.base)
                     fputs(p.diff.base, stdout);
                 fflush(stdout);
             }
@@ -369,8 +370,8 @@ static int do_plan_apply(const opts_t *o, ig_bs_stack_t *s, ctxs_t *cx)
     }
     if (rc == 0 && apply && o->wait) {
         for (size_t k = 0; k < s->n && rc == 0; k++) {
-            ig_bs_resource_t *r = &s->items[k];
-            if (r->backend != &ig_bs_kube_backend || strcmp(r->kind, "Deployment"))
+            ig_bootstrap_resource_t *r = &s->items[k];
+            if (r->backend != &ig_bootstrap_kube_backend || strcmp(r->kind, "Deployment"))
                 continue;
             if (!o->json)
                 printf("waiting for Deployment %s to become available…\n", r->name);
@@ -386,22 +387,24 @@ static int do_plan_apply(const opts_t *o, ig_bs_stack_t *s, ctxs_t *cx)
         fprintf(stderr,
                 "already done: %zu created, %zu updated, %zu unchanged; %zu not reached. "
                 "Re-run to continue.\n",
-                counts[IG_BS_CREATE], counts[IG_BS_UPDATE], counts[IG_BS_NOOP],
+                counts[IG_BOOTSTRAP_CREATE], counts[IG_BOOTSTRAP_UPDATE], counts[IG_BOOTSTRAP_NOOP],
                 i < s->n ? s->n - i - 1 : 0);
         return report_failure(o, root, err, rc);
     }
     if (o->json) {
         cJSON *sum = cJSON_AddObjectToObject(root, "summary");
-        cJSON_AddNumberToObject(sum, verbs[IG_BS_CREATE], (double)counts[IG_BS_CREATE]);
-        cJSON_AddNumberToObject(sum, verbs[IG_BS_UPDATE], (double)counts[IG_BS_UPDATE]);
-        cJSON_AddNumberToObject(sum, verbs[IG_BS_NOOP], (double)counts[IG_BS_NOOP]);
+        cJSON_AddNumberToObject(sum, verbs[IG_BOOTSTRAP_CREATE],
+                                (double)counts[IG_BOOTSTRAP_CREATE]);
+        cJSON_AddNumberToObject(sum, verbs[IG_BOOTSTRAP_UPDATE],
+                                (double)counts[IG_BOOTSTRAP_UPDATE]);
+        cJSON_AddNumberToObject(sum, verbs[IG_BOOTSTRAP_NOOP], (double)counts[IG_BOOTSTRAP_NOOP]);
         if (apply)
             print_outputs(o, s, root);
         print_json(root);
     } else {
         printf("%s: %zu %s, %zu %s, %zu %s.\n", apply ? "Apply complete" : "Plan",
-               counts[IG_BS_CREATE], verbs[IG_BS_CREATE], counts[IG_BS_UPDATE], verbs[IG_BS_UPDATE],
-               counts[IG_BS_NOOP], verbs[IG_BS_NOOP]);
+               counts[IG_BOOTSTRAP_CREATE], verbs[IG_BOOTSTRAP_CREATE], counts[IG_BOOTSTRAP_UPDATE],
+               verbs[IG_BOOTSTRAP_UPDATE], counts[IG_BOOTSTRAP_NOOP], verbs[IG_BOOTSTRAP_NOOP]);
         if (apply)
             print_outputs(o, s, NULL);
     }
@@ -409,7 +412,7 @@ static int do_plan_apply(const opts_t *o, ig_bs_stack_t *s, ctxs_t *cx)
     return 0;
 }
 
-static int do_destroy(const opts_t *o, ig_bs_stack_t *s, ctxs_t *cx)
+static int do_destroy(const opts_t *o, ig_bootstrap_stack_t *s, ctxs_t *cx)
 {
     char err[2048] = "";
     size_t counts[3] = {0, 0, 0};
@@ -419,9 +422,9 @@ static int do_destroy(const opts_t *o, ig_bs_stack_t *s, ctxs_t *cx)
     int rc = 0;
     size_t done = 0;
     for (size_t k = s->n; k-- > 0;) {
-        ig_bs_resource_t *r = &s->items[k];
+        ig_bootstrap_resource_t *r = &s->items[k];
         void *ctx = NULL;
-        ig_bs_delete_result_t res = IG_BS_ABSENT;
+        ig_bootstrap_delete_result_t res = IG_BOOTSTRAP_ABSENT;
         rc = ctx_for(cx, r, &ctx, err, sizeof(err));
         if (rc == 0)
             rc = r->backend->destroy(ctx, r, &res, err, sizeof(err));
@@ -442,7 +445,7 @@ static int do_destroy(const opts_t *o, ig_bs_stack_t *s, ctxs_t *cx)
             cJSON_AddStringToObject(it, "kind", r->kind);
             cJSON_AddStringToObject(it, "name", r->name);
             cJSON_AddStringToObject(it, "result",
-                                    res == IG_BS_NOT_MANAGED ? "skipped" : names[res]);
+                                    res == IG_BOOTSTRAP_NOT_MANAGED ? "skipped" : names[res]);
             cJSON_AddItemToArray(arr, it);
         } else {
             printf("%-10s %-24s %-40s %s\n", r->backend->name, r->kind, r->name, names[res]);
@@ -471,10 +474,10 @@ int ig_bootstrap_main(int argc, char **argv, char *const *envp)
     if (rc != 0)
         return rc < 0 ? 0 : rc;
     ig_config_t gc;
-    ig_bs_conf_t bc;
+    ig_bootstrap_conf_t bc;
     memset(&bc, 0, sizeof(bc));
-    ig_bs_stack_t s;
-    ig_bs_stack_init(&s);
+    ig_bootstrap_stack_t s;
+    ig_bootstrap_stack_init(&s);
     rc = load_stack(&o, envp, &gc, &bc, &s);
     if (rc == 0) {
         if (o.cmd == CMD_RENDER) {
@@ -486,8 +489,8 @@ int ig_bootstrap_main(int argc, char **argv, char *const *envp)
         }
     }
     fflush(stdout);
-    ig_bs_stack_dispose(&s);
-    ig_bs_conf_dispose(&bc);
+    ig_bootstrap_stack_dispose(&s);
+    ig_bootstrap_conf_dispose(&bc);
     ig_config_dispose(&gc);
     return rc;
 }

@@ -341,7 +341,7 @@ static bool one_of(const char *s, const char *const *vals)
     return false;
 }
 
-static void set_defaults(ig_bs_conf_t *c)
+static void set_defaults(ig_bootstrap_conf_t *c)
 {
     memset(c, 0, sizeof(*c));
     c->name = ig_xstrdup("ml-service");
@@ -352,7 +352,7 @@ static void set_defaults(ig_bs_conf_t *c)
     c->model_port = 8081;
     c->replicas_min = 1;
     c->replicas_max = 10;
-    c->autoscaling.engine = IG_BS_ENGINE_HPA;
+    c->autoscaling.engine = IG_BOOTSTRAP_ENGINE_HPA;
     c->autoscaling.load_factor_target = 0.7;
     c->autoscaling.queue_depth_target = 8;
     c->autoscaling.cpu_utilization = 80;
@@ -376,7 +376,7 @@ static void set_defaults(ig_bs_conf_t *c)
     c->kubernetes.sa_annotations = cJSON_CreateObject();
 }
 
-void ig_bs_conf_dispose(ig_bs_conf_t *c)
+void ig_bootstrap_conf_dispose(ig_bootstrap_conf_t *c)
 {
     free(c->name);
     free(c->namespace_);
@@ -403,7 +403,7 @@ void ig_bs_conf_dispose(ig_bs_conf_t *c)
     memset(c, 0, sizeof(*c));
 }
 
-static int load(ig_bs_conf_t *c, const cJSON *b, ectx_t *e)
+static int load(ig_bootstrap_conf_t *c, const cJSON *b, ectx_t *e)
 {
     static const char *const top[] = {"name",          "namespace",         "model_image",
                                       "gateway_image", "image_pull_policy", "model_port",
@@ -460,7 +460,7 @@ static int load(ig_bs_conf_t *c, const cJSON *b, ectx_t *e)
         return fail(e, "bootstrap.replicas.min", "must be <= bootstrap.replicas.max");
 
     const char *AP = "bootstrap.autoscaling";
-    char *engine = ig_xstrdup(c->autoscaling.engine == IG_BS_ENGINE_KEDA ? "keda" : "hpa");
+    char *engine = ig_xstrdup(c->autoscaling.engine == IG_BOOTSTRAP_ENGINE_KEDA ? "keda" : "hpa");
     if ((rc = get_obj(e, b, "autoscaling", P, &o)) || (rc = only_known(e, o, AP, aut)) ||
         (rc = get_str(e, o, "engine", AP, &engine, false)) ||
         (rc = get_double(e, o, "load_factor_target", AP, &c->autoscaling.load_factor_target, 0,
@@ -474,9 +474,9 @@ static int load(ig_bs_conf_t *c, const cJSON *b, ectx_t *e)
         return rc;
     }
     if (!strcmp(engine, "hpa"))
-        c->autoscaling.engine = IG_BS_ENGINE_HPA;
+        c->autoscaling.engine = IG_BOOTSTRAP_ENGINE_HPA;
     else if (!strcmp(engine, "keda"))
-        c->autoscaling.engine = IG_BS_ENGINE_KEDA;
+        c->autoscaling.engine = IG_BOOTSTRAP_ENGINE_KEDA;
     else {
         free(engine);
         return fail(e, "bootstrap.autoscaling.engine", "must be \"hpa\" or \"keda\"");
@@ -583,7 +583,7 @@ static int load(ig_bs_conf_t *c, const cJSON *b, ectx_t *e)
     return 0;
 }
 
-int ig_bs_conf_load(ig_bs_conf_t *c, const cJSON *section, char *err, size_t errlen)
+int ig_bootstrap_conf_load(ig_bootstrap_conf_t *c, const cJSON *section, char *err, size_t errlen)
 {
     ectx_t e = {err, errlen};
     set_defaults(c);
@@ -592,8 +592,8 @@ int ig_bs_conf_load(ig_bs_conf_t *c, const cJSON *section, char *err, size_t err
 
 int ig_bootstrap_check_config(const struct cJSON *section, char *err, unsigned long errlen)
 {
-    ig_bs_conf_t c;
-    int rc = ig_bs_conf_load(&c, section, err, errlen);
-    ig_bs_conf_dispose(&c);
+    ig_bootstrap_conf_t c;
+    int rc = ig_bootstrap_conf_load(&c, section, err, errlen);
+    ig_bootstrap_conf_dispose(&c);
     return rc;
 }

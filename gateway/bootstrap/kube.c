@@ -41,7 +41,7 @@ int ig_kube_init(ig_kube_t *k, const char *kubeconfig, const char *context, char
         ig_kube_auth_dispose(&k->auth);
         return rc;
     }
-    ig_http_retry_default(&k->retry, envp);
+    ig_client_retry_default(&k->retry, envp);
     return 0;
 }
 
@@ -69,7 +69,7 @@ static char *read_token(const char *path)
 }
 
 /* "Kubernetes GET /api/v1/…: HTTP 404 NotFound: message", from the Status object. */
-static void kube_api_error(const ig_http_req_t *req, const ig_http_resp_t *resp, const cJSON *j,
+static void kube_api_error(const ig_client_req_t *req, const ig_client_resp_t *resp, const cJSON *j,
                            const void *path, char *err, size_t errlen)
 {
     const char *reason = NULL, *msg = NULL;
@@ -99,21 +99,21 @@ int ig_kube_request(ig_kube_t *k, const char *method, const char *path_and_query
     ig_buf_t url;
     ig_buf_init(&url, 0);
     ig_buf_printf(&url, "%s%s", a->server, path_and_query);
-    ig_http_req_t req = {.method = method,
-                         .url = url.base,
-                         .body = body,
-                         .body_len = body ? strlen(body) : 0,
-                         .content_type = content_type,
-                         .bearer = a->token ? a->token : file_token,
-                         .insecure = a->insecure,
-                         .ca_file = a->ca_file,
-                         .ca_pem = a->ca_pem,
-                         .cert_file = a->cert_file,
-                         .key_file = a->key_file,
-                         .cert_pem = a->cert_pem,
-                         .key_pem = a->key_pem};
-    int rc = ig_http_json_call(&req, &k->retry, ig_http_again, kube_api_error, path_and_query,
-                               status, out, err, errlen);
+    ig_client_req_t req = {.method = method,
+                           .url = url.base,
+                           .body = body,
+                           .body_len = body ? strlen(body) : 0,
+                           .content_type = content_type,
+                           .bearer = a->token ? a->token : file_token,
+                           .insecure = a->insecure,
+                           .ca_file = a->ca_file,
+                           .ca_pem = a->ca_pem,
+                           .cert_file = a->cert_file,
+                           .key_file = a->key_file,
+                           .cert_pem = a->cert_pem,
+                           .key_pem = a->key_pem};
+    int rc = ig_client_json_call(&req, &k->retry, ig_client_again, kube_api_error, path_and_query,
+                                 status, out, err, errlen);
     if (file_token) {
         memset(file_token, 0, strlen(file_token));
         free(file_token);
@@ -187,8 +187,8 @@ static void normalise(cJSON *obj)
 
 /* Reads the live object at r->path into *live. A 404 is no error: *found
  * is false then. */
-static int kube_read(ig_kube_t *k, const ig_bs_resource_t *r, cJSON **live, bool *found, char *err,
-                     size_t errlen)
+static int kube_read(ig_kube_t *k, const ig_bootstrap_resource_t *r, cJSON **live, bool *found,
+                     char *err, size_t errlen)
 {
     long st;
     int rc = ig_kube_request(k, "GET", r->path, NULL, NULL, &st, live, err, errlen);
@@ -198,8 +198,8 @@ static int kube_read(ig_kube_t *k, const ig_bs_resource_t *r, cJSON **live, bool
 
 /* Server-side apply of r's body. With `dry_run` nothing changes: *out (when
  * not NULL) is the object as the API server would make it. */
-static int server_side_apply(ig_kube_t *k, const ig_bs_resource_t *r, bool dry_run, cJSON **out,
-                             char *err, size_t errlen)
+static int server_side_apply(ig_kube_t *k, const ig_bootstrap_resource_t *r, bool dry_run,
+                             cJSON **out, char *err, size_t errlen)
 {
     char *body = cJSON_PrintUnformatted(r->body);
     ig_buf_t q;
@@ -214,7 +214,7 @@ static int server_side_apply(ig_kube_t *k, const ig_bs_resource_t *r, bool dry_r
     return rc;
 }
 
-static int kube_plan(void *ctx, const ig_bs_resource_t *r, ig_bs_plan_t *p, char *err,
+static int kube_plan(void *ctx, const ig_bootstrap_resource_t *r, ig_bootstrap_plan_t *p, char *err,
                      size_t errlen)
 {
     ig_kube_t *k = ctx;
@@ -224,7 +224,7 @@ static int kube_plan(void *ctx, const ig_bs_resource_t *r, ig_bs_plan_t *p, char
     if (rc)
         return rc;
     if (!found) {
-        p->action = IG_BS_CREATE;
+        p->action = IG_BOOTSTRAP_CREATE;
         return 0;
     }
     p->managed = is_managed(live);
@@ -233,21 +233,21 @@ static int kube_plan(void *ctx, const ig_bs_resource_t *r, ig_bs_plan_t *p, char
     if (rc == 0) {
         normalise(live);
         normalise(would);
-        p->ndiff = ig_bs_diff(would, live, false, "", &p->diff);
-        p->action = p->ndiff ? IG_BS_UPDATE : IG_BS_NOOP;
+        p->ndiff = ig_bootstrap_diff(would, live, false, "", &p->diff);
+        p->action = p->ndiff ? IG_BOOTSTRAP_UPDATE : IG_BOOTSTRAP_NOOP;
     }
     cJSON_Delete(live);
     cJSON_Delete(would);
     return rc;
 }
 
-static int kube_apply(void *ctx, const ig_bs_resource_t *r, const ig_bs_plan_t *p, char *err,
-                      size_t errlen)
+static int kube_apply(void *ctx, const ig_bootstrap_resource_t *r, const ig_bootstrap_plan_t *p,
+                      char *err, size_t errlen)
 {
     ig_kube_t *k = ctx;
-    if (p->action == IG_BS_NOOP)
+    if (p->action == IG_BOOTSTRAP_NOOP)
         return 0;
-    if (p->action == IG_BS_UPDATE && !p->managed) {
+    if (p->action == IG_BOOTSTRAP_UPDATE && !p->managed) {
         snprintf(err, errlen,
                  "%s %s exists without the label " MANAGED_LABEL "=infergate; "
                  "refusing to change it (label it, or remove it)",
@@ -257,8 +257,8 @@ static int kube_apply(void *ctx, const ig_bs_resource_t *r, const ig_bs_plan_t *
     return server_side_apply(k, r, false, NULL, err, errlen);
 }
 
-static int kube_destroy(void *ctx, const ig_bs_resource_t *r, ig_bs_delete_result_t *res, char *err,
-                        size_t errlen)
+static int kube_destroy(void *ctx, const ig_bootstrap_resource_t *r,
+                        ig_bootstrap_delete_result_t *res, char *err, size_t errlen)
 {
     ig_kube_t *k = ctx;
     cJSON *live = NULL;
@@ -267,13 +267,13 @@ static int kube_destroy(void *ctx, const ig_bs_resource_t *r, ig_bs_delete_resul
     if (rc)
         return rc;
     if (!found) {
-        *res = IG_BS_ABSENT;
+        *res = IG_BOOTSTRAP_ABSENT;
         return 0;
     }
     bool managed = is_managed(live);
     cJSON_Delete(live);
     if (!managed) {
-        *res = IG_BS_NOT_MANAGED;
+        *res = IG_BOOTSTRAP_NOT_MANAGED;
         return 0;
     }
     ig_buf_t q;
@@ -283,15 +283,15 @@ static int kube_destroy(void *ctx, const ig_bs_resource_t *r, ig_bs_delete_resul
     rc = ig_kube_request(k, "DELETE", q.base, NULL, NULL, &st, NULL, err, errlen);
     ig_buf_dispose(&q);
     if (rc == IG_EAPI && st == 404) {
-        *res = IG_BS_ABSENT;
+        *res = IG_BOOTSTRAP_ABSENT;
         return 0;
     }
     if (rc == 0)
-        *res = IG_BS_DELETED;
+        *res = IG_BOOTSTRAP_DELETED;
     return rc;
 }
 
-const ig_bs_backend_t ig_bs_kube_backend = {
+const ig_bootstrap_backend_t ig_bootstrap_kube_backend = {
     .name = "kubernetes",
     .plan = kube_plan,
     .apply = kube_apply,
@@ -342,7 +342,7 @@ int ig_kube_wait_deployment(ig_kube_t *k, const char *path, int timeout_s, char 
                      seen);
             return IG_ETIMEDOUT;
         }
-        ig_http_sleep_ms(step);
+        ig_client_sleep_ms(step);
         waited += step;
         if (step < 2000)
             step *= 2;

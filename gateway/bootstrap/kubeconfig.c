@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,8 +21,10 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <openssl/evp.h>
 
-#include "infergate/bootstrap/kube.h"
+#include "infergate/bootstrap/client.h"
+#include "infergate/bootstrap/kubeconfig.h"
 #include "infergate/bootstrap/template.h"
 #include "infergate/base/error.h"
 
@@ -61,47 +64,48 @@ void ig_kube_auth_dispose(ig_kube_auth_t *a)
     memset(a, 0, sizeof(*a));
 }
 
-static int b64val(int c)
+/* Decodes the standard base64 (RFC 4648 section 4, padded) of kubeconfig's
+ * *-data fields into a NUL-terminated string in *out (the caller frees it).
+ * Spaces, tabs and line breaks are skipped: YAML folds long scalars and
+ * people paste wrapped `base64` output. Anything else outside the alphabet,
+ * a length that is not a multiple of four, or '=' other than one or two at
+ * the very end is refused with *why set to a static sentence.
+ * EVP_DecodeBlock does the decoding but reads '=' as a zero digit wherever
+ * it stands, so the padding is checked here first, and the bytes it adds
+ * for the padding are taken off its count. */
+static int b64_decode(const char *in, char **out, const char **why)
 {
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+' || c == '-')
-        return 62;
-    if (c == '/' || c == '_')
-        return 63;
-    return -1;
-}
-
-/* Decodes base64 (whitespace ignored) into a NUL-terminated string. */
-static char *b64_decode(const char *in)
-{
-    ig_buf_t out;
-    ig_buf_init(&out, 0);
-    unsigned acc = 0;
-    int bits = 0;
-    for (const char *p = in; *p && *p != '='; p++) {
-        int v = b64val((unsigned char)*p);
-        if (v < 0) {
-            if (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')
-                continue;
-            ig_buf_dispose(&out);
-            return NULL;
-        }
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            char c = (char)((acc >> bits) & 0xff);
-            ig_buf_append(&out, &c, 1);
-        }
+    size_t n = strlen(in), m = 0;
+    if (n > INT_MAX) {
+        *why = "is too long";
+        return IG_EPARSE;
     }
-    if (!out.base)
-        ig_buf_append(&out, "", 0);
-    return ig_buf_take(&out, NULL);
+    unsigned char *clean = ig_xmalloc(n + 1);
+    for (size_t i = 0; i < n; i++) {
+        char ch = in[i];
+        if (ch != ' ' && ch != '\t' && ch != '\r' && ch != '\n')
+            clean[m++] = (unsigned char)ch;
+    }
+    size_t pad = 0;
+    while (pad < m && pad < 3 && clean[m - 1 - pad] == '=')
+        pad++;
+    const char *bad = NULL;
+    if (m % 4 != 0)
+        bad = "has a length that is not a multiple of 4 (cut short, or '=' padding missing)";
+    else if (pad > 2 || memchr(clean, '=', m - pad))
+        bad = "has '=' padding other than one or two at the end";
+    unsigned char *dst = ig_xmalloc(m / 4 * 3 + 1);
+    int r = bad ? -1 : EVP_DecodeBlock(dst, clean, (int)m);
+    free(clean);
+    if (r < 0) {
+        free(dst);
+        *why = bad ? bad : "has characters outside the base64 alphabet (A-Z a-z 0-9 + /)";
+        return IG_EPARSE;
+    }
+    r -= (int)pad;
+    dst[r] = '\0';
+    *out = (char *)dst;
+    return 0;
 }
 
 static const cJSON *named(const cJSON *list, const char *name, const char *member)
@@ -139,12 +143,10 @@ static int data_field(const cJSON *o, const char *key, char **dst, const char *o
     const char *v = str_of(o, key);
     if (!v)
         return 0;
-    char *d = b64_decode(v);
-    if (!d) {
-        snprintf(err, errlen, "%s: %s is not valid base64", origin, key);
-        return IG_EPARSE;
-    }
-    *dst = d;
+    const char *why = NULL;
+    if (b64_decode(v, dst, &why) < 0)
+        return ig_error_fmt(err, errlen, IG_EPARSE, "%s: %s is not valid base64: it %s", origin,
+                            key, why);
     return 0;
 }
 

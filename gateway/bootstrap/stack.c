@@ -10,6 +10,7 @@
  * prints, shared by every backend.
  */
 #include <math.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,18 +20,19 @@
 #include "infergate/bootstrap/kube.h"
 #include "infergate/bootstrap/stack.h"
 #include "infergate/base/error.h"
+#include "infergate/base/hash.h"
 #include "infergate/base/log.h"
 
-void ig_bs_stack_init(ig_bs_stack_t *s)
+void ig_bootstrap_stack_init(ig_bootstrap_stack_t *s)
 {
     memset(s, 0, sizeof(*s));
     s->outputs = cJSON_CreateObject();
 }
 
-void ig_bs_stack_dispose(ig_bs_stack_t *s)
+void ig_bootstrap_stack_dispose(ig_bootstrap_stack_t *s)
 {
     for (size_t i = 0; i < s->n; i++) {
-        ig_bs_resource_t *r = &s->items[i];
+        ig_bootstrap_resource_t *r = &s->items[i];
         free(r->kind);
         free(r->name);
         free(r->source);
@@ -43,15 +45,17 @@ void ig_bs_stack_dispose(ig_bs_stack_t *s)
     memset(s, 0, sizeof(*s));
 }
 
-ig_bs_resource_t *ig_bs_stack_add(ig_bs_stack_t *s, const ig_bs_backend_t *backend,
-                                  const char *kind, const char *name, const char *source,
-                                  const char *path, const char *parent, cJSON *body)
+ig_bootstrap_resource_t *ig_bootstrap_stack_add(ig_bootstrap_stack_t *s,
+                                                const ig_bootstrap_backend_t *backend,
+                                                const char *kind, const char *name,
+                                                const char *source, const char *path,
+                                                const char *parent, cJSON *body)
 {
     if (s->n == s->cap) {
         s->cap = s->cap ? s->cap * 2 : 16;
         s->items = ig_xrealloc(s->items, s->cap * sizeof(*s->items));
     }
-    ig_bs_resource_t *r = &s->items[s->n++];
+    ig_bootstrap_resource_t *r = &s->items[s->n++];
     r->backend = backend;
     r->kind = ig_xstrdup(kind);
     r->name = ig_xstrdup(name);
@@ -62,8 +66,8 @@ ig_bs_resource_t *ig_bs_stack_add(ig_bs_stack_t *s, const ig_bs_backend_t *backe
     return r;
 }
 
-int ig_bs_template_load(const char *dir, const char *path, const ig_tpl_vars_t *vars, cJSON **out,
-                        char *err, size_t errlen)
+int ig_bootstrap_template_load(const char *dir, const char *path, const ig_tpl_vars_t *vars,
+                               cJSON **out, char *err, size_t errlen)
 {
     char *owned = NULL;
     const char *text;
@@ -168,8 +172,8 @@ static size_t diff_rec(const cJSON *want, const cJSON *live, bool subset, const 
     return 0;
 }
 
-size_t ig_bs_diff(const cJSON *desired, const cJSON *live, bool subset, const char *prefix,
-                  ig_buf_t *out)
+size_t ig_bootstrap_diff(const cJSON *desired, const cJSON *live, bool subset, const char *prefix,
+                         ig_buf_t *out)
 {
     return diff_rec(desired, live, subset, prefix ? prefix : "", out);
 }
@@ -220,16 +224,6 @@ static char *gateway_config_json(const ig_config_t *gc)
     return ig_buf_take(&b, NULL);
 }
 
-static unsigned long long fnv1a(const char *s)
-{
-    unsigned long long h = 1469598103934665603ULL;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
 static void quantity(char *out, size_t n, double v)
 {
     long long milli = llround(v * 1000.0);
@@ -239,8 +233,8 @@ static void quantity(char *out, size_t n, double v)
         snprintf(out, n, "%lldm", milli);
 }
 
-static int common_vars(const ig_bs_conf_t *c, const ig_config_t *gc, ig_tpl_vars_t *v, char *err,
-                       size_t errlen)
+static int common_vars(const ig_bootstrap_conf_t *c, const ig_config_t *gc, ig_tpl_vars_t *v,
+                       char *err, size_t errlen)
 {
     int gport, aport, uport;
     int rc;
@@ -288,7 +282,7 @@ static int common_vars(const ig_bs_conf_t *c, const ig_config_t *gc, ig_tpl_vars
         return IG_ECONFIG;
     }
     ig_tpl_vars_set(v, "GATEWAY_CONFIG", cfg);
-    ig_tpl_vars_setf(v, "CONFIG_HASH", "%016llx", fnv1a(cfg));
+    ig_tpl_vars_setf(v, "CONFIG_HASH", "%016" PRIx64, ig_hash_bytes(cfg, strlen(cfg)));
     free(cfg);
 
     ig_tpl_vars_set(v, "NAME", c->name);
@@ -367,7 +361,8 @@ static void set_resources(cJSON *containers, const char *name, const cJSON *res)
     cJSON_AddItemToObject(ct, "resources", cJSON_Duplicate(res, true));
 }
 
-static int add_kube(ig_bs_stack_t *s, const char *source, cJSON *obj, char *err, size_t errlen)
+static int add_kube(ig_bootstrap_stack_t *s, const char *source, cJSON *obj, char *err,
+                    size_t errlen)
 {
     ig_buf_t path;
     ig_buf_init(&path, 0);
@@ -376,8 +371,8 @@ static int add_kube(ig_bs_stack_t *s, const char *source, cJSON *obj, char *err,
         const cJSON *kind = cJSON_GetObjectItemCaseSensitive(obj, "kind");
         const cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
         const cJSON *name = cJSON_GetObjectItemCaseSensitive(md, "name");
-        ig_bs_stack_add(s, &ig_bs_kube_backend, kind->valuestring, name->valuestring, source,
-                        path.base, NULL, obj);
+        ig_bootstrap_stack_add(s, &ig_bootstrap_kube_backend, kind->valuestring, name->valuestring,
+                               source, path.base, NULL, obj);
     } else {
         cJSON_Delete(obj);
     }
@@ -386,21 +381,22 @@ static int add_kube(ig_bs_stack_t *s, const char *source, cJSON *obj, char *err,
 }
 
 /* Loads one Kubernetes template and appends it. */
-static int add_template(ig_bs_stack_t *s, const char *tpl_dir, const char *path,
+static int add_template(ig_bootstrap_stack_t *s, const char *tpl_dir, const char *path,
                         const ig_tpl_vars_t *v, char *err, size_t errlen)
 {
     cJSON *obj = NULL;
-    int rc = ig_bs_template_load(tpl_dir, path, v, &obj, err, errlen);
+    int rc = ig_bootstrap_template_load(tpl_dir, path, v, &obj, err, errlen);
     if (rc == 0)
         rc = add_kube(s, path, obj, err, errlen);
     return rc;
 }
 
-static int add_service_account(const ig_bs_conf_t *c, ig_bs_stack_t *s, const char *tpl_dir,
-                               const ig_tpl_vars_t *v, char *err, size_t errlen)
+static int add_service_account(const ig_bootstrap_conf_t *c, ig_bootstrap_stack_t *s,
+                               const char *tpl_dir, const ig_tpl_vars_t *v, char *err,
+                               size_t errlen)
 {
     cJSON *obj = NULL;
-    int rc = ig_bs_template_load(tpl_dir, "k8s/serviceaccount.yaml", v, &obj, err, errlen);
+    int rc = ig_bootstrap_template_load(tpl_dir, "k8s/serviceaccount.yaml", v, &obj, err, errlen);
     if (rc)
         return rc;
     if (cJSON_GetArraySize(c->kubernetes.sa_annotations) > 0) {
@@ -414,11 +410,12 @@ static int add_service_account(const ig_bs_conf_t *c, ig_bs_stack_t *s, const ch
     return add_kube(s, "k8s/serviceaccount.yaml", obj, err, errlen);
 }
 
-static int add_deployment(const ig_bs_conf_t *c, const ig_mesh_provider_t *mp, ig_bs_stack_t *s,
-                          const char *tpl_dir, const ig_tpl_vars_t *v, char *err, size_t errlen)
+static int add_deployment(const ig_bootstrap_conf_t *c, const ig_mesh_provider_t *mp,
+                          ig_bootstrap_stack_t *s, const char *tpl_dir, const ig_tpl_vars_t *v,
+                          char *err, size_t errlen)
 {
     cJSON *obj = NULL;
-    int rc = ig_bs_template_load(tpl_dir, "k8s/deployment.yaml", v, &obj, err, errlen);
+    int rc = ig_bootstrap_template_load(tpl_dir, "k8s/deployment.yaml", v, &obj, err, errlen);
     if (rc)
         return rc;
     cJSON *tmpl =
@@ -438,8 +435,8 @@ static int add_deployment(const ig_bs_conf_t *c, const ig_mesh_provider_t *mp, i
     return add_kube(s, "k8s/deployment.yaml", obj, err, errlen);
 }
 
-int ig_bs_render(const ig_bs_conf_t *c, const ig_config_t *gc, const char *tpl_dir,
-                 char *const *envp, ig_bs_stack_t *s, char *err, size_t errlen)
+int ig_bootstrap_render(const ig_bootstrap_conf_t *c, const ig_config_t *gc, const char *tpl_dir,
+                        char *const *envp, ig_bootstrap_stack_t *s, char *err, size_t errlen)
 {
     const ig_mesh_provider_t *mp = ig_mesh_provider_find(c->mesh.provider);
     if (!mp) {
@@ -468,12 +465,13 @@ int ig_bs_render(const ig_bs_conf_t *c, const ig_config_t *gc, const char *tpl_d
     /* A provider that discovers pods by DNS names the headless Service. */
     if (rc == 0 && ig_tpl_vars_get(&v, "DISCOVERY_SERVICE"))
         rc = add_template(s, tpl_dir, "k8s/service-pods.yaml", &v, err, errlen);
-    if (rc == 0 && c->autoscaling.engine == IG_BS_ENGINE_HPA)
+    if (rc == 0 && c->autoscaling.engine == IG_BOOTSTRAP_ENGINE_HPA)
         rc = add_template(s, tpl_dir, "k8s/prometheus-adapter-rules.yaml", &v, err, errlen);
     if (rc == 0)
         rc = add_template(s, tpl_dir,
-                          c->autoscaling.engine == IG_BS_ENGINE_KEDA ? "k8s/keda-scaledobject.yaml"
-                                                                     : "k8s/hpa.yaml",
+                          c->autoscaling.engine == IG_BOOTSTRAP_ENGINE_KEDA
+                              ? "k8s/keda-scaledobject.yaml"
+                              : "k8s/hpa.yaml",
                           &v, err, errlen);
 
     if (rc == 0) {
@@ -485,8 +483,8 @@ int ig_bs_render(const ig_bs_conf_t *c, const ig_config_t *gc, const char *tpl_d
         snprintf(ep, sizeof(ep), "%s/%s", c->namespace_, c->name);
         cJSON_AddStringToObject(s->outputs, "deployment", ep);
         snprintf(ep, sizeof(ep), "%s/%s/%s", c->namespace_,
-                 c->autoscaling.engine == IG_BS_ENGINE_KEDA ? "ScaledObject"
-                                                            : "HorizontalPodAutoscaler",
+                 c->autoscaling.engine == IG_BOOTSTRAP_ENGINE_KEDA ? "ScaledObject"
+                                                                   : "HorizontalPodAutoscaler",
                  c->name);
         cJSON_AddStringToObject(s->outputs, "autoscaler", ep);
     }
@@ -496,8 +494,8 @@ int ig_bs_render(const ig_bs_conf_t *c, const ig_config_t *gc, const char *tpl_d
 
 /* ---- provider "none": Kubernetes only --------------------------------- */
 
-static int none_render(const ig_bs_conf_t *c, const char *tpl_dir, const ig_tpl_vars_t *vars,
-                       ig_bs_stack_t *s, char *err, size_t errlen)
+static int none_render(const ig_bootstrap_conf_t *c, const char *tpl_dir, const ig_tpl_vars_t *vars,
+                       ig_bootstrap_stack_t *s, char *err, size_t errlen)
 {
     (void)c, (void)tpl_dir, (void)vars, (void)err, (void)errlen;
     cJSON_AddNullToObject(s->outputs, "mesh");

@@ -23,20 +23,6 @@
 
 #include "infergate/base/error.h"
 
-static int pattern_error(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int pattern_error(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return IG_EINVAL;
-}
-
 static bool is_name_char(char ch)
 {
     return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
@@ -53,8 +39,8 @@ static bool is_bad_literal_char(unsigned char ch)
 int ig_router_check_pattern(const char *pattern, char *err, size_t errlen)
 {
     if (!pattern || pattern[0] != '/')
-        return pattern_error(err, errlen, "pattern '%s' must start with '/'",
-                             pattern ? pattern : "(null)");
+        return ig_error_fmt(err, errlen, IG_EINVAL, "pattern '%s' must start with '/'",
+                            pattern ? pattern : "(null)");
 
     const char *names[IG_ROUTER_MAX_CAPTURES];
     size_t namelens[IG_ROUTER_MAX_CAPTURES];
@@ -65,19 +51,19 @@ int ig_router_check_pattern(const char *pattern, char *err, size_t errlen)
         char ch = pattern[i];
         if (ch == '*') {
             if (pattern[i + 1] != '\0')
-                return pattern_error(err, errlen,
-                                     "pattern '%s': '*' is only allowed at the end (offset %zu)",
-                                     pattern, i);
+                return ig_error_fmt(err, errlen, IG_EINVAL,
+                                    "pattern '%s': '*' is only allowed at the end (offset %zu)",
+                                    pattern, i);
             continue;
         }
         if (ch == '}')
-            return pattern_error(err, errlen, "pattern '%s': unmatched '}' at offset %zu", pattern,
-                                 i);
+            return ig_error_fmt(err, errlen, IG_EINVAL, "pattern '%s': unmatched '}' at offset %zu",
+                                pattern, i);
         if (ch != '{') {
             if (is_bad_literal_char((unsigned char)ch))
-                return pattern_error(err, errlen,
-                                     "pattern '%s': invalid character 0x%02x at offset %zu",
-                                     pattern, (unsigned char)ch, i);
+                return ig_error_fmt(err, errlen, IG_EINVAL,
+                                    "pattern '%s': invalid character 0x%02x at offset %zu", pattern,
+                                    (unsigned char)ch, i);
             literal_since_capture = true;
             continue;
         }
@@ -87,34 +73,35 @@ int ig_router_check_pattern(const char *pattern, char *err, size_t errlen)
         while (pattern[j] && pattern[j] != '}') {
             if (!is_name_char(pattern[j])) {
                 if (pattern[j] == '{' || pattern[j] == '/' || pattern[j] == '*')
-                    return pattern_error(err, errlen, "pattern '%s': unclosed '{' at offset %zu",
-                                         pattern, open);
-                return pattern_error(err, errlen,
-                                     "pattern '%s': invalid character '%c' in capture name at "
-                                     "offset %zu (use letters, digits, '_' or '-')",
-                                     pattern, pattern[j], j);
+                    return ig_error_fmt(err, errlen, IG_EINVAL,
+                                        "pattern '%s': unclosed '{' at offset %zu", pattern, open);
+                return ig_error_fmt(err, errlen, IG_EINVAL,
+                                    "pattern '%s': invalid character '%c' in capture name at "
+                                    "offset %zu (use letters, digits, '_' or '-')",
+                                    pattern, pattern[j], j);
             }
             j++;
         }
         if (!pattern[j])
-            return pattern_error(err, errlen, "pattern '%s': unclosed '{' at offset %zu", pattern,
-                                 open);
+            return ig_error_fmt(err, errlen, IG_EINVAL, "pattern '%s': unclosed '{' at offset %zu",
+                                pattern, open);
         size_t namelen = j - open - 1;
         if (namelen == 0)
-            return pattern_error(err, errlen, "pattern '%s': empty capture name at offset %zu",
-                                 pattern, open);
+            return ig_error_fmt(err, errlen, IG_EINVAL,
+                                "pattern '%s': empty capture name at offset %zu", pattern, open);
         if (!literal_since_capture)
-            return pattern_error(err, errlen,
-                                 "pattern '%s': two captures need literal text between them "
-                                 "(offset %zu)",
-                                 pattern, open);
+            return ig_error_fmt(err, errlen, IG_EINVAL,
+                                "pattern '%s': two captures need literal text between them "
+                                "(offset %zu)",
+                                pattern, open);
         if (ncap == IG_ROUTER_MAX_CAPTURES)
-            return pattern_error(err, errlen, "pattern '%s': more than %d captures", pattern,
-                                 IG_ROUTER_MAX_CAPTURES);
+            return ig_error_fmt(err, errlen, IG_EINVAL, "pattern '%s': more than %d captures",
+                                pattern, IG_ROUTER_MAX_CAPTURES);
         for (size_t k = 0; k < ncap; k++) {
             if (namelens[k] == namelen && memcmp(names[k], pattern + open + 1, namelen) == 0)
-                return pattern_error(err, errlen, "pattern '%s': capture name '%.*s' used twice",
-                                     pattern, (int)namelen, pattern + open + 1);
+                return ig_error_fmt(err, errlen, IG_EINVAL,
+                                    "pattern '%s': capture name '%.*s' used twice", pattern,
+                                    (int)namelen, pattern + open + 1);
         }
         names[ncap] = pattern + open + 1;
         namelens[ncap] = namelen;
@@ -133,7 +120,7 @@ int ig_router_init(ig_router_t *r, const ig_route_conf_t *routes, size_t n, char
     for (size_t i = 0; i < n; i++) {
         char why[256];
         if (ig_router_check_pattern(routes[i].match, why, sizeof why) != 0)
-            return pattern_error(err, errlen, "routes[%zu].match: %s", i, why);
+            return ig_error_fmt(err, errlen, IG_EINVAL, "routes[%zu].match: %s", i, why);
     }
     r->routes = routes;
     r->nroutes = n;

@@ -31,6 +31,7 @@
 #include "infergate/base/buf.h"
 #include "infergate/base/error.h"
 #include "infergate/base/log.h"
+#include "infergate/base/url.h"
 
 #define MAX_RESP_HEADERS 100
 
@@ -672,45 +673,23 @@ int ig_upstream_new(uv_loop_t *loop, const ig_upstream_opts_t *opts, ig_upstream
     int rc = IG_EINVAL;
     /* Messages quote the URL without its user info (a password). */
     char *shown = ig_log_redact_url(url ? url : "");
-    if (!url || strncmp(url, "http://", 7) != 0) {
-        snprintf(err, errlen, "upstream.url: must start with http://, got '%s'", shown);
+    ig_url_t pu;
+    const char *why = NULL;
+    if (!url || ig_url_parse(url, strlen(url), &pu, &why) < 0) {
+        snprintf(err, errlen, "upstream.url: %s, got '%s'", why ? why : "is not set", shown);
         goto fail;
     }
-    const char *hp = url + 7;
-    const char *slash = strchr(hp, '/');
-    size_t hplen = slash ? (size_t)(slash - hp) : strlen(hp);
-    if (hplen == 0 || hplen >= 256) {
-        snprintf(err, errlen, "upstream.url: missing or too long host in '%s'", shown);
+    if (pu.https || pu.query.base || pu.fragment.base) {
+        snprintf(err, errlen, "upstream.url: must be http://host[:port][/path], got '%s'", shown);
         goto fail;
     }
-    /* The host follows the last '@' of the authority, as the config check
-     * reads it (a password may hold an '@' of its own). */
-    const char *at = memrchr(hp, '@', hplen);
-    if (at) {
-        hplen -= (size_t)(at + 1 - hp);
-        hp = at + 1;
+    char host[260], port[8];
+    if (pu.hostport.len >= 256) { /* fits u->host; host[] holds a part of it */
+        snprintf(err, errlen, "upstream.url: host too long in '%s'", shown);
+        goto fail;
     }
-    char hostport[300], host[260], port[8] = "80";
-    memcpy(hostport, hp, hplen);
-    hostport[hplen] = '\0';
-    if (hostport[0] == '[') {
-        char *e = strchr(hostport, ']');
-        if (!e) {
-            snprintf(err, errlen, "upstream.url: unclosed '[' in '%s'", shown);
-            goto fail;
-        }
-        memcpy(host, hostport + 1, (size_t)(e - hostport - 1));
-        host[e - hostport - 1] = '\0';
-        if (e[1] == ':')
-            snprintf(port, sizeof(port), "%.6s", e + 2);
-    } else {
-        char *colon = strchr(hostport, ':');
-        size_t hl = colon ? (size_t)(colon - hostport) : strlen(hostport);
-        memcpy(host, hostport, hl);
-        host[hl] = '\0';
-        if (colon)
-            snprintf(port, sizeof(port), "%.6s", colon + 1);
-    }
+    snprintf(host, sizeof(host), "%.*s", (int)pu.host.len, pu.host.base);
+    snprintf(port, sizeof(port), "%u", (unsigned)pu.port);
     struct addrinfo hints = {0}, *res = NULL;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_NUMERICSERV;
@@ -730,9 +709,9 @@ int ig_upstream_new(uv_loop_t *loop, const ig_upstream_opts_t *opts, ig_upstream
     u->opts.url = NULL; /* not kept: the caller's string */
     if (u->opts.max_connections == 0)
         u->opts.max_connections = 64;
-    snprintf(u->host, sizeof(u->host), "%s", hostport);
-    if (slash) {
-        snprintf(u->base_path, sizeof(u->base_path), "%s", slash);
+    snprintf(u->host, sizeof(u->host), "%.*s", (int)pu.hostport.len, pu.hostport.base);
+    if (pu.path.len > 0) {
+        snprintf(u->base_path, sizeof(u->base_path), "%.*s", (int)pu.path.len, pu.path.base);
         size_t bl = strlen(u->base_path);
         if (bl > 0 && u->base_path[bl - 1] == '/')
             u->base_path[bl - 1] = '\0';

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "infergate/base/error.h"
+#include "infergate/base/hash.h"
 #include "infergate/base/log.h"
 
 static void pending_put(ig_pending_t *p)
@@ -333,9 +334,7 @@ static void join_batch(ig_gateway_t *gw, ig_pending_t *p, const ig_route_match_t
         ig_buf_append_slice(k, auth);
     ig_buf_append(k, "\n", 1);
     ig_buf_append(k, p->part.key.base ? p->part.key.base : "", p->part.key.len);
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < k->len; i++)
-        h = (h ^ (unsigned char)k->base[i]) * 1099511628211ull;
+    uint64_t h = ig_hash_bytes(k->base, k->len);
     ig_batcher_join(&gw->batcher, p->route, &m->route->batch, k->base, k->len, h, &p->member,
                     p->part.rows, p->queued_ns);
 }

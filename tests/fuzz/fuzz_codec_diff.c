@@ -334,7 +334,7 @@ static void check_batchable(const req_t *r)
 {
     FUZZ_CHECK(r->part.rows >= 1, "accepted part has 0 rows");
     FUZZ_CHECK(r->part.key.len > 0, "a batchable part has an empty key");
-    FUZZ_CHECK(r->part.key_hash == ig_codec_hash(r->part.key.base, r->part.key.len),
+    FUZZ_CHECK(r->part.key_hash == ig_hash_bytes(r->part.key.base, r->part.key.len),
                "key_hash is not the hash of the key");
 }
 

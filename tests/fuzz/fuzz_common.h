@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "infergate/base/hash.h"
+
 #define FUZZ_CHECK(cond, ...)                                                                      \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
@@ -28,13 +30,7 @@
 /* FNV-1a over the bytes, for deterministic choices derived from the input. */
 static inline uint64_t fuzz_hash(const void *data, size_t len)
 {
-    const unsigned char *p = data;
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
+    return ig_hash_bytes(data, len);
 }
 
 #endif

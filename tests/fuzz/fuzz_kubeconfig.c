@@ -36,7 +36,7 @@
 #include <string.h>
 
 #include "fuzz_common.h"
-#include "infergate/bootstrap/kube.h"
+#include "infergate/bootstrap/kubeconfig.h"
 #include "infergate/bootstrap/template.h"
 #include "infergate/base/buf.h"
 #include "infergate/base/error.h"

@@ -12,8 +12,8 @@
 
 #include <cmocka.h>
 
-#include "infergate/bootstrap/aws.h"
-#include "infergate/bootstrap/http.h"
+#include "infergate/bootstrap/aws_creds.h"
+#include "infergate/bootstrap/client.h"
 #include "infergate/base/error.h"
 
 static char tmpdir[] = "/tmp/ig-test-aws-XXXXXX";
@@ -141,13 +141,13 @@ static void test_sts_answer_parsing(void **state)
 static void test_backoff_is_bounded_and_grows(void **state)
 {
     (void)state;
-    ig_http_retry_t p;
+    ig_client_retry_t p;
     char *envp[] = {"AWS_MAX_ATTEMPTS=3", NULL};
-    ig_http_retry_default(&p, envp);
+    ig_client_retry_default(&p, envp);
     assert_int_equal(p.max_attempts, 3);
     long max0 = 0, max5 = 0;
     for (int i = 0; i < 200; i++) {
-        long a = ig_http_backoff_ms(&p, 0), b = ig_http_backoff_ms(&p, 5);
+        long a = ig_client_backoff_ms(&p, 0), b = ig_client_backoff_ms(&p, 5);
         assert_true(a >= 0 && a <= p.base_ms);
         assert_true(b >= 0 && b <= p.cap_ms);
         if (a > max0)
@@ -157,7 +157,7 @@ static void test_backoff_is_bounded_and_grows(void **state)
     }
     /* Full jitter: later attempts draw from a wider range. */
     assert_true(max5 > max0);
-    assert_true(ig_http_backoff_ms(&p, 60) <= p.cap_ms);
+    assert_true(ig_client_backoff_ms(&p, 60) <= p.cap_ms);
 }
 
 static int setup(void **state)

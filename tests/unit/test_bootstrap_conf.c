@@ -13,12 +13,12 @@
 #include "infergate/bootstrap/conf.h"
 #include "infergate/base/error.h"
 
-static int load_text(ig_bs_conf_t *c, const char *json, char *err)
+static int load_text(ig_bootstrap_conf_t *c, const char *json, char *err)
 {
     cJSON *j = json ? cJSON_Parse(json) : NULL;
     if (json)
         assert_non_null(j);
-    int rc = ig_bs_conf_load(c, j, err, 512);
+    int rc = ig_bootstrap_conf_load(c, j, err, 512);
     cJSON_Delete(j);
     return rc;
 }
@@ -26,7 +26,7 @@ static int load_text(ig_bs_conf_t *c, const char *json, char *err)
 static void test_defaults(void **state)
 {
     (void)state;
-    ig_bs_conf_t c;
+    ig_bootstrap_conf_t c;
     char err[512];
     assert_int_equal(load_text(&c, NULL, err), 0);
     assert_string_equal(c.name, "ml-service");
@@ -35,7 +35,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.model_port, 8081);
     assert_int_equal(c.replicas_min, 1);
     assert_int_equal(c.replicas_max, 10);
-    assert_int_equal(c.autoscaling.engine, IG_BS_ENGINE_HPA);
+    assert_int_equal(c.autoscaling.engine, IG_BOOTSTRAP_ENGINE_HPA);
     assert_true(c.autoscaling.load_factor_target == 0.7);
     assert_int_equal(c.autoscaling.queue_depth_target, 8);
     assert_int_equal(c.autoscaling.cpu_utilization, 80);
@@ -50,13 +50,13 @@ static void test_defaults(void **state)
     assert_true(c.kubernetes.create_service_account);
     assert_int_equal(cJSON_GetArraySize(c.kubernetes.sa_annotations), 0);
     assert_null(c.mesh.iam_role_arn);
-    ig_bs_conf_dispose(&c);
+    ig_bootstrap_conf_dispose(&c);
 }
 
 static void test_service_account_and_irsa(void **state)
 {
     (void)state;
-    ig_bs_conf_t c;
+    ig_bootstrap_conf_t c;
     char err[512];
     assert_int_equal(load_text(&c,
                                "{\"name\":\"bert\",\"mesh\":{\"iam_role_arn\":"
@@ -72,7 +72,7 @@ static void test_service_account_and_irsa(void **state)
         "arn:aws-cn:iam::111122223333:role/path/envoy");
     assert_string_equal(cJSON_GetObjectItemCaseSensitive(a, "example.com/owner")->valuestring,
                         "ml");
-    ig_bs_conf_dispose(&c);
+    ig_bootstrap_conf_dispose(&c);
     /* The same role given both ways is fine. */
     assert_int_equal(load_text(&c,
                                "{\"mesh\":{\"iam_role_arn\":\"arn:aws:iam::111122223333:role/r\"},"
@@ -81,7 +81,7 @@ static void test_service_account_and_irsa(void **state)
                                "\"arn:aws:iam::111122223333:role/r\"}}}",
                                err),
                      0);
-    ig_bs_conf_dispose(&c);
+    ig_bootstrap_conf_dispose(&c);
     /* An existing account is used as is. */
     assert_int_equal(load_text(&c,
                                "{\"kubernetes\":{\"service_account\":\"default\","
@@ -90,13 +90,13 @@ static void test_service_account_and_irsa(void **state)
                      0);
     assert_string_equal(c.kubernetes.service_account, "default");
     assert_false(c.kubernetes.create_service_account);
-    ig_bs_conf_dispose(&c);
+    ig_bootstrap_conf_dispose(&c);
 }
 
 static void test_values_and_derived_hostname(void **state)
 {
     (void)state;
-    ig_bs_conf_t c;
+    ig_bootstrap_conf_t c;
     char err[512];
     assert_int_equal(load_text(&c,
                                "{\"name\":\"bert\",\"namespace\":\"ml\",\"replicas\":{\"min\":2,"
@@ -107,22 +107,22 @@ static void test_values_and_derived_hostname(void **state)
                      0);
     assert_string_equal(c.mesh.hostname, "bert.ml.svc.cluster.local");
     assert_int_equal(c.replicas_min, 2);
-    assert_int_equal(c.autoscaling.engine, IG_BS_ENGINE_KEDA);
+    assert_int_equal(c.autoscaling.engine, IG_BOOTSTRAP_ENGINE_KEDA);
     assert_string_equal(c.mesh.provider, "none");
     cJSON *req = cJSON_GetObjectItemCaseSensitive(c.resources_model, "requests");
     assert_string_equal(cJSON_GetObjectItemCaseSensitive(req, "cpu")->valuestring, "500m");
     assert_null(cJSON_GetObjectItemCaseSensitive(c.resources_model, "limits"));
-    ig_bs_conf_dispose(&c);
+    ig_bootstrap_conf_dispose(&c);
 }
 
 static void expect_error(const char *json, const char *want)
 {
-    ig_bs_conf_t c;
+    ig_bootstrap_conf_t c;
     char err[512] = "";
     assert_int_equal(load_text(&c, json, err), IG_ECONFIG);
     if (!strstr(err, want))
         fail_msg("error \"%s\" lacks \"%s\"", err, want);
-    ig_bs_conf_dispose(&c);
+    ig_bootstrap_conf_dispose(&c);
 }
 
 static void test_errors_name_the_key_path(void **state)

@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "infergate/bootstrap/kube.h"
+#include "infergate/bootstrap/kubeconfig.h"
 #include "infergate/base/error.h"
 
 static char dir[] = "/tmp/ig-test-kube-XXXXXX";
@@ -140,6 +140,63 @@ static void test_missing_pieces_are_named(void **state)
     assert_non_null(strstr(err, "bad.yaml:"));
 }
 
+/* A kubeconfig whose one cluster carries `data` as certificate-authority-data. */
+static int parse_ca_data(const char *data, ig_kube_auth_t *a, char *err, size_t errlen)
+{
+    char kc[1024];
+    snprintf(kc, sizeof kc,
+             "current-context: d\n"
+             "clusters: [{name: c, cluster: {server: 'https://k:6443', "
+             "certificate-authority-data: \"%s\"}}]\n"
+             "contexts: [{name: d, context: {cluster: c, user: u}}]\n"
+             "users: [{name: u, user: {token: t}}]\n",
+             data);
+    return ig_kubeconfig_parse(a, kc, strlen(kc), "kc", ".", NULL, err, errlen);
+}
+
+static void expect_ca(const char *data, const char *want)
+{
+    ig_kube_auth_t a;
+    char err[512] = "";
+    if (parse_ca_data(data, &a, err, sizeof err) != 0)
+        fail_msg("'%s' was refused: %s", data, err);
+    assert_string_equal(a.ca_pem, want);
+    ig_kube_auth_dispose(&a);
+}
+
+static void expect_bad_ca(const char *data, const char *why)
+{
+    ig_kube_auth_t a;
+    char err[512] = "";
+    assert_int_equal(parse_ca_data(data, &a, err, sizeof err), IG_EPARSE);
+    assert_non_null(strstr(err, "kc: certificate-authority-data is not valid base64: it "));
+    if (!strstr(err, why))
+        fail_msg("'%s' gave '%s', expected '%s' in it", data, err, why);
+}
+
+/* base64_lax_decoder: the hand-written decoder skipped any '=' onwards,
+ * took URL-safe '-' and '_', and accepted a cut-short last group. */
+static void test_base64_data_strict(void **state)
+{
+    (void)state;
+    expect_ca("YQ==", "a");
+    expect_ca("YWI=", "ab");
+    expect_ca("YWJj", "abc");
+    expect_ca("YWJj\\nZA==", "abcd"); /* a YAML "\n": wrapped base64 output */
+    expect_ca(" YW Jj\\r\\nZGVm\\t", "abcdef");
+    expect_ca("Pz8/", "???");
+    expect_ca("Pj4+", ">>>");
+
+    expect_bad_ca("YWJ", "not a multiple of 4");
+    expect_bad_ca("YQ=", "not a multiple of 4");
+    expect_bad_ca("Y===", "'=' padding other than one or two at the end");
+    expect_bad_ca("Y=Q=", "'=' padding other than one or two at the end");
+    expect_bad_ca("YQ==YWJj", "'=' padding other than one or two at the end");
+    expect_bad_ca("YW-j", "characters outside the base64 alphabet");
+    expect_bad_ca("YW_j", "characters outside the base64 alphabet");
+    expect_bad_ca("YW*j", "characters outside the base64 alphabet");
+}
+
 /* server_of_slashes_accepted_as_empty: "server: /" became "" after the trailing
  * slashes were stripped, and was accepted. */
 static void test_server_of_slashes_refused(void **state)
@@ -254,6 +311,7 @@ int main(void)
         cmocka_unit_test(test_named_context_certs_relative_paths_insecure),
         cmocka_unit_test(test_exec_plugin_parsed),
         cmocka_unit_test(test_missing_pieces_are_named),
+        cmocka_unit_test(test_base64_data_strict),
         cmocka_unit_test(test_server_of_slashes_refused),
         cmocka_unit_test(test_resolution_order_and_in_cluster),
         cmocka_unit_test(test_exec_credential_runs_the_plugin),

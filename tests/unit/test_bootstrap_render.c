@@ -22,8 +22,8 @@ static const char *GATEWAY = "{\"listen\":\"0.0.0.0:8080\",\"admin_listen\":\"0.
 
 typedef struct {
     ig_config_t gc;
-    ig_bs_conf_t bc;
-    ig_bs_stack_t s;
+    ig_bootstrap_conf_t bc;
+    ig_bootstrap_stack_t s;
     char err[1024];
 } fx_t;
 
@@ -33,22 +33,22 @@ static int render(fx_t *f, const char *gateway, const char *boot, const char *tp
     char *const envp[] = {"AWS_REGION=eu-west-1", NULL};
     memset(f, 0, sizeof(*f));
     ig_config_init(&f->gc);
-    ig_bs_stack_init(&f->s);
+    ig_bootstrap_stack_init(&f->s);
     int rc =
         ig_config_merge_json(&f->gc, gateway, strlen(gateway), "t.json", f->err, sizeof(f->err));
     assert_int_equal(rc, 0);
     cJSON *b = boot ? cJSON_Parse(boot) : NULL;
-    rc = ig_bs_conf_load(&f->bc, b, f->err, sizeof(f->err));
+    rc = ig_bootstrap_conf_load(&f->bc, b, f->err, sizeof(f->err));
     cJSON_Delete(b);
     if (rc == 0)
-        rc = ig_bs_render(&f->bc, &f->gc, tpl_dir, envp, &f->s, f->err, sizeof(f->err));
+        rc = ig_bootstrap_render(&f->bc, &f->gc, tpl_dir, envp, &f->s, f->err, sizeof(f->err));
     return rc;
 }
 
 static void fx_dispose(fx_t *f)
 {
-    ig_bs_stack_dispose(&f->s);
-    ig_bs_conf_dispose(&f->bc);
+    ig_bootstrap_stack_dispose(&f->s);
+    ig_bootstrap_conf_dispose(&f->bc);
     ig_config_dispose(&f->gc);
 }
 
@@ -88,8 +88,8 @@ static void test_appmesh_hpa_stack(void **state)
     assert_int_equal(f.s.n, 13);
     for (size_t i = 0; i < f.s.n; i++)
         assert_string_equal(f.s.items[i].kind, kinds[i]);
-    assert_ptr_equal(f.s.items[0].backend, &ig_bs_appmesh_backend);
-    assert_ptr_equal(f.s.items[5].backend, &ig_bs_kube_backend);
+    assert_ptr_equal(f.s.items[0].backend, &ig_bootstrap_appmesh_backend);
+    assert_ptr_equal(f.s.items[5].backend, &ig_bootstrap_kube_backend);
     assert_string_equal(f.s.items[5].path, "/api/v1/namespaces/default/serviceaccounts/ml-service");
     assert_string_equal(f.s.items[8].path,
                         "/apis/policy/v1/namespaces/default/poddisruptionbudgets/ml-service");
@@ -146,7 +146,7 @@ static const cJSON *named(const cJSON *arr, const char *name)
     return NULL;
 }
 
-static const ig_bs_resource_t *find_kind(const fx_t *f, const char *kind, const char *name)
+static const ig_bootstrap_resource_t *find_kind(const fx_t *f, const char *kind, const char *name)
 {
     for (size_t i = 0; i < f->s.n; i++)
         if (!strcmp(f->s.items[i].kind, kind) && (!name || !strcmp(f->s.items[i].name, name)))
@@ -166,8 +166,8 @@ static void test_service_account_is_rendered_before_the_deployment(void **state)
                "\"kubernetes\":{\"service_account_annotations\":{\"example.com/team\":\"ml\"}}}",
                NULL),
         0);
-    const ig_bs_resource_t *sa = find_kind(&f, "ServiceAccount", NULL);
-    const ig_bs_resource_t *dep = find_kind(&f, "Deployment", NULL);
+    const ig_bootstrap_resource_t *sa = find_kind(&f, "ServiceAccount", NULL);
+    const ig_bootstrap_resource_t *dep = find_kind(&f, "Deployment", NULL);
     assert_non_null(sa);
     assert_true(sa < dep);
     assert_string_equal(sa->name, "ml-service");
@@ -213,8 +213,8 @@ static void test_disruption_budget_and_spread(void **state)
     (void)state;
     fx_t f;
     assert_int_equal(render(&f, GATEWAY, "{\"replicas\":{\"min\":1,\"max\":3}}", NULL), 0);
-    const ig_bs_resource_t *pdb = find_kind(&f, "PodDisruptionBudget", NULL);
-    const ig_bs_resource_t *dep = find_kind(&f, "Deployment", NULL);
+    const ig_bootstrap_resource_t *pdb = find_kind(&f, "PodDisruptionBudget", NULL);
+    const ig_bootstrap_resource_t *dep = find_kind(&f, "Deployment", NULL);
     assert_non_null(pdb);
     assert_string_equal(at(pdb->body, "apiVersion")->valuestring, "policy/v1");
     assert_int_equal(at(pdb->body, "spec.maxUnavailable")->valueint, 1);
@@ -249,7 +249,7 @@ static void test_mesh_discovery_retries_and_timeouts(void **state)
     assert_string_equal(at(vn, "spec.serviceDiscovery.dns.hostname")->valuestring,
                         "bert-pods.ml.svc.cluster.local");
     assert_string_equal(at(vn, "spec.serviceDiscovery.dns.responseType")->valuestring, "ENDPOINTS");
-    const ig_bs_resource_t *hs = find_kind(&f, "Service", "bert-pods");
+    const ig_bootstrap_resource_t *hs = find_kind(&f, "Service", "bert-pods");
     assert_non_null(hs);
     assert_string_equal(at(hs->body, "spec.clusterIP")->valuestring, "None");
     assert_true(cJSON_Compare(at(hs->body, "spec.selector"),
@@ -391,11 +391,11 @@ static void test_region_required_for_appmesh(void **state)
     fx_t f;
     memset(&f, 0, sizeof(f));
     ig_config_init(&f.gc);
-    ig_bs_stack_init(&f.s);
+    ig_bootstrap_stack_init(&f.s);
     assert_int_equal(
         ig_config_merge_json(&f.gc, GATEWAY, strlen(GATEWAY), "t", f.err, sizeof(f.err)), 0);
-    assert_int_equal(ig_bs_conf_load(&f.bc, NULL, f.err, sizeof(f.err)), 0);
-    assert_int_equal(ig_bs_render(&f.bc, &f.gc, NULL, envp, &f.s, f.err, sizeof(f.err)),
+    assert_int_equal(ig_bootstrap_conf_load(&f.bc, NULL, f.err, sizeof(f.err)), 0);
+    assert_int_equal(ig_bootstrap_render(&f.bc, &f.gc, NULL, envp, &f.s, f.err, sizeof(f.err)),
                      IG_ECONFIG);
     assert_non_null(strstr(f.err, "bootstrap.mesh.region"));
     fx_dispose(&f);
@@ -428,16 +428,16 @@ static void test_diff(void **state)
                               "\"e\":[{\"n\":1,\"default\":0}]}");
     ig_buf_t out;
     ig_buf_init(&out, 0);
-    assert_int_equal(ig_bs_diff(want, live, true, "spec", &out), 1);
+    assert_int_equal(ig_bootstrap_diff(want, live, true, "spec", &out), 1);
     assert_string_equal(out.base, "    spec.b.c: \"y\" -> \"x\"\n");
     ig_buf_reset(&out);
-    assert_int_equal(ig_bs_diff(want, live, false, "", &out), 3);
+    assert_int_equal(ig_bootstrap_diff(want, live, false, "", &out), 3);
     assert_non_null(strstr(out.base, "b.extra: true -> (absent)"));
     assert_non_null(strstr(out.base, "e[0].default: 0 -> (absent)"));
     ig_buf_reset(&out);
-    assert_int_equal(ig_bs_diff(want, want, false, "", &out), 0);
+    assert_int_equal(ig_bootstrap_diff(want, want, false, "", &out), 0);
     cJSON *shorter = cJSON_Parse("{\"a\":1,\"b\":{\"c\":\"x\",\"d\":[1]},\"e\":[{\"n\":1}]}");
-    assert_int_equal(ig_bs_diff(want, shorter, true, "", &out), 1);
+    assert_int_equal(ig_bootstrap_diff(want, shorter, true, "", &out), 1);
     assert_non_null(strstr(out.base, "b.d: [1] -> [1,2]"));
     cJSON_Delete(shorter);
     cJSON_Delete(want);

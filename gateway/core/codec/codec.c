@@ -52,40 +52,18 @@ int ig_codec_split_fail(ig_batch_part_t *const *parts, size_t ndrop, size_t i, i
 {
     for (size_t j = 0; j < ndrop; j++)
         ig_buf_dispose(&parts[j]->reply);
-    return ig_codec_fail(err, errlen, IG_EUPSTREAM,
-                         "model answer: cannot build the reply for request %zu of the batch (%s)",
-                         i, ig_strerror(rc));
-}
-
-uint64_t ig_codec_hash(const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
-int ig_codec_fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    if (err && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
+    return ig_error_fmt(err, errlen, IG_EUPSTREAM,
+                        "model answer: cannot build the reply for request %zu of the batch (%s)", i,
+                        ig_strerror(rc));
 }
 
 int ig_codec_json_fail(const ig_json_t *j, const char *what, int code, char *err, size_t errlen)
 {
     const char *why = j->err ? j->err : "invalid JSON";
     if (strcmp(why, "not UTF-8") == 0)
-        return ig_codec_fail(err, errlen, code, "%s: not UTF-8 at byte %zu", what, j->err_at);
-    return ig_codec_fail(err, errlen, code, "%s: invalid JSON at byte %zu: %s", what, j->err_at,
-                         why);
+        return ig_error_fmt(err, errlen, code, "%s: not UTF-8 at byte %zu", what, j->err_at);
+    return ig_error_fmt(err, errlen, code, "%s: invalid JSON at byte %zu: %s", what, j->err_at,
+                        why);
 }
 
 int ig_codec_key_begin(ig_buf_t *key, ig_slice_t model)

@@ -109,12 +109,10 @@ static int walk_fail(ig_twalk_t *w, const char *fmt, ...) __attribute__((format(
 
 static int walk_fail(ig_twalk_t *w, const char *fmt, ...)
 {
-    if (w->err && w->errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(w->err, w->errlen, fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    ig_error_vfmt(w->err, w->errlen, w->code, fmt, ap);
+    va_end(ap);
     return w->code;
 }
 

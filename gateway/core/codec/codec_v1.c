@@ -26,6 +26,7 @@
 #include "codec_int.h"
 #include "infergate/core/codec.h"
 #include "infergate/base/error.h"
+#include "infergate/base/hash.h"
 #include "infergate/base/json.h"
 
 typedef struct {
@@ -83,7 +84,7 @@ static int v1_parse(ig_batch_part_t *part, ig_slice_t model, ig_slice_t body, in
     (void)header_len; /* V1 has no binary extension */
     part->reply_header_len = -1;
     if (body.len == 0)
-        return ig_codec_fail(err, errlen, IG_EINVAL, "body: empty, expected a JSON object");
+        return ig_error_fmt(err, errlen, IG_EINVAL, "body: empty, expected a JSON object");
     v1_doc_t *d = ig_xcalloc(1, sizeof(*d));
     d->others = d->stack;
     ig_json_init(&j, body.base, body.len);
@@ -91,7 +92,7 @@ static int v1_parse(ig_batch_part_t *part, ig_slice_t model, ig_slice_t body, in
         ig_json_kind_t k;
         if (ig_json_value(&j, &k, NULL))
             goto bad_json;
-        rc = ig_codec_fail(err, errlen, IG_EINVAL, "body: expected a JSON object");
+        rc = ig_error_fmt(err, errlen, IG_EINVAL, "body: expected a JSON object");
         goto fail;
     }
     ig_json_enter(&j, '{');
@@ -100,14 +101,14 @@ static int v1_parse(ig_batch_part_t *part, ig_slice_t model, ig_slice_t body, in
         bool inst = ig_json_str_eq(name, esc, "instances");
         bool inputs = !inst && ig_json_str_eq(name, esc, "inputs");
         if ((inst && have_inst) || (inputs && have_inputs)) {
-            rc = ig_codec_fail(err, errlen, IG_EINVAL, "body: member \"%s\" appears twice",
-                               inst ? "instances" : "inputs");
+            rc = ig_error_fmt(err, errlen, IG_EINVAL, "body: member \"%s\" appears twice",
+                              inst ? "instances" : "inputs");
             goto fail;
         }
         if (inst) {
             have_inst = true;
             if (ig_json_peek(&j) != '[') {
-                rc = ig_codec_fail(err, errlen, IG_EINVAL, "instances: expected an array of rows");
+                rc = ig_error_fmt(err, errlen, IG_EINVAL, "instances: expected an array of rows");
                 goto fail;
             }
             if (count_array(&j, &rows, &d->inner, NULL, 0))
@@ -131,13 +132,13 @@ static int v1_parse(ig_batch_part_t *part, ig_slice_t model, ig_slice_t body, in
     if (r < 0)
         goto bad_json;
     if (ig_json_peek(&j) >= 0) {
-        rc = ig_codec_fail(err, errlen, IG_EINVAL,
-                           "body: unexpected bytes after the JSON value at byte %zu", j.pos);
+        rc = ig_error_fmt(err, errlen, IG_EINVAL,
+                          "body: unexpected bytes after the JSON value at byte %zu", j.pos);
         goto fail;
     }
     if (have_inst && have_inputs) {
-        rc = ig_codec_fail(err, errlen, IG_EINVAL,
-                           "body: has both \"instances\" and \"inputs\"; send one of them");
+        rc = ig_error_fmt(err, errlen, IG_EINVAL,
+                          "body: has both \"instances\" and \"inputs\"; send one of them");
         goto fail;
     }
     if (have_inputs) {
@@ -148,14 +149,14 @@ static int v1_parse(ig_batch_part_t *part, ig_slice_t model, ig_slice_t body, in
         return 0;
     }
     if (!have_inst) {
-        rc = ig_codec_fail(err, errlen, IG_EINVAL,
-                           "instances: missing (expected {\"instances\": [row, ...]})");
+        rc = ig_error_fmt(err, errlen, IG_EINVAL,
+                          "instances: missing (expected {\"instances\": [row, ...]})");
         goto fail;
     }
     if (rows == 0 || rows > UINT32_MAX) {
-        rc = ig_codec_fail(err, errlen, IG_EINVAL,
-                           rows ? "instances: too many rows"
-                                : "instances: empty, expected at least one row");
+        rc = ig_error_fmt(err, errlen, IG_EINVAL,
+                          rows ? "instances: too many rows"
+                               : "instances: empty, expected at least one row");
         goto fail;
     }
     part->rows = (uint32_t)rows;
@@ -170,10 +171,10 @@ static int v1_parse(ig_batch_part_t *part, ig_slice_t model, ig_slice_t body, in
     if (km != kstack)
         free(km);
     if (rc) {
-        ig_codec_fail(err, errlen, rc, "body: cannot build the batch key");
+        ig_error_fmt(err, errlen, rc, "body: cannot build the batch key");
         goto fail;
     }
-    part->key_hash = ig_codec_hash(part->key.base, part->key.len);
+    part->key_hash = ig_hash_bytes(part->key.base, part->key.len);
     part->body = body;
     part->doc = d;
     part->doc_free = v1_doc_free;
@@ -244,7 +245,7 @@ static int v1_split(ig_slice_t body, int64_t header_len, ig_batch_part_t *const 
         total += parts[k]->rows;
     }
     if (ig_json_trim(body).len == 0) {
-        rc = ig_codec_fail(err, errlen, IG_EUPSTREAM, "model answer: empty");
+        rc = ig_error_fmt(err, errlen, IG_EUPSTREAM, "model answer: empty");
         goto out;
     }
     ig_json_init(&j, body.base, body.len);
@@ -254,8 +255,8 @@ static int v1_split(ig_slice_t body, int64_t header_len, ig_batch_part_t *const 
         size_t vstart = j.pos;
         if (ig_json_str_eq(name, esc, "predictions")) {
             if (have) {
-                rc = ig_codec_fail(err, errlen, IG_EUPSTREAM,
-                                   "model answer: member \"predictions\" appears twice");
+                rc = ig_error_fmt(err, errlen, IG_EUPSTREAM,
+                                  "model answer: member \"predictions\" appears twice");
                 goto out;
             }
             have = true;
@@ -281,23 +282,22 @@ static int v1_split(ig_slice_t body, int64_t header_len, ig_batch_part_t *const 
     if (r < 0)
         goto bad_json;
     if (ig_json_peek(&j) >= 0) {
-        rc =
-            ig_codec_fail(err, errlen, IG_EUPSTREAM,
+        rc = ig_error_fmt(err, errlen, IG_EUPSTREAM,
                           "model answer: unexpected bytes after the JSON value at byte %zu", j.pos);
         goto out;
     }
     if (!have) {
     no_predictions:
-        rc = ig_codec_fail(err, errlen, IG_EUPSTREAM,
-                           "model answer: expected a \"predictions\" array for a batch of %llu "
-                           "rows",
-                           (unsigned long long)total);
+        rc = ig_error_fmt(err, errlen, IG_EUPSTREAM,
+                          "model answer: expected a \"predictions\" array for a batch of %llu "
+                          "rows",
+                          (unsigned long long)total);
         goto out;
     }
     if (count != total) {
-        rc = ig_codec_fail(err, errlen, IG_EUPSTREAM,
-                           "the model returned %llu predictions for a batch of %llu rows",
-                           (unsigned long long)count, (unsigned long long)total);
+        rc = ig_error_fmt(err, errlen, IG_EUPSTREAM,
+                          "the model returned %llu predictions for a batch of %llu rows",
+                          (unsigned long long)count, (unsigned long long)total);
         goto out;
     }
     for (size_t k = 0; k < n; k++) {

@@ -33,6 +33,7 @@
 
 #include "codec_v2_int.h"
 #include "infergate/base/error.h"
+#include "infergate/base/hash.h"
 
 #define GROW(arr, n, cap)                                                                          \
     do {                                                                                           \
@@ -71,7 +72,7 @@ static int bad_json(pctx_t *c)
     return ig_codec_json_fail(&c->j, "body", IG_EINVAL, c->err, c->errlen);
 }
 
-#define FAIL(c, ...) ig_codec_fail((c)->err, (c)->errlen, IG_EINVAL, __VA_ARGS__)
+#define FAIL(c, ...) ig_error_fmt((c)->err, (c)->errlen, IG_EINVAL, __VA_ARGS__)
 
 /* Reads a JSON integer in [0, MAX_DIM]; -1 when the value is something else. */
 static int read_count(pctx_t *c, uint64_t *out)
@@ -594,7 +595,7 @@ static int build_key(ig_batch_part_t *part, ig_slice_t model, const v2_doc_t *d)
         if (rc)
             return rc;
     }
-    part->key_hash = ig_codec_hash(key->base, key->len);
+    part->key_hash = ig_hash_bytes(key->base, key->len);
     return 0;
 }
 
@@ -624,12 +625,12 @@ static int v2_parse(ig_batch_part_t *part, ig_slice_t model, ig_slice_t body, in
 
     part->reply_header_len = -1;
     if (ig_v2_cut(body, header_len, &hdr, &tail) != 0)
-        return ig_codec_fail(err, errlen, IG_EINVAL,
-                             "Inference-Header-Content-Length (%" PRId64
-                             ") is larger than the body (%zu bytes)",
-                             header_len, body.len);
+        return ig_error_fmt(err, errlen, IG_EINVAL,
+                            "Inference-Header-Content-Length (%" PRId64
+                            ") is larger than the body (%zu bytes)",
+                            header_len, body.len);
     if (ig_json_trim(hdr).len == 0)
-        return ig_codec_fail(err, errlen, IG_EINVAL, "body: empty, expected a JSON object");
+        return ig_error_fmt(err, errlen, IG_EINVAL, "body: empty, expected a JSON object");
     c.d = ig_xcalloc(1, sizeof(*c.d));
     ig_buf_init(&c.d->own, 0);
     ig_json_init(&c.j, hdr.base, hdr.len);
@@ -721,7 +722,7 @@ static int v2_parse(ig_batch_part_t *part, ig_slice_t model, ig_slice_t body, in
         goto fail;
     part->rows = (uint32_t)c.d->inputs[0].rows;
     if ((rc = build_key(part, model, c.d))) {
-        ig_codec_fail(err, errlen, rc, "body: cannot build the batch key");
+        ig_error_fmt(err, errlen, rc, "body: cannot build the batch key");
         goto fail;
     }
     part->body = body;

@@ -60,7 +60,7 @@ typedef struct {
     uint64_t total;
 } sctx_t;
 
-#define SFAIL(c, ...) ig_codec_fail((c)->err, (c)->errlen, IG_EUPSTREAM, __VA_ARGS__)
+#define SFAIL(c, ...) ig_error_fmt((c)->err, (c)->errlen, IG_EUPSTREAM, __VA_ARGS__)
 
 static int sbad(sctx_t *c)
 {
@@ -252,9 +252,9 @@ static int read_output(sctx_t *c, size_t k)
     if (w.count != count) {
         char shp[72];
         size_t at = (size_t)snprintf(shp, sizeof(shp), "[");
-        for (size_t k = 0; k < o->ndims && at < sizeof(shp); k++)
-            at += (size_t)snprintf(shp + at, sizeof(shp) - at, "%s%" PRIu64, k ? "," : "",
-                                   o->dims[k]);
+        for (size_t d = 0; d < o->ndims && at < sizeof(shp); d++)
+            at += (size_t)snprintf(shp + at, sizeof(shp) - at, "%s%" PRIu64, d ? "," : "",
+                                   o->dims[d]);
         if (at < sizeof(shp))
             snprintf(shp + at, sizeof(shp) - at, "]");
         return SFAIL(c, "%s.data: holds %" PRIu64 " values but shape %s needs %" PRIu64, where,
@@ -503,16 +503,16 @@ int ig_v2_split(ig_slice_t body, int64_t header_len, ig_batch_part_t *const *par
     for (size_t k = 0; k < n; k++) {
         ig_buf_dispose(&parts[k]->reply); /* on failure, none keeps a reply */
         if (!parts[k]->doc)
-            return ig_codec_fail(err, errlen, IG_EINVAL, "request %zu of the batch has no body", k);
+            return ig_error_fmt(err, errlen, IG_EINVAL, "request %zu of the batch has no body", k);
         c.total += parts[k]->rows;
     }
     if (ig_v2_cut(body, header_len, &hdr, &tail) != 0)
-        return ig_codec_fail(err, errlen, IG_EUPSTREAM,
-                             "model answer: Inference-Header-Content-Length %" PRId64
-                             " is larger than its body (%zu bytes)",
-                             header_len, body.len);
+        return ig_error_fmt(err, errlen, IG_EUPSTREAM,
+                            "model answer: Inference-Header-Content-Length %" PRId64
+                            " is larger than its body (%zu bytes)",
+                            header_len, body.len);
     if (ig_json_trim(hdr).len == 0)
-        return ig_codec_fail(err, errlen, IG_EUPSTREAM, "model answer: empty");
+        return ig_error_fmt(err, errlen, IG_EUPSTREAM, "model answer: empty");
     ig_json_init(&c.j, hdr.base, hdr.len);
     if (ig_json_enter(&c.j, '{')) {
         rc = sbad(&c);

@@ -43,17 +43,6 @@
  * Errors
  */
 
-int ig_config_fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 /* Describes a JSON value for "got …" in messages. */
 const char *ig_config_describe(const cJSON *v, char *buf, size_t len)
 {
@@ -207,9 +196,9 @@ static int unknown_key(const char *origin, const char *path, char *err, size_t e
 {
     const char *hint = suggest_key(path);
     if (hint)
-        return ig_config_fail(err, errlen, IG_ECONFIG, "%s: %s: unknown key (did you mean %s?)",
-                              origin, path, hint);
-    return ig_config_fail(err, errlen, IG_ECONFIG, "%s: %s: unknown key", origin, path);
+        return ig_error_fmt(err, errlen, IG_ECONFIG, "%s: %s: unknown key (did you mean %s?)",
+                            origin, path, hint);
+    return ig_error_fmt(err, errlen, IG_ECONFIG, "%s: %s: unknown key", origin, path);
 }
 
 /* ---------------------------------------------------------------------------
@@ -224,7 +213,7 @@ static int store_str(ig_config_t *c, const ig_config_key_t *k, const char *s, co
         /* The value may be a URL with a password in it (upstream.url): it
          * is quoted redacted, like every URL infergate prints. */
         char *shown = ig_log_redact_url(s);
-        int rc = ig_config_fail(err, errlen, IG_ECONFIG, "%s: %s, got '%s'", where, why, shown);
+        int rc = ig_error_fmt(err, errlen, IG_ECONFIG, "%s: %s, got '%s'", where, why, shown);
         free(shown);
         return rc;
     }
@@ -237,9 +226,9 @@ static int store_str(ig_config_t *c, const ig_config_key_t *k, const char *s, co
 int ig_config_range_error(const ig_config_key_t *k, const char *where, const char *got, char *err,
                           size_t errlen)
 {
-    return ig_config_fail(err, errlen, IG_ECONFIG,
-                          "%s: must be an integer in %" PRIu64 "..%" PRIu64 ", got %s", where,
-                          k->min, k->max, got);
+    return ig_error_fmt(err, errlen, IG_ECONFIG,
+                        "%s: must be an integer in %" PRIu64 "..%" PRIu64 ", got %s", where, k->min,
+                        k->max, got);
 }
 
 bool ig_config_json_uint(const cJSON *v, uint64_t min, uint64_t max, uint64_t *out)
@@ -277,8 +266,8 @@ static int set_from_json(ig_config_t *c, const ig_config_key_t *k, const cJSON *
     switch (k->kind) {
     case IG_CONFIG_K_STR:
         if (!cJSON_IsString(v))
-            return ig_config_fail(err, errlen, IG_ECONFIG, "%s: must be a string, got %s", where,
-                                  ig_config_describe(v, got, sizeof got));
+            return ig_error_fmt(err, errlen, IG_ECONFIG, "%s: must be a string, got %s", where,
+                                ig_config_describe(v, got, sizeof got));
         return store_str(c, k, v->valuestring, where, err, errlen);
     case IG_CONFIG_K_U32:
     case IG_CONFIG_K_U64: {
@@ -291,16 +280,16 @@ static int set_from_json(ig_config_t *c, const ig_config_key_t *k, const cJSON *
     }
     case IG_CONFIG_K_BOOL:
         if (!cJSON_IsBool(v))
-            return ig_config_fail(err, errlen, IG_ECONFIG, "%s: must be true or false, got %s",
-                                  where, ig_config_describe(v, got, sizeof got));
+            return ig_error_fmt(err, errlen, IG_ECONFIG, "%s: must be true or false, got %s", where,
+                                ig_config_describe(v, got, sizeof got));
         *(bool *)((char *)c + k->off) = cJSON_IsTrue(v);
         return 0;
     case IG_CONFIG_K_LEVEL: {
         ig_log_level_t l;
         if (!cJSON_IsString(v) || ig_log_level_parse(v->valuestring, &l) != 0)
-            return ig_config_fail(err, errlen, IG_ECONFIG,
-                                  "%s: must be one of debug, info, warn, error, off, got %s", where,
-                                  ig_config_describe(v, got, sizeof got));
+            return ig_error_fmt(err, errlen, IG_ECONFIG,
+                                "%s: must be one of debug, info, warn, error, off, got %s", where,
+                                ig_config_describe(v, got, sizeof got));
         *(ig_log_level_t *)((char *)c + k->off) = l;
         return 0;
     }
@@ -332,17 +321,17 @@ int ig_config_set_from_string(ig_config_t *c, const ig_config_key_t *k, const ch
         else if (strcmp(s, "false") == 0 || strcmp(s, "0") == 0)
             b = false;
         else
-            return ig_config_fail(err, errlen, IG_ECONFIG,
-                                  "%s: must be true, false, 1 or 0, got '%s'", where, s);
+            return ig_error_fmt(err, errlen, IG_ECONFIG,
+                                "%s: must be true, false, 1 or 0, got '%s'", where, s);
         *(bool *)((char *)c + k->off) = b;
         return 0;
     }
     case IG_CONFIG_K_LEVEL: {
         ig_log_level_t l;
         if (ig_log_level_parse(s, &l) != 0)
-            return ig_config_fail(err, errlen, IG_ECONFIG,
-                                  "%s: must be one of debug, info, warn, error, off, got '%s'",
-                                  where, s);
+            return ig_error_fmt(err, errlen, IG_ECONFIG,
+                                "%s: must be one of debug, info, warn, error, off, got '%s'", where,
+                                s);
         *(ig_log_level_t *)((char *)c + k->off) = l;
         return 0;
     }
@@ -364,11 +353,11 @@ static int set_bootstrap_json(ig_config_t *c, const cJSON *v, const char *origin
         return 0;
     }
     if (!cJSON_IsObject(v))
-        return ig_config_fail(err, errlen, IG_ECONFIG, "%s: bootstrap: must be an object, got %s",
-                              origin, ig_config_describe(v, got, sizeof got));
+        return ig_error_fmt(err, errlen, IG_ECONFIG, "%s: bootstrap: must be an object, got %s",
+                            origin, ig_config_describe(v, got, sizeof got));
     cJSON *dup = cJSON_Duplicate(v, true);
     if (!dup)
-        return ig_config_fail(err, errlen, IG_ENOMEM, "%s: bootstrap: out of memory", origin);
+        return ig_error_fmt(err, errlen, IG_ENOMEM, "%s: bootstrap: out of memory", origin);
     cJSON_Delete(c->bootstrap);
     c->bootstrap = dup;
     return 0;
@@ -404,16 +393,16 @@ static int parse_json(const char *text, size_t len, const char *origin, cJSON **
     while (off < len && is_json_space(text[off]))
         off++;
     if (off == len)
-        return ig_config_fail(err, errlen, IG_EPARSE, "%s: invalid JSON: the document is empty",
-                              origin);
+        return ig_error_fmt(err, errlen, IG_EPARSE, "%s: invalid JSON: the document is empty",
+                            origin);
 
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, false);
     if (!root) {
         off = (end && end >= text && end <= text + len) ? (size_t)(end - text) : 0;
         text_location(text, off, &line, &col);
-        return ig_config_fail(err, errlen, IG_EPARSE, "%s: invalid JSON at line %zu, column %zu",
-                              origin, line, col);
+        return ig_error_fmt(err, errlen, IG_EPARSE, "%s: invalid JSON at line %zu, column %zu",
+                            origin, line, col);
     }
     off = (size_t)(end - text);
     while (off < len && is_json_space(text[off]))
@@ -421,7 +410,7 @@ static int parse_json(const char *text, size_t len, const char *origin, cJSON **
     if (off < len) {
         cJSON_Delete(root);
         text_location(text, off, &line, &col);
-        return ig_config_fail(
+        return ig_error_fmt(
             err, errlen, IG_EPARSE,
             "%s: invalid JSON at line %zu, column %zu: unexpected text after the document", origin,
             line, col);
@@ -447,16 +436,16 @@ static int merge_object(ig_config_t *c, const cJSON *obj, const char *section, c
             rc = set_bootstrap_json(c, it, origin, err, errlen);
         } else if (!section && is_section(path)) {
             if (!cJSON_IsObject(it))
-                return ig_config_fail(err, errlen, IG_ECONFIG, "%s: %s: must be an object, got %s",
-                                      origin, path, ig_config_describe(it, got, sizeof got));
+                return ig_error_fmt(err, errlen, IG_ECONFIG, "%s: %s: must be an object, got %s",
+                                    origin, path, ig_config_describe(it, got, sizeof got));
             rc = merge_object(c, it, it->string, origin, err, errlen);
         } else {
             /* "upstream.url" is a key path, not a member name. */
             if (strchr(it->string, '.'))
-                return ig_config_fail(err, errlen, IG_ECONFIG,
-                                      "%s: %s: unknown key (a file nests key paths: write "
-                                      "{\"upstream\": {\"url\": …}}, not {\"upstream.url\": …})",
-                                      origin, path);
+                return ig_error_fmt(err, errlen, IG_ECONFIG,
+                                    "%s: %s: unknown key (a file nests key paths: write "
+                                    "{\"upstream\": {\"url\": …}}, not {\"upstream.url\": …})",
+                                    origin, path);
             const ig_config_key_t *k = find_key(path);
             if (!k)
                 return unknown_key(origin, path, err, errlen);
@@ -480,9 +469,9 @@ int ig_config_merge_json(ig_config_t *c, const char *text, size_t len, const cha
     if (rc)
         return rc;
     if (!cJSON_IsObject(root))
-        rc = ig_config_fail(err, errlen, IG_ECONFIG,
-                            "%s: the top level must be a JSON object, got %s", origin,
-                            ig_config_describe(root, got, sizeof got));
+        rc =
+            ig_error_fmt(err, errlen, IG_ECONFIG, "%s: the top level must be a JSON object, got %s",
+                         origin, ig_config_describe(root, got, sizeof got));
     else
         rc = merge_object(c, root, NULL, origin, err, errlen);
     cJSON_Delete(root);
@@ -495,11 +484,11 @@ int ig_config_merge_file(ig_config_t *c, const char *path, char *err, size_t err
     size_t len;
     int rc = ig_file_read(path, MAX_FILE_BYTES, &text, &len);
     if (rc == IG_ETOOLARGE)
-        return ig_config_fail(err, errlen, IG_EIO, "%s: the config file is larger than %u bytes",
-                              path, MAX_FILE_BYTES);
+        return ig_error_fmt(err, errlen, IG_EIO, "%s: the config file is larger than %u bytes",
+                            path, MAX_FILE_BYTES);
     if (rc != 0)
-        return ig_config_fail(err, errlen, IG_EIO, "%s: cannot read the config file: %s", path,
-                              strerror(errno));
+        return ig_error_fmt(err, errlen, IG_EIO, "%s: cannot read the config file: %s", path,
+                            strerror(errno));
     rc = ig_config_merge_json(c, text, len, path, err, errlen);
     free(text);
     if (rc == 0) {
@@ -530,9 +519,9 @@ int ig_config_set_keypath(ig_config_t *c, const char *keypath, const char *value
     if (!k) {
         const char *hint = suggest_key(keypath);
         if (hint)
-            return ig_config_fail(err, errlen, IG_ECONFIG, "%s: unknown key %s (did you mean %s?)",
-                                  where, keypath, hint);
-        return ig_config_fail(err, errlen, IG_ECONFIG, "%s: unknown key %s", where, keypath);
+            return ig_error_fmt(err, errlen, IG_ECONFIG, "%s: unknown key %s (did you mean %s?)",
+                                where, keypath, hint);
+        return ig_error_fmt(err, errlen, IG_ECONFIG, "%s: unknown key %s", where, keypath);
     }
     return ig_config_set_from_string(c, k, value, where, err, errlen);
 }

@@ -22,6 +22,7 @@
 
 #include "infergate/base/error.h"
 #include "infergate/base/log.h"
+#include "infergate/base/url.h"
 
 #include "config_int.h"
 
@@ -119,55 +120,14 @@ const char *ig_config_check_upstream_url(const char *s)
     if (strncasecmp(s, "https://", 8) == 0)
         return "uses https://, but TLS to the model is not supported (the model runs on "
                "loopback in the same pod): use http://";
-    if (strncmp(s, "http://", 7) != 0)
+    if (strncasecmp(s, "http://", 7) != 0)
         return "must be an http:// URL: http://host[:port][/path]";
-    const char *auth = s + 7;
-    size_t alen = strcspn(auth, "/?#");
-    if (auth[alen] == '?' || auth[alen] == '#')
+    ig_url_t u;
+    const char *why;
+    if (ig_url_parse(s, strlen(s), &u, &why) < 0)
+        return why;
+    if (u.query.base || u.fragment.base)
         return "must be http://host[:port][/path] (no query or fragment)";
-    const char *host = auth;
-    for (size_t i = alen; i > 0; i--) {
-        if (auth[i - 1] == '@') {
-            host = auth + i;
-            break;
-        }
-    }
-    size_t hlen = alen - (size_t)(host - auth);
-    const char *port = NULL;
-    size_t namelen;
-    if (hlen > 0 && host[0] == '[') {
-        const char *close = memchr(host, ']', hlen);
-        if (!close)
-            return "has an invalid IPv6 host";
-        namelen = (size_t)(close - host) + 1;
-        if (!valid_v6_literal(host, namelen))
-            return "has an invalid IPv6 host";
-        if (namelen < hlen) {
-            if (host[namelen] != ':')
-                return "must be http://host[:port][/path]";
-            port = host + namelen + 1;
-        }
-    } else {
-        const char *colon = memchr(host, ':', hlen);
-        namelen = colon ? (size_t)(colon - host) : hlen;
-        if (!valid_host_name(host, namelen))
-            return "has no valid host: must be http://host[:port][/path]";
-        if (colon)
-            port = colon + 1;
-    }
-    if (port) {
-        char digits[8];
-        size_t plen = (size_t)(auth + alen - port);
-        if (plen == 0 || plen >= sizeof digits)
-            return "has an invalid port (1..65535)";
-        memcpy(digits, port, plen);
-        digits[plen] = '\0';
-        const char *why = parse_port(digits, false);
-        if (why)
-            return why;
-    }
-    if (!valid_path_chars(auth + alen))
-        return "has spaces or control characters in its path";
     return NULL;
 }
 
@@ -213,12 +173,12 @@ int ig_config_validate(const ig_config_t *c, char *err, size_t errlen)
         if (k->kind == IG_CONFIG_K_STR) {
             const char *s = *(char *const *)ig_config_field_ptr(c, k);
             if (!s)
-                return ig_config_fail(err, errlen, IG_ECONFIG, "%s: is not set", k->path);
+                return ig_error_fmt(err, errlen, IG_ECONFIG, "%s: is not set", k->path);
             const char *why = k->check ? k->check(s) : NULL;
             if (why) {
                 char *shown = ig_log_redact_url(s); /* upstream.url may hold a password */
-                int rc = ig_config_fail(err, errlen, IG_ECONFIG, "%s: %s, got '%s'", k->path, why,
-                                        shown);
+                int rc =
+                    ig_error_fmt(err, errlen, IG_ECONFIG, "%s: %s, got '%s'", k->path, why, shown);
                 free(shown);
                 return rc;
             }
@@ -231,12 +191,12 @@ int ig_config_validate(const ig_config_t *c, char *err, size_t errlen)
             }
         } else if (k->kind == IG_CONFIG_K_LEVEL) {
             if ((unsigned)c->log.level > IG_LOG_OFF)
-                return ig_config_fail(err, errlen, IG_ECONFIG, "%s: unknown level %d", k->path,
-                                      (int)c->log.level);
+                return ig_error_fmt(err, errlen, IG_ECONFIG, "%s: unknown level %d", k->path,
+                                    (int)c->log.level);
         }
     }
     if (!c->routes || c->nroutes == 0)
-        return ig_config_fail(err, errlen, IG_ECONFIG, "routes: must contain at least one route");
+        return ig_error_fmt(err, errlen, IG_ECONFIG, "routes: must contain at least one route");
     for (size_t i = 0; i < c->nroutes; i++) {
         int rc = ig_config_check_route(&c->routes[i], i, err, errlen);
         if (rc)
@@ -250,18 +210,18 @@ int ig_config_validate(const ig_config_t *c, char *err, size_t errlen)
     split_addr(c->admin_listen, h2, sizeof h2, &p2);
     if (p1 != 0 && p1 == p2 &&
         (strcmp(h1, h2) == 0 || is_wildcard_host(h1) || is_wildcard_host(h2)))
-        return ig_config_fail(
+        return ig_error_fmt(
             err, errlen, IG_ECONFIG,
             "admin_listen: must differ from listen (both are on port %lu: '%s' and '%s')", p1,
             c->listen, c->admin_listen);
 
     if (c->upstream.max_connections < c->upstream.max_concurrency)
-        return ig_config_fail(
+        return ig_error_fmt(
             err, errlen, IG_ECONFIG,
             "upstream.max_connections: must be >= upstream.max_concurrency (%u), got %u "
             "(each concurrent model call needs its own connection)",
             c->upstream.max_concurrency, c->upstream.max_connections);
     if (c->bootstrap && !cJSON_IsObject(c->bootstrap))
-        return ig_config_fail(err, errlen, IG_ECONFIG, "bootstrap: must be an object");
+        return ig_error_fmt(err, errlen, IG_ECONFIG, "bootstrap: must be an object");
     return 0;
 }

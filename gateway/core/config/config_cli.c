@@ -90,7 +90,7 @@ int ig_config_apply_env(ig_config_t *c, char *const *envp, char *err, size_t err
             if (!k && is_service_link(e, n))
                 continue;
             if (!k)
-                return ig_config_fail(
+                return ig_error_fmt(
                     err, errlen, IG_ECONFIG,
                     "%s: not a known setting (a variable is INFERGATE_ plus the key "
                     "path in capitals, e.g. INFERGATE_UPSTREAM_MAX_CONCURRENCY)",
@@ -140,11 +140,13 @@ static void print_usage(const char *sub)
 enum { FLAG_CONFIG = -1, FLAG_SET = -2 };
 
 /* Fails with IG_EINVAL quoting an argument the user typed, which may be a
- * URL with a password (a misplaced --upstream value): redacted. */
-static int quoted_fail(char *err, size_t errlen, const char *fmt, const char *arg)
+ * URL with a password (a misplaced --upstream value): redacted. The
+ * message is `before`, the argument in quotes, then `after`. */
+static int quoted_fail(char *err, size_t errlen, const char *before, const char *arg,
+                       const char *after)
 {
     char *shown = ig_log_redact_url(arg);
-    int rc = ig_config_fail(err, errlen, IG_EINVAL, fmt, shown);
+    int rc = ig_error_fmt(err, errlen, IG_EINVAL, "%s'%s'%s", before, shown, after);
     free(shown);
     return rc;
 }
@@ -156,7 +158,7 @@ static int next_flag(int argc, char **argv, int *i, const char **name, size_t *n
 {
     const char *arg = argv[*i];
     if (arg[0] != '-' || arg[1] == '\0' || strcmp(arg, "--") == 0)
-        return quoted_fail(err, errlen, "unexpected argument '%s' (see --help)", arg);
+        return quoted_fail(err, errlen, "unexpected argument ", arg, " (see --help)");
     const char *eq = strchr(arg, '=');
     size_t n = eq ? (size_t)(eq - arg) : strlen(arg);
     int kind = IG_EINVAL;
@@ -170,14 +172,13 @@ static int next_flag(int argc, char **argv, int *i, const char **name, size_t *n
             kind = (int)k;
     }
     if (kind == IG_EINVAL)
-        return ig_config_fail(err, errlen, IG_EINVAL, "unknown flag %.*s (see --help)", (int)n,
-                              arg);
+        return ig_error_fmt(err, errlen, IG_EINVAL, "unknown flag %.*s (see --help)", (int)n, arg);
     if (eq) {
         *value = eq + 1;
     } else if (*i + 1 < argc) {
         *value = argv[++*i];
     } else {
-        return ig_config_fail(err, errlen, IG_EINVAL, "%.*s: requires a value", (int)n, arg);
+        return ig_error_fmt(err, errlen, IG_EINVAL, "%.*s: requires a value", (int)n, arg);
     }
     *name = arg;
     *namelen = n;
@@ -235,11 +236,11 @@ int ig_config_from_args(ig_config_t *c, int argc, char **argv, char *const *envp
         if (kind == FLAG_SET) {
             const char *eq = strchr(value, '=');
             if (!eq || eq == value)
-                return quoted_fail(err, errlen, "--set: expected key.path=value, got '%s'", value);
+                return quoted_fail(err, errlen, "--set: expected key.path=value, got ", value, "");
             char key[256];
             size_t klen = (size_t)(eq - value);
             if (klen >= sizeof key)
-                return ig_config_fail(err, errlen, IG_ECONFIG, "--set: key path too long");
+                return ig_error_fmt(err, errlen, IG_ECONFIG, "--set: key path too long");
             memcpy(key, value, klen);
             key[klen] = '\0';
             snprintf(where, sizeof where, "--set %s", key);

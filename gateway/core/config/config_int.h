@@ -30,10 +30,6 @@
  * Errors (config.c)
  */
 
-/* Formats the message into `err` (unless errlen is 0) and returns `code`. */
-int ig_config_fail(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
 /* Writes a short description of a JSON value ("the string 'x'", "-3",
  * "an array") into `buf` for the "got …" part of messages; returns `buf`. */
 const char *ig_config_describe(const cJSON *v, char *buf, size_t len);

@@ -68,27 +68,27 @@ static int parse_protocol(const char *s, ig_protocol_t *out)
 static int check_batch(const ig_batch_conf_t *b, const char *where, char *err, size_t errlen)
 {
     if (b->max_size < 1 || b->max_size > BATCH_MAX_SIZE)
-        return ig_config_fail(err, errlen, IG_ECONFIG,
-                              "%s.max_size: must be an integer in 1..%d, got %u", where,
-                              BATCH_MAX_SIZE, b->max_size);
+        return ig_error_fmt(err, errlen, IG_ECONFIG,
+                            "%s.max_size: must be an integer in 1..%d, got %u", where,
+                            BATCH_MAX_SIZE, b->max_size);
     if (b->max_delay_us > BATCH_MAX_DELAY_US)
-        return ig_config_fail(err, errlen, IG_ECONFIG,
-                              "%s.max_delay_us: must be an integer in 0..%llu, got %" PRIu64, where,
-                              BATCH_MAX_DELAY_US, b->max_delay_us);
+        return ig_error_fmt(err, errlen, IG_ECONFIG,
+                            "%s.max_delay_us: must be an integer in 0..%llu, got %" PRIu64, where,
+                            BATCH_MAX_DELAY_US, b->max_delay_us);
     if (b->n_preferred > IG_CONFIG_MAX_PREFERRED)
-        return ig_config_fail(err, errlen, IG_ECONFIG, "%s.preferred_sizes: at most %d sizes",
-                              where, IG_CONFIG_MAX_PREFERRED);
+        return ig_error_fmt(err, errlen, IG_ECONFIG, "%s.preferred_sizes: at most %d sizes", where,
+                            IG_CONFIG_MAX_PREFERRED);
     for (size_t i = 0; i < b->n_preferred; i++) {
         uint32_t s = b->preferred_sizes[i];
         if (s < 1 || s > b->max_size)
-            return ig_config_fail(err, errlen, IG_ECONFIG,
-                                  "%s.preferred_sizes[%zu]: must be in 1..max_size (%u), got %u",
-                                  where, i, b->max_size, s);
+            return ig_error_fmt(err, errlen, IG_ECONFIG,
+                                "%s.preferred_sizes[%zu]: must be in 1..max_size (%u), got %u",
+                                where, i, b->max_size, s);
         if (i > 0 && s <= b->preferred_sizes[i - 1])
-            return ig_config_fail(err, errlen, IG_ECONFIG,
-                                  "%s.preferred_sizes[%zu]: must be larger than the size before it "
-                                  "(ascending order), got %u after %u",
-                                  where, i, s, b->preferred_sizes[i - 1]);
+            return ig_error_fmt(err, errlen, IG_ECONFIG,
+                                "%s.preferred_sizes[%zu]: must be larger than the size before it "
+                                "(ascending order), got %u after %u",
+                                where, i, s, b->preferred_sizes[i - 1]);
     }
     return 0;
 }
@@ -97,14 +97,14 @@ int ig_config_check_route(const ig_route_conf_t *r, size_t i, char *err, size_t 
 {
     char why[256], where[64];
     if (!r->match)
-        return ig_config_fail(err, errlen, IG_ECONFIG, "routes[%zu].match: required", i);
+        return ig_error_fmt(err, errlen, IG_ECONFIG, "routes[%zu].match: required", i);
     if (ig_router_check_pattern(r->match, why, sizeof why) != 0)
-        return ig_config_fail(err, errlen, IG_ECONFIG, "routes[%zu].match: %s", i, why);
+        return ig_error_fmt(err, errlen, IG_ECONFIG, "routes[%zu].match: %s", i, why);
     if ((unsigned)r->protocol > IG_PROTO_OIP_V2)
-        return ig_config_fail(err, errlen, IG_ECONFIG, "routes[%zu].protocol: unknown protocol %d",
-                              i, (int)r->protocol);
+        return ig_error_fmt(err, errlen, IG_ECONFIG, "routes[%zu].protocol: unknown protocol %d", i,
+                            (int)r->protocol);
     if (r->queue_timeout_ms < 1 || r->queue_timeout_ms > ROUTE_MAX_QUEUE_TIMEOUT_MS)
-        return ig_config_fail(
+        return ig_error_fmt(
             err, errlen, IG_ECONFIG,
             "routes[%zu].queue_timeout_ms: must be an integer in 1..%llu, got %" PRIu64, i,
             ROUTE_MAX_QUEUE_TIMEOUT_MS, r->queue_timeout_ms);
@@ -119,36 +119,35 @@ static int parse_batch(const cJSON *obj, ig_batch_conf_t *b, const char *where, 
 {
     char got[256];
     if (!cJSON_IsObject(obj))
-        return ig_config_fail(err, errlen, IG_ECONFIG, "%s: must be an object, got %s", where,
-                              ig_config_describe(obj, got, sizeof got));
+        return ig_error_fmt(err, errlen, IG_ECONFIG, "%s: must be an object, got %s", where,
+                            ig_config_describe(obj, got, sizeof got));
     for (const cJSON *it = obj->child; it; it = it->next) {
         uint64_t n;
         if (strcmp(it->string, "max_size") == 0) {
             if (!ig_config_json_uint(it, 1, BATCH_MAX_SIZE, &n))
-                return ig_config_fail(err, errlen, IG_ECONFIG,
-                                      "%s.max_size: must be an integer in 1..%d, got %s", where,
-                                      BATCH_MAX_SIZE, ig_config_describe(it, got, sizeof got));
+                return ig_error_fmt(err, errlen, IG_ECONFIG,
+                                    "%s.max_size: must be an integer in 1..%d, got %s", where,
+                                    BATCH_MAX_SIZE, ig_config_describe(it, got, sizeof got));
             b->max_size = (uint32_t)n;
         } else if (strcmp(it->string, "max_delay_us") == 0) {
             if (!ig_config_json_uint(it, 0, BATCH_MAX_DELAY_US, &n))
-                return ig_config_fail(err, errlen, IG_ECONFIG,
-                                      "%s.max_delay_us: must be an integer in 0..%llu, got %s",
-                                      where, BATCH_MAX_DELAY_US,
-                                      ig_config_describe(it, got, sizeof got));
+                return ig_error_fmt(err, errlen, IG_ECONFIG,
+                                    "%s.max_delay_us: must be an integer in 0..%llu, got %s", where,
+                                    BATCH_MAX_DELAY_US, ig_config_describe(it, got, sizeof got));
             b->max_delay_us = n;
         } else if (strcmp(it->string, "preferred_sizes") == 0) {
             if (!cJSON_IsArray(it))
-                return ig_config_fail(err, errlen, IG_ECONFIG,
-                                      "%s.preferred_sizes: must be an array of integers, got %s",
-                                      where, ig_config_describe(it, got, sizeof got));
+                return ig_error_fmt(err, errlen, IG_ECONFIG,
+                                    "%s.preferred_sizes: must be an array of integers, got %s",
+                                    where, ig_config_describe(it, got, sizeof got));
             size_t count = 0;
             for (const cJSON *e = it->child; e; e = e->next, count++) {
                 if (count == IG_CONFIG_MAX_PREFERRED)
-                    return ig_config_fail(err, errlen, IG_ECONFIG,
-                                          "%s.preferred_sizes: at most %d sizes", where,
-                                          IG_CONFIG_MAX_PREFERRED);
+                    return ig_error_fmt(err, errlen, IG_ECONFIG,
+                                        "%s.preferred_sizes: at most %d sizes", where,
+                                        IG_CONFIG_MAX_PREFERRED);
                 if (!ig_config_json_uint(e, 1, BATCH_MAX_SIZE, &n))
-                    return ig_config_fail(
+                    return ig_error_fmt(
                         err, errlen, IG_ECONFIG,
                         "%s.preferred_sizes[%zu]: must be an integer in 1..%d, got %s", where,
                         count, BATCH_MAX_SIZE, ig_config_describe(e, got, sizeof got));
@@ -156,7 +155,7 @@ static int parse_batch(const cJSON *obj, ig_batch_conf_t *b, const char *where, 
             }
             b->n_preferred = count;
         } else {
-            return ig_config_fail(
+            return ig_error_fmt(
                 err, errlen, IG_ECONFIG,
                 "%s.%s: unknown key (known: max_size, max_delay_us, preferred_sizes)", where,
                 it->string);
@@ -171,30 +170,30 @@ static int parse_route(const cJSON *obj, size_t idx, const char *origin, ig_rout
     char got[256], where[512], why[256];
     snprintf(where, sizeof where, "%s: routes[%zu]", origin, idx);
     if (!cJSON_IsObject(obj))
-        return ig_config_fail(err, errlen, IG_ECONFIG, "%s: must be an object, got %s", where,
-                              ig_config_describe(obj, got, sizeof got));
+        return ig_error_fmt(err, errlen, IG_ECONFIG, "%s: must be an object, got %s", where,
+                            ig_config_describe(obj, got, sizeof got));
 
     /* The protocol decides whether "batch" is allowed, so read it first. */
     const cJSON *proto = cJSON_GetObjectItemCaseSensitive(obj, "protocol");
     if (proto && (!cJSON_IsString(proto) || parse_protocol(proto->valuestring, &r->protocol)))
-        return ig_config_fail(err, errlen, IG_ECONFIG,
-                              "%s.protocol: must be one of passthrough, kserve-v1, oip-v2, got %s",
-                              where, ig_config_describe(proto, got, sizeof got));
+        return ig_error_fmt(err, errlen, IG_ECONFIG,
+                            "%s.protocol: must be one of passthrough, kserve-v1, oip-v2, got %s",
+                            where, ig_config_describe(proto, got, sizeof got));
 
     for (const cJSON *it = obj->child; it; it = it->next) {
         if (strcmp(it->string, "match") == 0) {
             if (!cJSON_IsString(it))
-                return ig_config_fail(err, errlen, IG_ECONFIG, "%s.match: must be a string, got %s",
-                                      where, ig_config_describe(it, got, sizeof got));
+                return ig_error_fmt(err, errlen, IG_ECONFIG, "%s.match: must be a string, got %s",
+                                    where, ig_config_describe(it, got, sizeof got));
             if (ig_router_check_pattern(it->valuestring, why, sizeof why) != 0)
-                return ig_config_fail(err, errlen, IG_ECONFIG, "%s.match: %s", where, why);
+                return ig_error_fmt(err, errlen, IG_ECONFIG, "%s.match: %s", where, why);
             free(r->match);
             r->match = ig_xstrdup(it->valuestring);
         } else if (strcmp(it->string, "protocol") == 0) {
             continue; /* read above */
         } else if (strcmp(it->string, "batch") == 0) {
             if (r->protocol == IG_PROTO_PASSTHROUGH)
-                return ig_config_fail(
+                return ig_error_fmt(
                     err, errlen, IG_ECONFIG,
                     "%s.batch: not allowed on a passthrough route (only kserve-v1 and "
                     "oip-v2 routes batch)",
@@ -207,21 +206,21 @@ static int parse_route(const cJSON *obj, size_t idx, const char *origin, ig_rout
         } else if (strcmp(it->string, "queue_timeout_ms") == 0) {
             uint64_t n;
             if (!ig_config_json_uint(it, 1, ROUTE_MAX_QUEUE_TIMEOUT_MS, &n))
-                return ig_config_fail(err, errlen, IG_ECONFIG,
-                                      "%s.queue_timeout_ms: must be an integer in 1..%llu, got %s",
-                                      where, ROUTE_MAX_QUEUE_TIMEOUT_MS,
-                                      ig_config_describe(it, got, sizeof got));
+                return ig_error_fmt(err, errlen, IG_ECONFIG,
+                                    "%s.queue_timeout_ms: must be an integer in 1..%llu, got %s",
+                                    where, ROUTE_MAX_QUEUE_TIMEOUT_MS,
+                                    ig_config_describe(it, got, sizeof got));
             r->queue_timeout_ms = n;
         } else {
-            return ig_config_fail(
+            return ig_error_fmt(
                 err, errlen, IG_ECONFIG,
                 "%s.%s: unknown key (known: match, protocol, batch, queue_timeout_ms)", where,
                 it->string);
         }
     }
     if (!r->match)
-        return ig_config_fail(err, errlen, IG_ECONFIG,
-                              "%s.match: required (a path pattern such as \"/*\")", where);
+        return ig_error_fmt(err, errlen, IG_ECONFIG,
+                            "%s.match: required (a path pattern such as \"/*\")", where);
     return 0;
 }
 
@@ -231,12 +230,12 @@ int ig_config_set_routes_json(ig_config_t *c, const cJSON *arr, const char *orig
 {
     char got[256];
     if (!cJSON_IsArray(arr))
-        return ig_config_fail(err, errlen, IG_ECONFIG,
-                              "%s: routes: must be an array of routes, got %s", origin,
-                              ig_config_describe(arr, got, sizeof got));
+        return ig_error_fmt(err, errlen, IG_ECONFIG,
+                            "%s: routes: must be an array of routes, got %s", origin,
+                            ig_config_describe(arr, got, sizeof got));
     size_t n = (size_t)cJSON_GetArraySize(arr);
     if (n == 0)
-        return ig_config_fail(
+        return ig_error_fmt(
             err, errlen, IG_ECONFIG,
             "%s: routes: must contain at least one route (e.g. {\"match\": \"/*\"})", origin);
     ig_route_conf_t *routes = ig_xcalloc(n, sizeof *routes);

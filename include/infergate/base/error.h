@@ -6,9 +6,17 @@
  * English sentence. libuv, libcurl and llhttp codes are translated into this
  * list in exactly one place each (ig_error_from_uv() here; the others in the
  * modules that own those libraries).
+ *
+ * Functions that explain a failure take a caller's (char *err, size_t errlen)
+ * buffer; ig_error_fmt() is the one helper that fills it and returns the code,
+ * so that `return ig_error_fmt(err, errlen, IG_EINVAL, "...", ...);` is a
+ * single statement everywhere.
  */
 #ifndef INFERGATE_ERROR_H
 #define INFERGATE_ERROR_H
+
+#include <stdarg.h>
+#include <stddef.h>
 
 #define IG_ERRNO_MAP(X)                                                                            \
     X(EAGAIN, "need more input")                                                                   \
@@ -52,5 +60,16 @@ const char *ig_err_name(int err);
 
 /* Translates a negative libuv error code into the closest IG_E* code. */
 int ig_error_from_uv(int uverr);
+
+/* Formats a message into err (truncated to errlen bytes, always terminated)
+ * and returns `code` unchanged. Nothing is written when err is NULL or
+ * errlen is 0, so callers that do not want the text pass (NULL, 0). */
+int ig_error_fmt(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* ig_error_fmt with a va_list, for wrappers that carry their own buffer;
+ * `ap` is consumed as by vsnprintf. */
+int ig_error_vfmt(char *err, size_t errlen, int code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * bootstrap_conf.h: the "bootstrap" section of the config file, typed.
+ * conf.h: the "bootstrap" section of the config file, typed.
  *
  * Every key has a documented default (docs/bootstrap.md); unknown keys and
  * wrong types are errors naming the key path ("bootstrap.replicas.min").
@@ -12,7 +12,7 @@
 
 struct cJSON;
 
-typedef enum { IG_BS_ENGINE_HPA = 0, IG_BS_ENGINE_KEDA = 1 } ig_bs_engine_t;
+typedef enum { IG_BOOTSTRAP_ENGINE_HPA = 0, IG_BOOTSTRAP_ENGINE_KEDA = 1 } ig_bootstrap_engine_t;
 
 typedef struct {
     char *name;
@@ -24,7 +24,7 @@ typedef struct {
     int replicas_min;
     int replicas_max;
     struct {
-        ig_bs_engine_t engine;
+        ig_bootstrap_engine_t engine;
         double load_factor_target;
         int queue_depth_target;
         int cpu_utilization;
@@ -52,13 +52,14 @@ typedef struct {
         struct cJSON *sa_annotations; /* owned object of strings, maybe empty; holds
                                        * eks.amazonaws.com/role-arn from mesh.iam_role_arn */
     } kubernetes;
-} ig_bs_conf_t;
+} ig_bootstrap_conf_t;
 
 /* Fills `c` from `section` (NULL: all defaults) and validates it. On error
  * `err` names the key path. Returns 0 or IG_ECONFIG; `c` is disposable
  * either way. */
-int ig_bs_conf_load(ig_bs_conf_t *c, const struct cJSON *section, char *err, size_t errlen);
+int ig_bootstrap_conf_load(ig_bootstrap_conf_t *c, const struct cJSON *section, char *err,
+                           size_t errlen);
 
-void ig_bs_conf_dispose(ig_bs_conf_t *c);
+void ig_bootstrap_conf_dispose(ig_bootstrap_conf_t *c);
 
 #endif

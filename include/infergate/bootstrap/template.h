@@ -1,5 +1,5 @@
 /*
- * bootstrap_template.h: ${VAR} substitution and YAML -> cJSON for bootstrap.
+ * template.h: ${VAR} substitution and YAML -> cJSON for bootstrap.
  *
  * Templates (mesh-config/ JSON, k8s/ YAML) are plain text with ${NAME}
  * placeholders. Substitution happens on the text, before parsing; every value

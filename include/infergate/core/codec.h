@@ -85,13 +85,6 @@ void ig_batch_part_dispose(ig_batch_part_t *part);
 
 /* ---- Helpers shared by codec_v1.c and codec_v2*.c (defined in codec.c) ---- */
 
-/* 64-bit FNV-1a of the bytes (the batch key hash). */
-uint64_t ig_codec_hash(const void *data, size_t len);
-
-/* Formats a message into err (when errlen > 0) and returns `code`. */
-int ig_codec_fail(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
 /* Ends a split that could not build request i's reply (`rc`, the buffer's
  * error): disposes the replies of parts[0..ndrop), so that none is left half
  * built, and returns IG_EUPSTREAM with "model answer: cannot build the reply

@@ -1,13 +1,13 @@
 /*
- * bootstrap_http.h: the one HTTP client of bootstrap (libcurl), with retries.
+ * client.h: the one HTTP client of bootstrap (libcurl), with retries.
  *
  * Blocking calls, one at a time: bootstrap is a command-line tool, not the
  * request path. libcurl's error codes are translated into IG_E* codes here
  * and nowhere else. Secrets handed in (keys, tokens, client keys) are never
  * logged or put into error messages.
  */
-#ifndef INFERGATE_BOOTSTRAP_HTTP_H
-#define INFERGATE_BOOTSTRAP_HTTP_H
+#ifndef INFERGATE_BOOTSTRAP_CLIENT_H
+#define INFERGATE_BOOTSTRAP_CLIENT_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -38,22 +38,22 @@ typedef struct {
     const char *cert_pem;
     const char *key_pem;
     long timeout_ms; /* whole transfer; 0: 30000 */
-} ig_http_req_t;
+} ig_client_req_t;
 
 typedef struct {
     long status;
     ig_buf_t body;          /* owned */
     char error_type[128];   /* x-amzn-ErrorType, up to its first ':'; "" when absent */
     char content_type[128]; /* the answer's Content-Type; "" when absent */
-} ig_http_resp_t;
+} ig_client_resp_t;
 
-void ig_http_resp_init(ig_http_resp_t *r);
-void ig_http_resp_dispose(ig_http_resp_t *r);
+void ig_client_resp_init(ig_client_resp_t *r);
+void ig_client_resp_dispose(ig_client_resp_t *r);
 
 /* One exchange. Returns 0 when any HTTP answer came back (look at status),
  * or IG_ECONNREFUSED / IG_ETIMEDOUT / IG_EADDR / IG_EAUTH (TLS) / IG_EIO with
  * `err` naming the URL (never a secret). */
-int ig_http_do(const ig_http_req_t *req, ig_http_resp_t *resp, char *err, size_t errlen);
+int ig_client_do(const ig_client_req_t *req, ig_client_resp_t *resp, char *err, size_t errlen);
 
 /* Retry policy for throttling, 5xx and transport errors: up to
  * `max_attempts` tries, sleeping a full-jitter exponential backoff
@@ -62,48 +62,48 @@ typedef struct {
     int max_attempts;
     long base_ms;
     long cap_ms;
-} ig_http_retry_t;
+} ig_client_retry_t;
 
 /* Reads AWS_MAX_ATTEMPTS (default 5) into a policy with base 100 ms, cap 5 s. */
-void ig_http_retry_default(ig_http_retry_t *p, char *const *envp);
+void ig_client_retry_default(ig_client_retry_t *p, char *const *envp);
 
 /* The delay before retry number `attempt` (0-based): uniform in
  * [0, min(cap, base * 2^attempt)]. */
-long ig_http_backoff_ms(const ig_http_retry_t *p, int attempt);
+long ig_client_backoff_ms(const ig_client_retry_t *p, int attempt);
 
 /* Sleeps for `ms` milliseconds. */
-void ig_http_sleep_ms(long ms);
+void ig_client_sleep_ms(long ms);
 
-/* Whether a finished try is worth another. `rc` is ig_http_do's result;
+/* Whether a finished try is worth another. `rc` is ig_client_do's result;
  * look at `resp` only when rc == 0. */
-typedef bool (*ig_http_again_fn)(int rc, const ig_http_resp_t *resp);
+typedef bool (*ig_client_again_fn)(int rc, const ig_client_resp_t *resp);
 
 /* The usual answer to that: a transport failure that waiting may heal
  * (IG_ECONNREFUSED, IG_ECONNRESET, IG_ETIMEDOUT), or an answer with status
  * 429 or 5xx. A bad URL or TLS setup does not heal by waiting. */
-bool ig_http_again(int rc, const ig_http_resp_t *resp);
+bool ig_client_again(int rc, const ig_client_resp_t *resp);
 
-/* ig_http_do, tried again while `again` says so, up to p->max_attempts
- * tries in all, sleeping ig_http_backoff_ms between them. Returns the last
+/* ig_client_do, tried again while `again` says so, up to p->max_attempts
+ * tries in all, sleeping ig_client_backoff_ms between them. Returns the last
  * try's result: 0 with its answer in `resp`, or its error with `err`. */
-int ig_http_do_retry(const ig_http_req_t *req, const ig_http_retry_t *p, ig_http_again_fn again,
-                     ig_http_resp_t *resp, char *err, size_t errlen);
+int ig_client_do_retry(const ig_client_req_t *req, const ig_client_retry_t *p,
+                       ig_client_again_fn again, ig_client_resp_t *resp, char *err, size_t errlen);
 
 /* Fills `err` for a JSON API's answer with status >= 400. `answer` is its
- * body parsed (NULL when empty or not JSON); `ud` is ig_http_json_call's. */
-typedef void (*ig_http_api_error_fn)(const ig_http_req_t *req, const ig_http_resp_t *resp,
-                                     const struct cJSON *answer, const void *ud, char *err,
-                                     size_t errlen);
+ * body parsed (NULL when empty or not JSON); `ud` is ig_client_json_call's. */
+typedef void (*ig_client_api_error_fn)(const ig_client_req_t *req, const ig_client_resp_t *resp,
+                                       const struct cJSON *answer, const void *ud, char *err,
+                                       size_t errlen);
 
-/* One call to a JSON API through ig_http_do_retry. *status is the answer's
+/* One call to a JSON API through ig_client_do_retry. *status is the answer's
  * status, 0 when none came. An answer with status >= 400 returns IG_EAPI with
  * `err` filled by `api_error`. Otherwise 0, and *out (when `out` is not NULL;
  * NULL on every error) the parsed body, NULL when it is empty or not JSON;
  * the caller frees it with cJSON_Delete. A transport failure returns its
- * code with `err` from ig_http_do (never IG_EAPI). */
-int ig_http_json_call(const ig_http_req_t *req, const ig_http_retry_t *p, ig_http_again_fn again,
-                      ig_http_api_error_fn api_error, const void *ud, long *status,
-                      struct cJSON **out, char *err, size_t errlen);
+ * code with `err` from ig_client_do (never IG_EAPI). */
+int ig_client_json_call(const ig_client_req_t *req, const ig_client_retry_t *p,
+                        ig_client_again_fn again, ig_client_api_error_fn api_error, const void *ud,
+                        long *status, struct cJSON **out, char *err, size_t errlen);
 
 /* ---- Helpers every bootstrap module shares --------------------------- */
 

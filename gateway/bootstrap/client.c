@@ -1,5 +1,5 @@
 /*
- * http.c: bootstrap's HTTP client over libcurl, and its retry policy.
+ * client.c: bootstrap's HTTP client over libcurl, and its retry policy.
  *
  * One blocking exchange per call; bootstrap is a command-line tool, never the
  * request path. This is the one place where libcurl's error codes become
@@ -17,18 +17,18 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 
-#include "infergate/bootstrap/http.h"
+#include "infergate/bootstrap/client.h"
 #include "infergate/base/error.h"
 #include "infergate/base/log.h"
 
-void ig_http_resp_init(ig_http_resp_t *r)
+void ig_client_resp_init(ig_client_resp_t *r)
 {
     r->status = 0;
     r->error_type[0] = r->content_type[0] = '\0';
     ig_buf_init(&r->body, 64u << 20);
 }
 
-void ig_http_resp_dispose(ig_http_resp_t *r)
+void ig_client_resp_dispose(ig_client_resp_t *r)
 {
     ig_buf_dispose(&r->body);
 }
@@ -71,7 +71,7 @@ static void header_value(char *dst, size_t dstlen, const char *v, size_t n, bool
 
 static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
 {
-    ig_http_resp_t *r = ud;
+    ig_client_resp_t *r = ud;
     size_t n = size * nmemb;
     static const char et[] = "x-amzn-errortype:", ct[] = "content-type:";
     if (n > sizeof(et) - 1 && !strncasecmp(ptr, et, sizeof(et) - 1))
@@ -135,14 +135,14 @@ static int curl_ready(void)
  * every AWS signature error, prints the canonical request, session token
  * header and all. The access key id stays: it names the key, and AWS
  * messages show it too. */
-static void scrub_credentials(const ig_http_req_t *req, char *err, size_t errlen)
+static void scrub_credentials(const ig_client_req_t *req, char *err, size_t errlen)
 {
     ig_log_scrub(err, errlen, req->secret_key);
     ig_log_scrub(err, errlen, req->session_token);
     ig_log_scrub(err, errlen, req->bearer);
 }
 
-int ig_http_do(const ig_http_req_t *req, ig_http_resp_t *resp, char *err, size_t errlen)
+int ig_client_do(const ig_client_req_t *req, ig_client_resp_t *resp, char *err, size_t errlen)
 {
     if (curl_ready() != 0) {
         snprintf(err, errlen, "libcurl initialisation failed");
@@ -248,7 +248,7 @@ int ig_http_do(const ig_http_req_t *req, ig_http_resp_t *resp, char *err, size_t
     return rc;
 }
 
-void ig_http_retry_default(ig_http_retry_t *p, char *const *envp)
+void ig_client_retry_default(ig_client_retry_t *p, char *const *envp)
 {
     p->max_attempts = 5;
     p->base_ms = 100;
@@ -262,34 +262,34 @@ void ig_http_retry_default(ig_http_retry_t *p, char *const *envp)
     }
 }
 
-bool ig_http_again(int rc, const ig_http_resp_t *resp)
+bool ig_client_again(int rc, const ig_client_resp_t *resp)
 {
     if (rc == 0)
         return resp->status == 429 || resp->status >= 500;
     return rc == IG_ECONNREFUSED || rc == IG_ECONNRESET || rc == IG_ETIMEDOUT;
 }
 
-int ig_http_do_retry(const ig_http_req_t *req, const ig_http_retry_t *p, ig_http_again_fn again,
-                     ig_http_resp_t *resp, char *err, size_t errlen)
+int ig_client_do_retry(const ig_client_req_t *req, const ig_client_retry_t *p,
+                       ig_client_again_fn again, ig_client_resp_t *resp, char *err, size_t errlen)
 {
     for (int attempt = 0;; attempt++) {
-        int rc = ig_http_do(req, resp, err, errlen);
+        int rc = ig_client_do(req, resp, err, errlen);
         if (!again(rc, resp) || attempt + 1 >= p->max_attempts)
             return rc;
-        ig_http_sleep_ms(ig_http_backoff_ms(p, attempt));
+        ig_client_sleep_ms(ig_client_backoff_ms(p, attempt));
     }
 }
 
-int ig_http_json_call(const ig_http_req_t *req, const ig_http_retry_t *p, ig_http_again_fn again,
-                      ig_http_api_error_fn api_error, const void *ud, long *status, cJSON **out,
-                      char *err, size_t errlen)
+int ig_client_json_call(const ig_client_req_t *req, const ig_client_retry_t *p,
+                        ig_client_again_fn again, ig_client_api_error_fn api_error, const void *ud,
+                        long *status, cJSON **out, char *err, size_t errlen)
 {
-    ig_http_resp_t resp;
-    ig_http_resp_init(&resp);
+    ig_client_resp_t resp;
+    ig_client_resp_init(&resp);
     *status = 0;
     if (out)
         *out = NULL;
-    int rc = ig_http_do_retry(req, p, again, &resp, err, errlen);
+    int rc = ig_client_do_retry(req, p, again, &resp, err, errlen);
     if (rc == 0) {
         *status = resp.status;
         cJSON *j = resp.body.len ? cJSON_ParseWithLength(resp.body.base, resp.body.len) : NULL;
@@ -304,7 +304,7 @@ int ig_http_json_call(const ig_http_req_t *req, const ig_http_retry_t *p, ig_htt
             cJSON_Delete(j);
         }
     }
-    ig_http_resp_dispose(&resp);
+    ig_client_resp_dispose(&resp);
     return rc;
 }
 
@@ -326,7 +326,7 @@ static unsigned long long rng_next(void)
     return s;
 }
 
-long ig_http_backoff_ms(const ig_http_retry_t *p, int attempt)
+long ig_client_backoff_ms(const ig_client_retry_t *p, int attempt)
 {
     long ceil = p->base_ms;
     for (int i = 0; i < attempt && ceil < p->cap_ms; i++)
@@ -336,7 +336,7 @@ long ig_http_backoff_ms(const ig_http_retry_t *p, int attempt)
     return (long)(rng_next() % (unsigned long long)(ceil + 1));
 }
 
-void ig_http_sleep_ms(long ms)
+void ig_client_sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
