@@ -599,19 +599,6 @@ static int build_key(ig_batch_part_t *part, ig_slice_t model, const v2_doc_t *d)
     return 0;
 }
 
-int ig_v2_cut(ig_slice_t body, int64_t header_len, ig_slice_t *hdr, ig_slice_t *tail)
-{
-    *hdr = body;
-    *tail = ig_slice(body.base + body.len, 0);
-    if (header_len < 0)
-        return 0;
-    if ((uint64_t)header_len > body.len)
-        return -1;
-    *hdr = ig_slice(body.base, (size_t)header_len);
-    *tail = ig_slice(body.base + header_len, body.len - (size_t)header_len);
-    return 0;
-}
-
 static int v2_parse(ig_batch_part_t *part, ig_slice_t model, ig_slice_t body, int64_t header_len,
                     char *err, size_t errlen)
 {

@@ -78,7 +78,18 @@ bool ig_v2_wants_binary(const v2_doc_t *d, ig_slice_t name, bool name_esc);
 /* Cuts a body of the binary tensor data extension into its JSON header and
  * the raw bytes after it (header_len -1: all JSON, no bytes). 0, or -1
  * when header_len is larger than the body. */
-int ig_v2_cut(ig_slice_t body, int64_t header_len, ig_slice_t *hdr, ig_slice_t *tail);
+static inline int ig_v2_cut(ig_slice_t body, int64_t header_len, ig_slice_t *hdr, ig_slice_t *tail)
+{
+    *hdr = body;
+    *tail = ig_slice(body.base + body.len, 0);
+    if (header_len < 0)
+        return 0;
+    if ((uint64_t)header_len > body.len)
+        return -1;
+    *hdr = ig_slice(body.base, (size_t)header_len);
+    *tail = ig_slice(body.base + header_len, body.len - (size_t)header_len);
+    return 0;
+}
 
 int ig_v2_split(ig_slice_t body, int64_t header_len, ig_batch_part_t *const *parts, size_t n,
                 char *err, size_t errlen);

@@ -43,29 +43,6 @@
  * Errors
  */
 
-/* Describes a JSON value for "got …" in messages. */
-const char *ig_config_describe(const cJSON *v, char *buf, size_t len)
-{
-    if (cJSON_IsString(v)) {
-        char *shown = ig_log_redact_url(v->valuestring); /* may be a URL with a password */
-        snprintf(buf, len, "the string '%s'", shown);
-        free(shown);
-    } else if (cJSON_IsNumber(v) && fabs(v->valuedouble) < 1e15 &&
-               v->valuedouble == floor(v->valuedouble))
-        snprintf(buf, len, "%.0f", v->valuedouble);
-    else if (cJSON_IsNumber(v))
-        snprintf(buf, len, "%g", v->valuedouble);
-    else if (cJSON_IsBool(v))
-        snprintf(buf, len, "%s", cJSON_IsTrue(v) ? "true" : "false");
-    else if (cJSON_IsNull(v))
-        snprintf(buf, len, "null");
-    else if (cJSON_IsArray(v))
-        snprintf(buf, len, "an array");
-    else
-        snprintf(buf, len, "an object");
-    return buf;
-}
-
 /* ---------------------------------------------------------------------------
  * The scalar keys
  */
@@ -107,11 +84,6 @@ const size_t ig_config_nsections = sizeof ig_config_sections / sizeof ig_config_
 static char **field_str(ig_config_t *c, const ig_config_key_t *k)
 {
     return (char **)(void *)((char *)c + k->off);
-}
-
-const void *ig_config_field_ptr(const ig_config_t *c, const ig_config_key_t *k)
-{
-    return (const char *)c + k->off;
 }
 
 uint64_t ig_config_field_uint(const ig_config_t *c, const ig_config_key_t *k)

@@ -105,16 +105,6 @@ const char *ig_config_check_listen_addr(const char *s)
     return parse_port(colon + 1, true) ? why : NULL;
 }
 
-static bool valid_path_chars(const char *p)
-{
-    for (; *p; p++) {
-        unsigned char ch = (unsigned char)*p;
-        if (ch <= 0x20 || ch == 0x7f || ch == '#')
-            return false;
-    }
-    return true;
-}
-
 const char *ig_config_check_upstream_url(const char *s)
 {
     if (strncasecmp(s, "https://", 8) == 0)
@@ -128,15 +118,6 @@ const char *ig_config_check_upstream_url(const char *s)
         return why;
     if (u.query.base || u.fragment.base)
         return "must be http://host[:port][/path] (no query or fragment)";
-    return NULL;
-}
-
-const char *ig_config_check_abs_path(const char *s)
-{
-    if (s[0] != '/')
-        return "must be an absolute path starting with '/'";
-    if (!valid_path_chars(s))
-        return "must not contain spaces, control characters or '#'";
     return NULL;
 }
 

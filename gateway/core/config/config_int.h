@@ -64,7 +64,10 @@ extern const char *const ig_config_sections[];
 extern const size_t ig_config_nsections;
 
 /* The address of key `k`'s field in `c`. */
-const void *ig_config_field_ptr(const ig_config_t *c, const ig_config_key_t *k);
+static inline const void *ig_config_field_ptr(const ig_config_t *c, const ig_config_key_t *k)
+{
+    return (const char *)c + k->off;
+}
 
 /* The value of an IG_CONFIG_K_U32 or IG_CONFIG_K_U64 key, widened. */
 uint64_t ig_config_field_uint(const ig_config_t *c, const ig_config_key_t *k);
@@ -101,6 +104,8 @@ const char *ig_config_check_upstream_url(const char *s);
 
 /* An absolute path without spaces, control characters or '#'. */
 const char *ig_config_check_abs_path(const char *s);
+/* No spaces, control characters, DEL or '#' (config_util.c). */
+bool ig_config_valid_path_chars(const char *p);
 
 /* ---------------------------------------------------------------------------
  * Routes (config_routes.c)

@@ -15,6 +15,7 @@
 #include <stddef.h>
 
 #include "infergate/bootstrap/conf.h"
+#include "infergate/bootstrap/diff.h"
 #include "infergate/bootstrap/template.h"
 #include "infergate/base/buf.h"
 #include "infergate/core/config.h"
@@ -114,14 +115,6 @@ extern const ig_mesh_provider_t ig_mesh_appmesh;
 extern const ig_mesh_provider_t ig_mesh_none;
 extern const ig_bootstrap_backend_t ig_bootstrap_appmesh_backend;
 extern const ig_bootstrap_backend_t ig_bootstrap_kube_backend;
-
-/* Structural diff: appends "  path: live -> desired" lines for every member
- * of `desired` whose value differs in `live`. With `subset`, members only in
- * `live` are ignored (server-filled defaults); otherwise they count too.
- * Paths start with `prefix` ("" or e.g. "spec"). Returns the number of
- * differences. */
-size_t ig_bootstrap_diff(const struct cJSON *desired, const struct cJSON *live, bool subset,
-                         const char *prefix, ig_buf_t *out);
 
 /* Renders the stack from the typed bootstrap config, the gateway config (its
  * ports, drain and timeouts; its JSON without the bootstrap section goes into
