@@ -93,18 +93,11 @@ def check_gauges_zero(gw, what):
 def model_socket_has_unread(port):
     """True if an established socket on the model's port holds bytes the
     model has not read (what a stopped model's pending request looks like)."""
-    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(path) as f:
-                lines = f.readlines()[1:]
-        except OSError:
-            continue
-        for ln in lines:
-            f = ln.split()
-            lport = int(f[1].rsplit(":", 1)[1], 16)
-            rx = int(f[4].split(":")[1], 16)
-            if lport == port and f[3] == "01" and rx > 0:
-                return True
+    for f in h.tcp_rows():
+        lport = int(f[1].rsplit(":", 1)[1], 16)
+        rx = int(f[4].split(":")[1], 16)
+        if lport == port and f[3] == "01" and rx > 0:
+            return True
     return False
 
 

@@ -28,7 +28,7 @@ from .env import Env
 from .httpc import RawConn, Resp, curl, header_dict, http_req, request
 from .load import LoadClient
 from .net import (fd_census, fmt_hostport, ipv6_loopback_available, refused_port,
-                  tcp_inode_peers, tcp_peer_ports)
+                  tcp_inode_peers, tcp_peer_ports, tcp_rows)
 from .proc import (IO_TIMEOUT, Proc, child_env, gateway_bin, model_bin, set_binaries)
 from .runner import Suite, parse_args
 from .servers import (PASSTHROUGH_ONLY, EchoModel, Gateway, Model, base_config,

@@ -44,10 +44,9 @@ def tcp_peer_ports(port):
     return peers
 
 
-def tcp_inode_peers():
-    """{socket inode: (local port, remote port, state hex)} of every TCP
-    socket in /proc/net/tcp and tcp6."""
-    out = {}
+def tcp_rows():
+    """Each socket row of /proc/net/tcp and tcp6, split into its fields
+    (sl, local, remote, st, tx:rx queue, ..., inode at index 9)."""
     for path in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(path) as f:
@@ -55,12 +54,19 @@ def tcp_inode_peers():
         except OSError:
             continue
         for ln in lines:
-            f = ln.split()
-            try:
-                out[int(f[9])] = (int(f[1].rsplit(":", 1)[1], 16),
-                                  int(f[2].rsplit(":", 1)[1], 16), f[3])
-            except (IndexError, ValueError):
-                pass
+            yield ln.split()
+
+
+def tcp_inode_peers():
+    """{socket inode: (local port, remote port, state hex)} of every TCP
+    socket in /proc/net/tcp and tcp6."""
+    out = {}
+    for f in tcp_rows():
+        try:
+            out[int(f[9])] = (int(f[1].rsplit(":", 1)[1], 16),
+                              int(f[2].rsplit(":", 1)[1], 16), f[3])
+        except (IndexError, ValueError):
+            pass
     return out
 
 
