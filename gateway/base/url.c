@@ -41,7 +41,7 @@ static bool is_name_char(char ch)
            ch == '.' || ch == '-' || ch == '_';
 }
 
-static bool valid_name(const char *s, size_t n)
+bool ig_url_valid_name(const char *s, size_t n)
 {
     bool digits_only = true;
     if (n == 0 || n > 253)
@@ -64,7 +64,7 @@ static bool valid_name(const char *s, size_t n)
     return true;
 }
 
-static bool valid_v6(const char *s, size_t n)
+bool ig_url_valid_v6(const char *s, size_t n)
 {
     char buf[INET6_ADDRSTRLEN + 1];
     struct in6_addr a;
@@ -110,7 +110,7 @@ int ig_url_parse(const char *s, size_t len, ig_url_t *out, const char **why)
     const char *colon; /* the ':' before the port, or NULL */
     if (*hp == '[') {
         const char *close = memchr(hp, ']', (size_t)(aend - hp));
-        if (!close || !valid_v6(hp + 1, (size_t)(close - hp - 1)))
+        if (!close || !ig_url_valid_v6(hp + 1, (size_t)(close - hp - 1)))
             return fail(why, "has an invalid IPv6 host");
         u.host = ig_slice(hp + 1, (size_t)(close - hp - 1));
         u.ipv6 = true;
@@ -122,7 +122,7 @@ int ig_url_parse(const char *s, size_t len, ig_url_t *out, const char **why)
         u.host = ig_slice(hp, colon ? (size_t)(colon - hp) : (size_t)(aend - hp));
         if (u.host.len == 0)
             return fail(why, "has no host");
-        if (!valid_name(u.host.base, u.host.len))
+        if (!ig_url_valid_name(u.host.base, u.host.len))
             return fail(why, "has no valid host");
     }
     u.port = u.https ? 443 : 80;

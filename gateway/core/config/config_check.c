@@ -12,7 +12,6 @@
  */
 #include "infergate/core/config.h"
 
-#include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -46,46 +45,10 @@ static const char *parse_port(const char *p, bool allow_zero)
     return NULL;
 }
 
-static bool is_host_char(char ch)
-{
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-           ch == '.' || ch == '-' || ch == '_';
-}
-
-/* Checks a bracketed IPv6 literal "[...]" of length n starting at s. */
+/* A bracketed IPv6 literal "[...]" of length n starting at s. */
 static bool valid_v6_literal(const char *s, size_t n)
 {
-    char host[INET6_ADDRSTRLEN + 1];
-    struct in6_addr a;
-    if (n < 3 || s[0] != '[' || s[n - 1] != ']' || n - 2 >= sizeof host)
-        return false;
-    memcpy(host, s + 1, n - 2);
-    host[n - 2] = '\0';
-    return inet_pton(AF_INET6, host, &a) == 1;
-}
-
-/* Checks a host name or IPv4 literal of length n. */
-static bool valid_host_name(const char *s, size_t n)
-{
-    bool digits_only = true;
-    if (n == 0 || n > 253)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        if (!is_host_char(s[i]))
-            return false;
-        if (s[i] != '.' && (s[i] < '0' || s[i] > '9'))
-            digits_only = false;
-    }
-    if (digits_only) {
-        char host[16];
-        struct in_addr a;
-        if (n >= sizeof host)
-            return false;
-        memcpy(host, s, n);
-        host[n] = '\0';
-        return inet_pton(AF_INET, host, &a) == 1;
-    }
-    return true;
+    return n >= 3 && s[0] == '[' && s[n - 1] == ']' && ig_url_valid_v6(s + 1, n - 2);
 }
 
 const char *ig_config_check_listen_addr(const char *s)
@@ -99,7 +62,7 @@ const char *ig_config_check_listen_addr(const char *s)
         colon = close + 1;
     } else {
         colon = strrchr(s, ':');
-        if (!colon || !valid_host_name(s, (size_t)(colon - s)))
+        if (!colon || !ig_url_valid_name(s, (size_t)(colon - s)))
             return why;
     }
     return parse_port(colon + 1, true) ? why : NULL;

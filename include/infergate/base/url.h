@@ -45,4 +45,11 @@ typedef struct {
  * control or non-ASCII bytes anywhere. *out is filled only on success. */
 int ig_url_parse(const char *s, size_t len, ig_url_t *out, const char **why);
 
+/* The host checks ig_url_parse makes, for other host:port values (listen
+ * addresses): a host name or whole IPv4 literal of n bytes (letters,
+ * digits, '.', '-', '_'; at most 253), and an IPv6 literal without its
+ * brackets. */
+bool ig_url_valid_name(const char *s, size_t n);
+bool ig_url_valid_v6(const char *s, size_t n);
+
 #endif
